@@ -1,0 +1,79 @@
+import { randomUUID } from 'node:crypto'
+import fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import { OidcProvider } from './auth/provider.js'
+import type { Config } from './config/schema.js'
+import { errorHandler, notFoundHandler } from './errors.js'
+import healthPlugin from './ops/health.js'
+import metricsPlugin from './ops/metrics.js'
+import requestLogPlugin from './ops/request-log.js'
+import { createStore } from './store/redis.js'
+import type { Store } from './store/store.js'
+import './auth/identity.js'
+
+/** How long an idle keep-alive connection stays open (above common load-balancer idle timeouts). */
+export const DEFAULT_KEEP_ALIVE_TIMEOUT = 72_000
+/** Longest time to receive a whole request, body included (uploads can be large). */
+export const DEFAULT_REQUEST_TIMEOUT = 300_000
+const REQUEST_ID = /^[\w.:-]{1,128}$/
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    config: Config
+    store: Store
+    provider: OidcProvider
+  }
+}
+
+function trustHops (hops: number) {
+  return (_address: string, hop: number): boolean => hop < hops
+}
+
+/** What a caller may supply instead of the defaults: a logger, or a store shared with others. */
+export interface AppOptions {
+  logger?: FastifyServerOptions['logger']
+  store?: Store
+}
+
+/** Builds the whole gateway from a validated config; the caller listens and closes it. */
+export async function buildApp (config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
+  const app = fastify({
+    logger: options.logger ?? false,
+    trustProxy: typeof config.trustProxy === 'number' ? trustHops(config.trustProxy) : config.trustProxy,
+    // Our own hook logs one line per request instead of Fastify's two.
+    logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
+    genReqId: (request) => {
+      const given = request.headers['x-request-id']
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
+    },
+    connectionTimeout: 0,
+    keepAliveTimeout: DEFAULT_KEEP_ALIVE_TIMEOUT,
+    requestTimeout: DEFAULT_REQUEST_TIMEOUT,
+    return503OnClosing: true,
+  })
+
+  const store = options.store ?? await createStore(config.redis)
+  if (store.kind === 'memory') {
+    app.log.warn('REDIS_URL is not set: sessions and tokens live in this process only; run a single replica')
+  }
+  const provider = new OidcProvider(config.oidc, app.log.child({ component: 'provider' }))
+
+  app.decorate('config', config)
+  app.decorate('store', store)
+  app.decorate('provider', provider)
+  app.decorateRequest('identity', null)
+  app.setErrorHandler(errorHandler)
+  app.setNotFoundHandler(notFoundHandler)
+
+  await app.register(healthPlugin)
+  await app.register(metricsPlugin)
+  await app.register(requestLogPlugin)
+  app.readiness.set('redis', async () => { await store.ping() })
+  app.readiness.set('provider', async () => { await provider.configuration() })
+
+  app.addHook('onReady', async () => { provider.start() })
+  app.addHook('onClose', async () => {
+    provider.stop()
+    if (options.store === undefined) await store.close()
+  })
+  return app
+}

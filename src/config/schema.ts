@@ -1,0 +1,184 @@
+import { z } from 'zod'
+
+/** What every leaf setting carries besides its type: how to spell it and a good value. */
+export interface SettingMeta {
+  /** The environment variable that sets it. */
+  env: string
+  /** A good value, quoted in error messages and the docs. */
+  example: string
+  /** One line for the configuration reference. */
+  description: string
+  /** Read from `<env>_FILE` too, and never printed. */
+  secret?: boolean
+}
+
+const settings = z.registry<SettingMeta>()
+
+function setting<T extends z.ZodType>(schema: T, meta: SettingMeta): T {
+  settings.add(schema, meta)
+  return schema
+}
+
+const LOOPBACK_HOSTS = new Set(['localhost', '127.0.0.1', '[::1]', '::1'])
+
+/** True for 127.0.0.0/8, ::1 and localhost: the only hosts where plain http is allowed. */
+export function isLoopbackHost (hostname: string): boolean {
+  return LOOPBACK_HOSTS.has(hostname) || /^127(\.\d{1,3}){3}$/.test(hostname)
+}
+
+function splitList (value: unknown): unknown {
+  if (typeof value !== 'string') return value
+  return value.split(',').map((item) => item.trim()).filter((item) => item !== '')
+}
+
+function toNumber (value: unknown): unknown {
+  if (typeof value !== 'string' || value.trim() === '') return value
+  const number = Number(value)
+  return Number.isNaN(number) ? value : number
+}
+
+function integer (min: number, max: number) {
+  return z.preprocess(toNumber, z.number({ error: 'must be a whole number' }).int('must be a whole number').min(min, `must be at least ${min}`).max(max, `must be at most ${max}`))
+}
+
+function httpsUrl () {
+  return z.string({ error: 'must be a URL' }).trim().pipe(z.url({ error: 'must be an absolute URL', protocol: /^https?$/ }))
+    .refine((value) => {
+      const url = new URL(value)
+      return url.protocol === 'https:' || isLoopbackHost(url.hostname)
+    }, 'must use https:// (http:// is accepted only on a loopback host)')
+    .transform((value) => value.replace(/\/+$/, ''))
+}
+
+function stringList () {
+  return z.preprocess(splitList, z.array(z.string({ error: 'must be a list of strings' }).trim().min(1), { error: 'must be a comma-separated list' }))
+}
+
+function hostPortList () {
+  return z.preprocess(splitList, z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'each entry must be host:port')).min(1, 'must list at least one host:port'))
+}
+
+const cookieSecrets = z.preprocess(splitList, z.array(
+  z.string().refine((secret) => Buffer.byteLength(secret) >= 32, 'each secret must be at least 32 bytes long')
+).min(1, 'must hold at least one secret'))
+
+const encryptionKeys = z.preprocess(splitList, z.array(
+  z.string().refine((key) => /^[A-Za-z0-9+/_-]+={0,2}$/.test(key) && Buffer.from(key, 'base64').length === 32,
+    'each key must be 32 random bytes in base64 (44 characters)')
+).min(1, 'must hold at least one key'))
+
+const trustProxy = z.preprocess((value) => {
+  if (typeof value !== 'string') return value
+  const text = value.trim().toLowerCase()
+  if (text === 'true') return true
+  if (text === 'false' || text === '') return false
+  if (/^\d+$/.test(text)) return Number(text)
+  return splitList(value)
+}, z.union([z.boolean(), z.number().int().min(0), z.array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'each entry must be an IP address or CIDR'))],
+  { error: 'must be true, false, a hop count or a comma-separated CIDR list' }))
+
+const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'must be one of fatal, error, warn, info, debug, trace, silent' })
+
+/** A nested section of settings; absent in the YAML file means all its defaults. */
+function group<T extends z.core.$ZodLooseShape> (shape: T) {
+  return z.preprocess((value) => value ?? {}, z.strictObject(shape))
+}
+
+const GOOGLE_ISSUER = 'https://accounts.google.com'
+
+/** The one schema: validates the merged settings and gives the `Config` type. */
+export const configSchema = z.strictObject({
+  port: setting(integer(0, 65535).default(8080), { env: 'PORT', example: '8080', description: 'TCP port to listen on.' }),
+  host: setting(z.string().min(1).default('0.0.0.0'), { env: 'HOST', example: '0.0.0.0', description: 'Address to listen on.' }),
+  publicUrl: setting(httpsUrl(), { env: 'PUBLIC_URL', example: 'https://gemgate.example.com', description: 'External base URL; the redirect URI is PUBLIC_URL + /auth/callback.' }),
+  logLevel: setting(logLevel.default('info'), { env: 'LOG_LEVEL', example: 'info', description: 'pino log level.' }),
+  trustProxy: setting(trustProxy.default(false), { env: 'TRUST_PROXY', example: '10.0.0.0/8', description: 'Honour X-Forwarded-* from these proxies: true, false, a hop count or a CIDR list.' }),
+  corsOrigins: setting(stringList().default([]), { env: 'CORS_ORIGINS', example: 'https://app.example.com', description: 'Exact origins allowed to call the API with credentials.' }),
+  shutdownDrainSeconds: setting(integer(0, 3600).default(30), { env: 'SHUTDOWN_DRAIN_SECONDS', example: '30', description: 'On SIGTERM, how long in-flight requests (streams included) may take to finish.' }),
+  oidc: group({
+    issuer: setting(httpsUrl().default(GOOGLE_ISSUER), { env: 'OIDC_ISSUER', example: GOOGLE_ISSUER, description: 'OpenID Connect issuer; endpoints come from its discovery document.' }),
+    clientId: setting(z.string({ error: 'is required' }).trim().min(1, 'is required'), { env: 'OIDC_CLIENT_ID', example: '1234-abc.apps.googleusercontent.com', description: 'OAuth client id (confidential client).' }),
+    clientSecret: setting(z.string({ error: 'is required' }).trim().min(1, 'is required'), { env: 'OIDC_CLIENT_SECRET', example: 'GOCSPX-…', description: 'OAuth client secret.', secret: true }),
+    scopes: setting(z.string().trim().min(1).default('openid email profile https://www.googleapis.com/auth/generative-language.retriever'),
+      { env: 'OIDC_SCOPES', example: 'openid email profile https://www.googleapis.com/auth/generative-language.retriever', description: 'Space-separated scopes to request.' }),
+    authParams: setting(z.string().trim().optional(), { env: 'OIDC_AUTH_PARAMS', example: 'access_type=offline&prompt=consent', description: 'Extra authorize parameters; defaults to access_type=offline&prompt=consent for Google.' }),
+  }),
+  upstream: group({
+    url: setting(httpsUrl().default('https://generativelanguage.googleapis.com'), { env: 'UPSTREAM_URL', example: 'https://generativelanguage.googleapis.com', description: 'Where API traffic goes.' }),
+    quotaProject: setting(z.string().trim().min(1).optional(), { env: 'UPSTREAM_QUOTA_PROJECT', example: 'my-gcp-project', description: 'Sent as x-goog-user-project (the project billed for user-credential calls).' }),
+    caFile: setting(z.string().trim().min(1).optional(), { env: 'UPSTREAM_CA_FILE', example: '/etc/ssl/certs/internal-ca.pem', description: 'Extra CA bundle trusted for the upstream (the system CAs stay trusted).' }),
+    timeoutSeconds: setting(integer(1, 86400).default(600), { env: 'UPSTREAM_TIMEOUT_SECONDS', example: '600', description: 'Longest wait for upstream response headers or between body chunks.' }),
+    retryBodyLimitBytes: setting(integer(0, 64 * 1024 * 1024).default(1024 * 1024), { env: 'RETRY_BODY_LIMIT_BYTES', example: '1048576', description: 'Request bodies up to this size are kept to retry once after an upstream 401.' }),
+  }),
+  redis: group({
+    url: setting(z.string().trim().regex(/^rediss?:\/\//, 'must start with redis:// or rediss://').optional(), { env: 'REDIS_URL', example: 'redis://redis:6379', description: 'Redis for sessions and tokens; unset means an in-memory store for one replica only.', secret: true }),
+    sentinels: setting(hostPortList().optional(), { env: 'REDIS_SENTINELS', example: 'sentinel-1:26379,sentinel-2:26379', description: 'Sentinel nodes (with REDIS_SENTINEL_NAME).' }),
+    sentinelName: setting(z.string().trim().min(1).optional(), { env: 'REDIS_SENTINEL_NAME', example: 'mymaster', description: 'Sentinel master name.' }),
+    clusterNodes: setting(hostPortList().optional(), { env: 'REDIS_CLUSTER_NODES', example: 'redis-1:6379,redis-2:6379', description: 'Redis Cluster seed nodes.' }),
+  }),
+  cookieSecrets: setting(cookieSecrets, { env: 'COOKIE_SECRETS', example: 'a-random-string-of-at-least-32-bytes', description: 'Comma-separated cookie signing secrets, each >= 32 bytes; the first signs, all verify.', secret: true }),
+  tokenEncryptionKeys: setting(encryptionKeys, { env: 'TOKEN_ENCRYPTION_KEYS', example: '$(openssl rand -base64 32)', description: 'Comma-separated base64 32-byte AES keys; the first encrypts, all decrypt.', secret: true }),
+  allowedEmailDomains: setting(stringList().default([]), { env: 'ALLOWED_EMAIL_DOMAINS', example: 'example.com', description: 'Email domains allowed to sign in; * allows any verified email.' }),
+  allowedEmails: setting(stringList().default([]), { env: 'ALLOWED_EMAILS', example: 'alice@example.com,bob@example.com', description: 'Email addresses allowed to sign in.' }),
+  refreshAheadSeconds: setting(integer(0, 3600).default(300), { env: 'REFRESH_AHEAD_SECONDS', example: '300', description: 'Refresh an access token this long before it expires.' }),
+  refreshConcurrency: setting(integer(1, 1000).default(8), { env: 'REFRESH_CONCURRENCY', example: '8', description: 'Most refreshes one replica runs at once.' }),
+  sessionTtlSeconds: setting(integer(60, 31_536_000).default(604_800), { env: 'SESSION_TTL_SECONDS', example: '604800', description: 'Idle lifetime of a session.' }),
+  app: group({
+    upstreamUrl: setting(httpsUrl().optional(), { env: 'APP_UPSTREAM_URL', example: 'http://127.0.0.1:3000', description: 'The internal app the gateway fronts (sidecar mode); unset means no app.' }),
+    publicPaths: setting(stringList().default([]), { env: 'APP_PUBLIC_PATHS', example: '/public/,/favicon.ico', description: 'Path prefixes of the app served without sign-in.' }),
+  }),
+}).superRefine((value, ctx) => {
+  const config = value as Partial<typeof value>
+  if ((config.allowedEmailDomains?.length ?? 0) === 0 && (config.allowedEmails?.length ?? 0) === 0) {
+    ctx.addIssue({ code: 'custom', path: ['allowedEmailDomains'], message: 'is required (or ALLOWED_EMAILS); * allows any verified email' })
+  }
+  if ((config.redis?.sentinels === undefined) !== (config.redis?.sentinelName === undefined)) {
+    ctx.addIssue({ code: 'custom', path: ['redis', 'sentinelName'], message: 'REDIS_SENTINELS and REDIS_SENTINEL_NAME go together' })
+  }
+  // `when`: run even when other keys failed, so every problem is reported at once.
+}, { when: () => true }).transform((config) => ({
+  ...config,
+  oidc: {
+    ...config.oidc,
+    authParams: config.oidc.authParams ?? (config.oidc.issuer === GOOGLE_ISSUER ? 'access_type=offline&prompt=consent' : ''),
+  },
+}))
+
+/** The validated, frozen settings of one gateway. */
+export type Config = z.output<typeof configSchema>
+
+/** The raw, unvalidated shape: nested like the YAML file. */
+export type ConfigInput = z.input<typeof configSchema>
+
+/** One leaf setting: its path in the nested object and its meta. */
+export interface SettingEntry extends SettingMeta {
+  path: string[]
+  required: boolean
+  defaultValue: unknown
+}
+
+function unwrapObject (schema: unknown): z.ZodObject | undefined {
+  if (schema instanceof z.ZodObject) return schema
+  if (schema instanceof z.ZodPipe) return unwrapObject(schema.in) ?? unwrapObject(schema.out)
+  return undefined
+}
+
+function collect (object: z.ZodObject, prefix: string[], into: SettingEntry[]): void {
+  for (const [key, child] of Object.entries(object.shape) as Array<[string, z.ZodType]>) {
+    const meta = settings.get(child)
+    if (meta !== undefined) {
+      const probe = child.safeParse(undefined)
+      into.push({ ...meta, path: [...prefix, key], required: !probe.success, defaultValue: probe.success ? probe.data : undefined })
+      continue
+    }
+    const nested = unwrapObject(child)
+    if (nested !== undefined) collect(nested, [...prefix, key], into)
+  }
+}
+
+/** Every leaf setting, in schema order: the source of env names, errors and the docs table. */
+export const SETTINGS: readonly SettingEntry[] = (() => {
+  const entries: SettingEntry[] = []
+  collect(unwrapObject(configSchema)!, [], entries)
+  return Object.freeze(entries)
+})()

@@ -1,0 +1,57 @@
+import createError from '@fastify/error'
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+
+/** Google's API error `status` for each HTTP status the gateway answers with. */
+const GOOGLE_STATUS: Record<number, string> = {
+  400: 'INVALID_ARGUMENT',
+  401: 'UNAUTHENTICATED',
+  403: 'PERMISSION_DENIED',
+  404: 'NOT_FOUND',
+  405: 'INVALID_ARGUMENT',
+  413: 'INVALID_ARGUMENT',
+  415: 'INVALID_ARGUMENT',
+  429: 'RESOURCE_EXHAUSTED',
+  500: 'INTERNAL',
+  502: 'UNAVAILABLE',
+  503: 'UNAVAILABLE',
+  504: 'DEADLINE_EXCEEDED',
+}
+
+/** The body Google's APIs answer errors with, so SDKs surface the message. */
+export interface GoogleErrorBody {
+  error: { code: number, message: string, status: string }
+}
+
+/** Builds Google's error shape for a status and message. */
+export function googleError (code: number, message: string): GoogleErrorBody {
+  return { error: { code, message, status: GOOGLE_STATUS[code] ?? (code >= 500 ? 'INTERNAL' : 'FAILED_PRECONDITION') } }
+}
+
+/** No session cookie, gateway key or assertion that identifies a person. */
+export const UnauthenticatedError = createError('GEMGATE_UNAUTHENTICATED', '%s', 401)
+/** The person is known but may not do this (CSRF origin check, disallowed email). */
+export const ForbiddenError = createError('GEMGATE_FORBIDDEN', '%s', 403)
+/** The request itself is malformed (path escapes, bad parameters). */
+export const BadRequestError = createError('GEMGATE_BAD_REQUEST', '%s', 400)
+/** A dependency the request needs (Redis, the provider) is not answering. */
+export const ServiceUnavailableError = createError('GEMGATE_UNAVAILABLE', '%s', 503)
+/** The upstream could not be reached or reset the connection. */
+export const BadGatewayError = createError('GEMGATE_BAD_GATEWAY', '%s', 502)
+/** The upstream did not answer in time. */
+export const GatewayTimeoutError = createError('GEMGATE_GATEWAY_TIMEOUT', '%s', 504)
+
+/** Answers every error in Google's shape; a 5xx never carries its internals, only the request id. */
+export function errorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
+  const status = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500
+  if (status >= 500) request.log.error({ err: error }, 'request failed')
+  else request.log.info({ code: error.code, status }, error.message)
+  const message = status >= 500 && error.code?.startsWith('GEMGATE_') !== true
+    ? `Internal error (request id ${request.id}).`
+    : error.message
+  reply.code(status).type('application/json').send(googleError(status, message))
+}
+
+/** 404 in Google's shape for paths nothing serves. */
+export function notFoundHandler (request: FastifyRequest, reply: FastifyReply): void {
+  reply.code(404).type('application/json').send(googleError(404, `No route for ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}.`))
+}

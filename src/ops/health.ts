@@ -1,0 +1,49 @@
+import fp from 'fastify-plugin'
+
+/** A dependency the gateway needs before it can serve: resolves when it is up, rejects with why not. */
+export type ReadinessCheck = () => Promise<void>
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Named readiness checks that GET /readyz runs; plugins add theirs. */
+    readiness: Map<string, ReadinessCheck>
+  }
+}
+
+/** Longest a single readiness check may take before it counts as down. */
+export const READINESS_TIMEOUT = 2_000
+
+async function withTimeout (check: ReadinessCheck): Promise<void> {
+  let timer: NodeJS.Timeout | undefined
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new Error(`no answer within ${READINESS_TIMEOUT} ms`)), READINESS_TIMEOUT)
+  })
+  try {
+    await Promise.race([check(), timeout])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+/** GET /healthz (the process runs) and GET /readyz (every dependency answers). */
+export default fp(async function healthPlugin (app) {
+  app.decorate('readiness', new Map<string, ReadinessCheck>())
+
+  app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }))
+
+  app.get('/readyz', { logLevel: 'warn' }, async (request, reply) => {
+    const results = await Promise.all([...app.readiness].map(async ([name, check]) => {
+      try {
+        await withTimeout(check)
+        return [name, 'ok'] as const
+      } catch (error) {
+        request.log.warn({ check: name, err: error }, 'readiness check failed')
+        return [name, 'down'] as const
+      }
+    }))
+    const checks = Object.fromEntries(results)
+    const down = results.filter(([, state]) => state !== 'ok').map(([name]) => name)
+    reply.code(down.length === 0 ? 200 : 503)
+    return down.length === 0 ? { status: 'ready', checks } : { status: 'not ready', down, checks }
+  })
+}, { name: 'gemgate-health' })

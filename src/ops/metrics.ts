@@ -1,0 +1,42 @@
+import fp from 'fastify-plugin'
+import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** This app's Prometheus registry: plugins add their own metrics to it. */
+    metrics: Registry
+  }
+}
+
+/** Prometheus metrics: process metrics, and requests by route and status, at GET /metrics. */
+export default fp(async function metricsPlugin (app) {
+  // One registry per app, so tests can build several apps in one process.
+  const registry = new Registry()
+  collectDefaultMetrics({ register: registry })
+  app.decorate('metrics', registry)
+
+  const requests = new Counter({
+    name: 'gemgate_http_requests_total',
+    help: 'HTTP requests answered, by method, route and status.',
+    labelNames: ['method', 'route', 'status'] as const,
+    registers: [registry],
+  })
+  const duration = new Histogram({
+    name: 'gemgate_http_request_duration_seconds',
+    help: 'Time to answer an HTTP request (streams: until the last byte), by method, route and status.',
+    labelNames: ['method', 'route', 'status'] as const,
+    buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+    registers: [registry],
+  })
+
+  app.addHook('onResponse', async (request, reply) => {
+    const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) }
+    requests.inc(labels)
+    duration.observe(labels, reply.elapsedTime / 1000)
+  })
+
+  app.get('/metrics', { logLevel: 'warn' }, async (_request, reply) => {
+    reply.header('content-type', registry.contentType)
+    return await registry.metrics()
+  })
+}, { name: 'gemgate-metrics' })

@@ -1,0 +1,128 @@
+import { EventEmitter } from 'node:events'
+import type { Store } from './store.js'
+
+interface Entry<T> { value: T, expiresAt: number }
+
+/** A Store kept in this process: one replica only, lost at restart. */
+export class MemoryStore implements Store {
+  readonly kind = 'memory'
+  readonly #strings = new Map<string, Entry<string>>()
+  readonly #sets = new Map<string, Set<string>>()
+  readonly #schedules = new Map<string, Map<string, number>>()
+  readonly #hashes = new Map<string, Map<string, number>>()
+  readonly #channels = new EventEmitter()
+
+  #live (key: string): Entry<string> | undefined {
+    const entry = this.#strings.get(key)
+    if (entry !== undefined && entry.expiresAt <= Date.now()) {
+      this.#strings.delete(key)
+      return undefined
+    }
+    return entry
+  }
+
+  async get (key: string): Promise<string | null> {
+    return this.#live(key)?.value ?? null
+  }
+
+  async set (key: string, value: string, ttlMs?: number): Promise<void> {
+    this.#strings.set(key, { value, expiresAt: ttlMs === undefined ? Infinity : Date.now() + ttlMs })
+  }
+
+  async setIfAbsent (key: string, value: string, ttlMs: number): Promise<boolean> {
+    if (this.#live(key) !== undefined) return false
+    await this.set(key, value, ttlMs)
+    return true
+  }
+
+  async take (key: string): Promise<string | null> {
+    const value = this.#live(key)?.value ?? null
+    this.#strings.delete(key)
+    return value
+  }
+
+  async delete (...keys: string[]): Promise<void> {
+    for (const key of keys) {
+      this.#strings.delete(key)
+      this.#sets.delete(key)
+      this.#schedules.delete(key)
+      this.#hashes.delete(key)
+    }
+  }
+
+  async deleteIfEquals (key: string, value: string): Promise<boolean> {
+    if (this.#live(key)?.value !== value) return false
+    this.#strings.delete(key)
+    return true
+  }
+
+  async expire (key: string, ttlMs: number): Promise<boolean> {
+    const entry = this.#live(key)
+    if (entry === undefined) return false
+    entry.expiresAt = Date.now() + ttlMs
+    return true
+  }
+
+  async addToSet (key: string, member: string): Promise<void> {
+    const set = this.#sets.get(key) ?? new Set<string>()
+    set.add(member)
+    this.#sets.set(key, set)
+  }
+
+  async removeFromSet (key: string, member: string): Promise<void> {
+    const set = this.#sets.get(key)
+    set?.delete(member)
+    if (set?.size === 0) this.#sets.delete(key)
+  }
+
+  async setMembers (key: string): Promise<string[]> {
+    return [...(this.#sets.get(key) ?? [])]
+  }
+
+  async schedule (key: string, member: string, dueAt: number): Promise<void> {
+    const schedule = this.#schedules.get(key) ?? new Map<string, number>()
+    schedule.set(member, dueAt)
+    this.#schedules.set(key, schedule)
+  }
+
+  async unschedule (key: string, member: string): Promise<void> {
+    this.#schedules.get(key)?.delete(member)
+  }
+
+  async due (key: string, now: number, limit: number): Promise<string[]> {
+    return [...(this.#schedules.get(key) ?? new Map<string, number>())]
+      .filter(([, dueAt]) => dueAt <= now)
+      .sort((a, b) => a[1] - b[1])
+      .slice(0, limit)
+      .map(([member]) => member)
+  }
+
+  async scheduleStats (key: string): Promise<{ size: number, soonest: number | null }> {
+    const times = [...(this.#schedules.get(key)?.values() ?? [])]
+    return { size: times.length, soonest: times.length === 0 ? null : Math.min(...times) }
+  }
+
+  async incrementFields (key: string, increments: Record<string, number>): Promise<void> {
+    const hash = this.#hashes.get(key) ?? new Map<string, number>()
+    for (const [field, amount] of Object.entries(increments)) hash.set(field, (hash.get(field) ?? 0) + amount)
+    this.#hashes.set(key, hash)
+  }
+
+  async getFields (key: string): Promise<Record<string, string>> {
+    return Object.fromEntries([...(this.#hashes.get(key) ?? [])].map(([field, value]) => [field, String(value)]))
+  }
+
+  async publish (channel: string, message: string): Promise<void> {
+    this.#channels.emit(channel, message)
+  }
+
+  async subscribe (channel: string, listener: (message: string) => void): Promise<void> {
+    this.#channels.on(channel, listener)
+  }
+
+  async ping (): Promise<void> {}
+
+  async close (): Promise<void> {
+    this.#channels.removeAllListeners()
+  }
+}

@@ -1,0 +1,38 @@
+/**
+ * The few storage verbs the gateway needs, so sessions, tokens and keys run on Redis in
+ * production and in memory for a single replica. Values are opaque strings: callers encrypt
+ * what must not be readable. TTLs are in milliseconds.
+ */
+export interface Store {
+  /** `memory` or `redis`: what readiness and the start-up warning report. */
+  readonly kind: 'memory' | 'redis'
+  get (key: string): Promise<string | null>
+  set (key: string, value: string, ttlMs?: number): Promise<void>
+  /** Sets only when the key is absent (a lock or a one-time marker); true when it did. */
+  setIfAbsent (key: string, value: string, ttlMs: number): Promise<boolean>
+  /** Reads and deletes in one atomic step, so a one-time value is taken at most once. */
+  take (key: string): Promise<string | null>
+  delete (...keys: string[]): Promise<void>
+  /** Deletes only while the key still holds `value` (releasing a lock its owner holds). */
+  deleteIfEquals (key: string, value: string): Promise<boolean>
+  /** Resets a key's time to live (idle expiry); false when the key is gone. */
+  expire (key: string, ttlMs: number): Promise<boolean>
+  addToSet (key: string, member: string): Promise<void>
+  removeFromSet (key: string, member: string): Promise<void>
+  setMembers (key: string): Promise<string[]>
+  /** Puts `member` in a schedule (a sorted set) at `dueAt` (ms since the epoch). */
+  schedule (key: string, member: string, dueAt: number): Promise<void>
+  unschedule (key: string, member: string): Promise<void>
+  /** Members due at or before `now`, soonest first, at most `limit`. */
+  due (key: string, now: number, limit: number): Promise<string[]>
+  /** The soonest due time in a schedule and the number of members. */
+  scheduleStats (key: string): Promise<{ size: number, soonest: number | null }>
+  /** Adds to numeric fields of a hash (usage counters). */
+  incrementFields (key: string, increments: Record<string, number>): Promise<void>
+  getFields (key: string): Promise<Record<string, string>>
+  publish (channel: string, message: string): Promise<void>
+  subscribe (channel: string, listener: (message: string) => void): Promise<void>
+  /** Resolves when the store answers; rejects with the cause otherwise. */
+  ping (): Promise<void>
+  close (): Promise<void>
+}

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import identityPlugin from './auth/identity.js'
 import { OidcProvider } from './auth/provider.js'
 import type { Config } from './config/schema.js'
 import { errorHandler, notFoundHandler } from './errors.js'
@@ -8,7 +9,6 @@ import metricsPlugin from './ops/metrics.js'
 import requestLogPlugin from './ops/request-log.js'
 import { createStore } from './store/redis.js'
 import type { Store } from './store/store.js'
-import './auth/identity.js'
 
 /** How long an idle keep-alive connection stays open (above common load-balancer idle timeouts). */
 export const DEFAULT_KEEP_ALIVE_TIMEOUT = 72_000
@@ -60,13 +60,13 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   app.decorate('config', config)
   app.decorate('store', store)
   app.decorate('provider', provider)
-  app.decorateRequest('identity', null)
   app.setErrorHandler(errorHandler)
   app.setNotFoundHandler(notFoundHandler)
 
   await app.register(healthPlugin)
   await app.register(metricsPlugin)
   await app.register(requestLogPlugin)
+  await app.register(identityPlugin)
   app.readiness.set('redis', async () => { await store.ping() })
   app.readiness.set('provider', async () => { await provider.configuration() })
 

@@ -1,3 +1,6 @@
+import fp from 'fastify-plugin'
+import type { FastifyRequest } from 'fastify'
+
 /** Who a request acts for, once a session cookie, gateway key or assertion proved it. */
 export interface Identity {
   /** A hash of issuer + sub: the key of everything stored for this person. */
@@ -10,9 +13,38 @@ export interface Identity {
   keyId?: string
 }
 
+/**
+ * Finds the person behind one kind of credential. Answers null when the request does not carry
+ * that kind; throws UnauthenticatedError when it carries one that is bad (revoked, expired).
+ */
+export type CredentialResolver = (request: FastifyRequest) => Promise<Identity | null>
+
 declare module 'fastify' {
   interface FastifyRequest {
-    /** Set by the authentication hooks; null while nobody is identified. */
+    /** Set by `identify`; null while nobody is identified. */
     identity: Identity | null
   }
+  interface FastifyInstance {
+    /** Resolvers tried in order by `identify`: session cookie, gateway key, assertion. */
+    credentialResolvers: CredentialResolver[]
+    /** Identifies the caller with the first resolver that recognises a credential, and remembers it on the request. */
+    identify: (request: FastifyRequest) => Promise<Identity | null>
+  }
 }
+
+/** The identity seam: each credential kind registers a resolver; routes call `identify`. */
+export default fp(async function identityPlugin (app) {
+  app.decorateRequest('identity', null)
+  app.decorate('credentialResolvers', [] as CredentialResolver[])
+  app.decorate('identify', async (request: FastifyRequest) => {
+    if (request.identity !== null) return request.identity
+    for (const resolve of app.credentialResolvers) {
+      const identity = await resolve(request)
+      if (identity !== null) {
+        request.identity = identity
+        return identity
+      }
+    }
+    return null
+  })
+}, { name: 'gemgate-identity' })

@@ -1,0 +1,37 @@
+/** Tokens as the provider issued them, with the absolute access-token expiry. */
+export interface TokenSet {
+  accessToken: string
+  refreshToken?: string
+  /** Milliseconds since the epoch when the access token expires. */
+  expiresAt: number
+  scope?: string
+}
+
+/** One person's stored tokens and refresh bookkeeping (decrypted). */
+export interface TokenRecord extends TokenSet {
+  personId: string
+  sub: string
+  lastRefreshAt?: number
+  lastRefreshError?: string
+}
+
+/**
+ * Per-person OAuth tokens, encrypted at rest, refreshed before they expire.
+ * Sessions and gateway keys point at the person, so one record serves them all.
+ */
+export interface TokenVault {
+  /** Stores a person's tokens (after sign-in) and schedules their refresh. */
+  save (personId: string, sub: string, tokens: TokenSet): Promise<void>
+  /** The decrypted record, or null when the person has none (signed out, invalid_grant). */
+  load (personId: string): Promise<TokenRecord | null>
+  /** Forgets a person's tokens and unschedules them (sign-out). */
+  delete (personId: string): Promise<void>
+  /**
+   * A valid access token, refreshed on demand when it is expired or about to be
+   * (`force` after an upstream 401). Throws SignInAgainError (401) when the person must sign in again.
+   */
+  accessToken (personId: string, options?: { force?: boolean }): Promise<string>
+  /** Starts / stops the background refresher. */
+  start (): void
+  stop (): Promise<void>
+}

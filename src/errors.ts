@@ -29,10 +29,14 @@ export function googleError (code: number, message: string): GoogleErrorBody {
 
 /** No session cookie, gateway key or assertion that identifies a person. */
 export const UnauthenticatedError = createError('GEMGATE_UNAUTHENTICATED', '%s', 401)
+/** The person's refresh token is gone or refused (invalid_grant): only a new sign-in helps. Pass PUBLIC_URL. */
+export const SignInAgainError = createError('GEMGATE_SIGN_IN_AGAIN', 'Your sign-in has ended; sign in again at %s/auth/login', 401)
 /** The person is known but may not do this (CSRF origin check, disallowed email). */
 export const ForbiddenError = createError('GEMGATE_FORBIDDEN', '%s', 403)
 /** The request itself is malformed (path escapes, bad parameters). */
 export const BadRequestError = createError('GEMGATE_BAD_REQUEST', '%s', 400)
+/** The thing named does not exist, or is not the caller's (a gateway key id). */
+export const NotFoundError = createError('GEMGATE_NOT_FOUND', '%s', 404)
 /** A dependency the request needs (Redis, the provider) is not answering. */
 export const ServiceUnavailableError = createError('GEMGATE_UNAVAILABLE', '%s', 503)
 /** The upstream could not be reached or reset the connection. */
@@ -44,7 +48,8 @@ export const GatewayTimeoutError = createError('GEMGATE_GATEWAY_TIMEOUT', '%s', 
 export function errorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const status = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500
   if (status >= 500) request.log.error({ err: error }, 'request failed')
-  else request.log.info({ code: error.code, status }, error.message)
+  // A 4xx is the client's doing: the request line (ops/request-log) carries its code, so one line per request.
+  else request.log.debug({ code: error.code, status }, error.message)
   const message = status >= 500 && error.code?.startsWith('GEMGATE_') !== true
     ? `Internal error (request id ${request.id}).`
     : error.message

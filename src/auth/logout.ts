@@ -1,0 +1,56 @@
+import fp from 'fastify-plugin'
+import * as oidc from 'openid-client'
+import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { clearCookie } from './cookies.js'
+import { html, layout, sendPage } from './pages.js'
+
+/** Ends everything a person's sign-in gave: tokens at the provider and here, sessions, keys. */
+async function signOut (app: FastifyInstance, request: FastifyRequest, personId: string): Promise<void> {
+  const record = await app.vault.load(personId)
+  if (record !== null) await revokeAtProvider(app, request, [record.refreshToken, record.accessToken])
+  await app.vault.delete(personId)
+  await app.sessions.deleteAllFor(personId)
+  await Promise.all(app.signOutHooks.map(async (hook) => { await hook(personId) }))
+  request.log.info({ person: personId }, 'signed out')
+}
+
+async function revokeAtProvider (app: FastifyInstance, request: FastifyRequest, tokens: Array<string | undefined>): Promise<void> {
+  try {
+    const configuration = await app.provider.configuration()
+    if (configuration.serverMetadata().revocation_endpoint === undefined) return
+    for (const token of tokens) {
+      if (token !== undefined) await oidc.tokenRevocation(configuration, token)
+    }
+  } catch (error) {
+    // The local sign-out goes ahead: the tokens are deleted here even if the provider is down.
+    request.log.warn({ reason: (error as Error).message }, 'token revocation at the provider failed')
+  }
+}
+
+function wantsPage (request: FastifyRequest): boolean {
+  return request.headers['sec-fetch-mode'] === 'navigate' || (request.headers.accept ?? '').includes('text/html')
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Run when a person signs out, for what else points at them (gateway keys). */
+    signOutHooks: Array<(personId: string) => Promise<void>>
+  }
+}
+
+/** POST /auth/logout signs out (same origin only, by the CSRF hook); GET only asks to confirm. */
+export default fp(async function logoutPlugin (app) {
+  app.decorate('signOutHooks', [])
+
+  app.get('/auth/logout', async (_request, reply) => sendPage(reply, 200, layout('Sign out', html`<section class="card"><h1>Sign out?</h1>
+<p>This signs you out of Gemgate everywhere and ends your gateway keys.</p>
+<form method="post" action="/auth/logout"><button class="danger" type="submit">Sign out</button></form></section>`)))
+
+  app.post('/auth/logout', async (request, reply) => {
+    const identity = await app.identify(request).catch(() => null)
+    if (identity?.via === 'session') await signOut(app, request, identity.personId)
+    clearCookie(reply, app.cookieNames, app.cookieNames.session)
+    reply.header('cache-control', 'no-store')
+    return wantsPage(request) ? await reply.redirect('/', 303) : await reply.code(204).send()
+  })
+}, { name: 'gemgate-logout', dependencies: ['gemgate-sessions'] })

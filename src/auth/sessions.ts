@@ -1,0 +1,108 @@
+import { randomBytes } from 'node:crypto'
+import fp from 'fastify-plugin'
+import fastifyCookie from '@fastify/cookie'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Store } from '../store/store.js'
+import { clearCookie, cookieNames, cookieOptions, type CookieNames } from './cookies.js'
+import { ProfileStore } from './person.js'
+import { SignInAgainError } from '../errors.js'
+
+/** A browser's sign-in: it points at the person, whose tokens it shares with their other sessions and keys. */
+export interface Session {
+  personId: string
+  createdAt: number
+}
+
+const sessionKey = (sessionId: string): string => `session:${sessionId}`
+const personSessionsKey = (personId: string): string => `person:${personId}:sessions`
+
+/** Sessions by random id, with an idle expiry that each use renews. */
+export class SessionStore {
+  constructor (private readonly store: Store, private readonly ttlMs: number) {}
+
+  /** A new session with a fresh 256-bit id (never reusing one the browser sent: no fixation). */
+  async create (personId: string): Promise<string> {
+    const sessionId = randomBytes(32).toString('base64url')
+    const session: Session = { personId, createdAt: Date.now() }
+    await this.store.set(sessionKey(sessionId), JSON.stringify(session), this.ttlMs)
+    await this.store.addToSet(personSessionsKey(personId), sessionId)
+    return sessionId
+  }
+
+  /** The session, renewed for another idle period; null when unknown or expired. */
+  async touch (sessionId: string): Promise<Session | null> {
+    const text = await this.store.get(sessionKey(sessionId))
+    if (text === null) return null
+    await this.store.expire(sessionKey(sessionId), this.ttlMs)
+    return JSON.parse(text) as Session
+  }
+
+  /** Milliseconds since the epoch when an unused session ends. */
+  expiresAt (): number {
+    return Date.now() + this.ttlMs
+  }
+
+  async delete (sessionId: string, personId: string): Promise<void> {
+    await this.store.delete(sessionKey(sessionId))
+    await this.store.removeFromSet(personSessionsKey(personId), sessionId)
+  }
+
+  /** Ends every session of a person (sign-out, lost refresh token). */
+  async deleteAllFor (personId: string): Promise<void> {
+    const sessionIds = await this.store.setMembers(personSessionsKey(personId))
+    await this.store.delete(...sessionIds.map(sessionKey), personSessionsKey(personId))
+  }
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    sessions: SessionStore
+    profiles: ProfileStore
+    cookieNames: CookieNames
+    /** Starts a session for a person: a new id, the old cookie replaced. */
+    startSession: (reply: FastifyReply, personId: string) => Promise<void>
+  }
+  interface FastifyRequest {
+    /** A session cookie was sent but is bad or stale: clear it in the response. */
+    staleSessionCookie: boolean
+  }
+}
+
+/** Session cookies: signing (first secret signs, all verify), lookup as a credential, clearing stale ones. */
+export default fp(async function sessionsPlugin (app) {
+  const names = cookieNames(app.config)
+  const sessions = new SessionStore(app.store, app.config.sessionTtlSeconds * 1000)
+  const profiles = new ProfileStore(app.store)
+  await app.register(fastifyCookie, { secret: [...app.config.cookieSecrets], algorithm: 'sha256' })
+  app.decorate('sessions', sessions)
+  app.decorate('profiles', profiles)
+  app.decorate('cookieNames', names)
+  app.decorateRequest('staleSessionCookie', false)
+
+  app.decorate('startSession', async (reply: FastifyReply, personId: string) => {
+    const sessionId = await sessions.create(personId)
+    reply.setCookie(names.session, sessionId, cookieOptions(names, app.config.sessionTtlSeconds))
+  })
+
+  app.credentialResolvers.push(async (request: FastifyRequest) => {
+    const raw = request.cookies[names.session]
+    if (raw === undefined) return null
+    const unsigned = request.unsignCookie(raw)
+    const session = unsigned.valid && unsigned.value !== null ? await sessions.touch(unsigned.value) : null
+    if (session === null) {
+      // A tampered, unknown or expired cookie means signed out, not an error.
+      request.staleSessionCookie = true
+      return null
+    }
+    const [profile, tokens] = await Promise.all([profiles.load(session.personId), app.vault.load(session.personId)])
+    if (profile === null || tokens === null) {
+      request.staleSessionCookie = true
+      throw new SignInAgainError(app.config.publicUrl)
+    }
+    return { ...profile, personId: session.personId, via: 'session', sessionId: unsigned.value! }
+  })
+
+  app.addHook('onSend', async (request, reply) => {
+    if (request.staleSessionCookie) clearCookie(reply, names, names.session)
+  })
+}, { name: 'gemgate-sessions', dependencies: ['gemgate-identity'] })

@@ -2,7 +2,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import type { z } from 'zod'
-import { SETTINGS, configSchema, type Config } from './schema.js'
+import { SETTINGS, configSchema, type Config, type SettingEntry } from './schema.js'
 
 /** Where the YAML file is looked for when neither `--config` nor GEMGATE_CONFIG names one. */
 export const DEFAULT_CONFIG_PATH = 'config/gemgate.yaml'
@@ -25,33 +25,37 @@ export interface ConfigSources {
 
 type Tree = Record<string, unknown>
 
-function configPath (argv: readonly string[], env: ConfigSources['env'], cwd: string): string | undefined {
+/** Where the YAML file comes from, and the name to blame when it cannot be read. */
+interface ConfigFile { path: string, source: '--config' | 'GEMGATE_CONFIG' }
+
+function configFile (argv: readonly string[], env: ConfigSources['env'], cwd: string): ConfigFile | undefined {
   const flag = argv.findIndex((arg) => arg === '--config' || arg.startsWith('--config='))
   if (flag !== -1) {
     const value = argv[flag]!.includes('=') ? argv[flag]!.slice('--config='.length) : argv[flag + 1]
     if (value === undefined || value === '') throw new ConfigError(['--config: needs a path, e.g. --config config/gemgate.yaml'])
-    return resolve(cwd, value)
+    return { path: resolve(cwd, value), source: '--config' }
   }
-  if (env?.GEMGATE_CONFIG !== undefined && env.GEMGATE_CONFIG !== '') return resolve(cwd, env.GEMGATE_CONFIG)
+  if (env?.GEMGATE_CONFIG !== undefined && env.GEMGATE_CONFIG !== '') return { path: resolve(cwd, env.GEMGATE_CONFIG), source: 'GEMGATE_CONFIG' }
   const fallback = resolve(cwd, DEFAULT_CONFIG_PATH)
-  return existsSync(fallback) ? fallback : undefined
+  return existsSync(fallback) ? { path: fallback, source: 'GEMGATE_CONFIG' } : undefined
 }
 
-function readYaml (path: string): Tree {
+function readYaml ({ path, source }: ConfigFile): Tree {
+  const example = source === '--config' ? '--config config/gemgate.yaml' : 'GEMGATE_CONFIG=config/gemgate.yaml'
   let text: string
   try {
     text = readFileSync(path, 'utf8')
   } catch (error) {
-    throw new ConfigError([`GEMGATE_CONFIG: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'}), e.g. GEMGATE_CONFIG=config/gemgate.yaml`])
+    throw new ConfigError([`${source}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'}), e.g. ${example}`])
   }
   let document: unknown
   try {
     document = parseYaml(text)
   } catch (error) {
-    throw new ConfigError([`GEMGATE_CONFIG: ${path} is not valid YAML: ${(error as Error).message.split('\n')[0]}`])
+    throw new ConfigError([`${source}: ${path} is not valid YAML: ${(error as Error).message.split('\n')[0]}`])
   }
   if (document === null || document === undefined) return {}
-  if (typeof document !== 'object' || Array.isArray(document)) throw new ConfigError([`GEMGATE_CONFIG: ${path} must hold a mapping of settings`])
+  if (typeof document !== 'object' || Array.isArray(document)) throw new ConfigError([`${source}: ${path} must hold a mapping of settings`])
   return document as Tree
 }
 
@@ -64,8 +68,10 @@ function setPath (tree: Tree, path: readonly string[], value: unknown): void {
   node[path.at(-1)!] = value
 }
 
-function fromEnvironment (tree: Tree, env: NonNullable<ConfigSources['env']>, cwd: string): string[] {
+/** Copies env values into the tree; `unread` names the settings whose `_FILE` could not be read. */
+function fromEnvironment (tree: Tree, env: NonNullable<ConfigSources['env']>, cwd: string): { problems: string[], unread: Set<string> } {
   const problems: string[] = []
+  const unread = new Set<string>()
   for (const entry of SETTINGS) {
     const fileVariable = `${entry.env}_FILE`
     const file = entry.secret === true ? env[fileVariable] : undefined
@@ -73,6 +79,7 @@ function fromEnvironment (tree: Tree, env: NonNullable<ConfigSources['env']>, cw
       try {
         setPath(tree, entry.path, readFileSync(resolve(cwd, file), 'utf8').trim())
       } catch (error) {
+        unread.add(entry.env)
         problems.push(`${fileVariable}: cannot read ${file} (${(error as NodeJS.ErrnoException).code ?? 'error'}), e.g. ${fileVariable}=/run/secrets/${entry.env.toLowerCase()}`)
       }
       continue
@@ -80,17 +87,47 @@ function fromEnvironment (tree: Tree, env: NonNullable<ConfigSources['env']>, cw
     const value = env[entry.env]
     if (value !== undefined && value !== '') setPath(tree, entry.path, value)
   }
-  return problems
+  return { problems, unread }
+}
+
+function entryFor (path: readonly PropertyKey[]): SettingEntry | undefined {
+  return SETTINGS.find((candidate) => candidate.path.every((key, index) => String(path[index]) === key))
+}
+
+function editDistance (a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, index) => index)
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i]
+    for (let j = 1; j <= b.length; j++) {
+      current[j] = Math.min(previous[j]! + 1, current[j - 1]! + 1, previous[j - 1]! + (a[i - 1] === b[j - 1] ? 0 : 1))
+    }
+    previous = current
+  }
+  return previous[b.length]!
+}
+
+// An unknown key still gets an example: the setting it most likely meant (a typo, or the
+// env-var spelling used in YAML), else the keys allowed at that level.
+function unknownKey (parent: readonly PropertyKey[], key: string): string {
+  const prefix = parent.map(String)
+  const name = [...prefix, key].join('.')
+  const below = SETTINGS.filter((entry) => entry.path.length > prefix.length && prefix.every((part, index) => entry.path[index] === part))
+  const keys = [...new Set(below.map((entry) => entry.path[prefix.length]!))]
+  const byEnv = SETTINGS.find((entry) => entry.env === key.toUpperCase())
+  const typo = keys
+    .map((candidate) => ({ candidate, distance: editDistance(candidate.toLowerCase(), key.toLowerCase()) }))
+    .filter(({ candidate, distance }) => distance <= Math.max(2, Math.floor(candidate.length / 3)))
+    .sort((a, b) => a.distance - b.distance)[0]
+  const meant = byEnv ?? (typo === undefined ? undefined : entryFor([...prefix, typo.candidate]))
+  if (meant !== undefined) return `${name}: unknown setting; did you mean ${meant.path.join('.')}? e.g. ${meant.path.join('.')}: ${meant.example}`
+  if (typo !== undefined) return `${name}: unknown setting; did you mean ${[...prefix, typo.candidate].join('.')}?`
+  return `${name}: unknown setting; the settings here are ${keys.join(', ')}`
 }
 
 function describe (issue: z.core.$ZodIssue): string[] {
-  if (issue.code === 'unrecognized_keys') {
-    const parent = issue.path.join('.')
-    return issue.keys.map((key) => `${parent === '' ? key : `${parent}.${key}`}: unknown setting (check the spelling; the example config lists every key)`)
-  }
-  const path = issue.path.map(String)
-  const entry = SETTINGS.find((candidate) => candidate.path.every((key, index) => path[index] === key))
-  if (entry === undefined) return [`${path.join('.') || '(config)'}: ${issue.message}`]
+  if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => unknownKey(issue.path, key))
+  const entry = entryFor(issue.path)
+  if (entry === undefined) return [`${issue.path.map(String).join('.') || '(config)'}: ${issue.message}`]
   return [`${entry.env} (${entry.path.join('.')}): ${problemText(issue, entry.secret === true)}, e.g. ${entry.env}=${entry.example}`]
 }
 
@@ -100,15 +137,28 @@ function problemText (issue: z.core.$ZodIssue, secret: boolean): string {
   return `${issue.message} (got ${JSON.stringify(issue.input)})`
 }
 
+// One line per bad setting: a list with two bad entries, or a value failing two rules, is one
+// problem; a setting whose _FILE was unreadable is already reported.
+function onePerSetting (issues: z.core.$ZodIssue[], reported: Set<string>): z.core.$ZodIssue[] {
+  const seen = new Set(reported)
+  return issues.filter((issue) => {
+    const env = issue.code === 'unrecognized_keys' ? undefined : entryFor(issue.path)?.env
+    if (env === undefined) return true
+    if (seen.has(env)) return false
+    seen.add(env)
+    return true
+  })
+}
+
 /** Builds the validated, frozen config: defaults < YAML file < environment. Throws ConfigError. */
 export function loadConfig (sources: ConfigSources = {}): Config {
   const cwd = sources.cwd ?? '.'
   const env = sources.env ?? {}
-  const path = configPath(sources.argv ?? [], env, cwd)
-  const tree = path === undefined ? {} : readYaml(path)
-  const problems = fromEnvironment(tree, env, cwd)
+  const file = configFile(sources.argv ?? [], env, cwd)
+  const tree = file === undefined ? {} : readYaml(file)
+  const { problems, unread } = fromEnvironment(tree, env, cwd)
   const result = configSchema.safeParse(tree, { reportInput: true })
-  if (!result.success) problems.push(...result.error.issues.flatMap(describe))
+  problems.push(...onePerSetting(result.error?.issues ?? [], unread).flatMap(describe))
   if (problems.length > 0) throw new ConfigError(problems)
   return deepFreeze(result.data!)
 }

@@ -43,9 +43,11 @@ function integer (min: number, max: number) {
 
 function httpsUrl () {
   return z.string({ error: 'must be a URL' }).trim().pipe(z.url({ error: 'must be an absolute URL', protocol: /^https?$/ }))
+    // Runs even when z.url failed: an unparseable or non-http(s) value is already reported.
     .refine((value) => {
+      if (!URL.canParse(value)) return true
       const url = new URL(value)
-      return url.protocol === 'https:' || isLoopbackHost(url.hostname)
+      return url.protocol !== 'http:' || isLoopbackHost(url.hostname)
     }, 'must use https:// (http:// is accepted only on a loopback host)')
     .transform((value) => value.replace(/\/+$/, ''))
 }
@@ -94,7 +96,7 @@ export const configSchema = z.strictObject({
   logLevel: setting(logLevel.default('info'), { env: 'LOG_LEVEL', example: 'info', description: 'pino log level.' }),
   trustProxy: setting(trustProxy.default(false), { env: 'TRUST_PROXY', example: '10.0.0.0/8', description: 'Honour X-Forwarded-* from these proxies: true, false, a hop count or a CIDR list.' }),
   corsOrigins: setting(stringList().default([]), { env: 'CORS_ORIGINS', example: 'https://app.example.com', description: 'Exact origins allowed to call the API with credentials.' }),
-  shutdownDrainSeconds: setting(integer(0, 3600).default(30), { env: 'SHUTDOWN_DRAIN_SECONDS', example: '30', description: 'On SIGTERM, how long in-flight requests (streams included) may take to finish.' }),
+  shutdownDrainSeconds: setting(integer(1, 3600).default(30), { env: 'SHUTDOWN_DRAIN_SECONDS', example: '30', description: 'On SIGTERM, how long in-flight requests (streams included) may take to finish.' }),
   oidc: group({
     issuer: setting(httpsUrl().default(GOOGLE_ISSUER), { env: 'OIDC_ISSUER', example: GOOGLE_ISSUER, description: 'OpenID Connect issuer; endpoints come from its discovery document.' }),
     clientId: setting(z.string({ error: 'is required' }).trim().min(1, 'is required'), { env: 'OIDC_CLIENT_ID', example: '1234-abc.apps.googleusercontent.com', description: 'OAuth client id (confidential client).' }),

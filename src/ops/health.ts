@@ -25,9 +25,26 @@ async function withTimeout (check: ReadinessCheck): Promise<void> {
   }
 }
 
-/** GET /healthz (the process runs) and GET /readyz (every dependency answers). */
+/** While closing, how often idle keep-alive connections are closed so the drain can finish. */
+const DRAIN_SWEEP_INTERVAL = 100
+
+/**
+ * GET /healthz (the process runs) and GET /readyz (every dependency answers); and the drain on
+ * close: server.close() closes only connections idle at that moment, so a request still in
+ * flight would leave its keep-alive connection open (for the keep-alive timeout) after it ends.
+ */
 export default fp(async function healthPlugin (app) {
   app.decorate('readiness', new Map<string, ReadinessCheck>())
+
+  let sweep: NodeJS.Timeout | undefined
+  app.addHook('preClose', async () => {
+    sweep = setInterval(() => { app.server.closeIdleConnections() }, DRAIN_SWEEP_INTERVAL).unref()
+  })
+  app.addHook('onSend', async (_request, reply, payload) => {
+    if (sweep !== undefined) reply.header('connection', 'close')
+    return payload
+  })
+  app.addHook('onClose', async () => { clearInterval(sweep) })
 
   app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }))
 

@@ -16,9 +16,21 @@ export const REDACT_PATHS = [
   'access_token', 'refresh_token', 'id_token', 'accessToken', 'refreshToken', 'idToken', 'token', 'key',
 ]
 
+const SECRET_QUERY_PARAMS = new Set(['key', 'code', 'state'])
+
+function decodedName (name: string): string {
+  try {
+    return decodeURIComponent(name.replaceAll('+', ' ')).toLowerCase()
+  } catch {
+    return name.toLowerCase()
+  }
+}
+
 /** Hides the value of `key` (gateway keys) and OAuth `code`/`state` query parameters in a URL. */
 export function redactUrl (url: string): string {
-  return url.replace(/([?&](?:key|code|state)=)[^&#]*/gi, '$1[redacted]')
+  // Names are compared decoded, as the query parser reads them: `?%6Bey=` is `key` too.
+  return url.replace(/([?&])([^=&#]*)=([^&#]*)/g, (parameter, separator: string, name: string) =>
+    SECRET_QUERY_PARAMS.has(decodedName(name)) ? `${separator}${name}=[redacted]` : parameter)
 }
 
 /** pino options for the gateway: JSON, or pretty when a person watches a terminal. */

@@ -1,21 +1,31 @@
 import fp from 'fastify-plugin'
+import type { FastifyRequest } from 'fastify'
 import { redactUrl } from './logger.js'
 
 /** One log line per request (method, route, status, duration, request id, person); echoes x-request-id. */
 export default fp(async function requestLogPlugin (app) {
+  const errorCodes = new WeakMap<FastifyRequest, string>()
+
   app.addHook('onRequest', async (request, reply) => {
     reply.header('x-request-id', request.id)
   })
 
+  app.addHook('onError', async (request, _reply, error) => {
+    errorCodes.set(request, error.code ?? error.name)
+  })
+
   app.addHook('onResponse', async (request, reply) => {
-    if (request.routeOptions.logLevel === 'warn' && reply.statusCode < 400) return
-    request.log.info({
+    // Probes (routes at level warn) log only when they fail, and at warn: their logger drops info.
+    const quiet = request.routeOptions.logLevel === 'warn'
+    if (quiet && reply.statusCode < 400) return
+    request.log[quiet ? 'warn' : 'info']({
       method: request.method,
       url: redactUrl(request.url),
       route: request.routeOptions.url ?? null,
       status: reply.statusCode,
       durationMs: Math.round(reply.elapsedTime * 10) / 10,
       person: request.identity?.email ?? null,
+      error: errorCodes.get(request) ?? null,
     }, 'request')
   })
 }, { name: 'gemgate-request-log' })

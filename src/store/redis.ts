@@ -41,6 +41,7 @@ export class RedisStore implements Store {
   readonly kind = 'redis'
   #subscriber: Client | undefined
   readonly #listeners = new Map<string, Array<(message: string) => void>>()
+  readonly #subscriptions = new Map<string, Promise<unknown>>()
 
   constructor (readonly client: Client) {
     client.on('error', () => {
@@ -123,10 +124,24 @@ export class RedisStore implements Store {
 
   async subscribe (channel: string, listener: (message: string) => void): Promise<void> {
     const name = KEY_PREFIX + channel
-    this.#subscriber ??= this.#openSubscriber()
-    const handlers = this.#listeners.get(name) ?? []
-    if (handlers.length === 0) await this.#subscriber.subscribe(name)
-    this.#listeners.set(name, [...handlers, listener])
+    const subscriber = this.#subscriber ??= this.#openSubscriber()
+    // Register before awaiting: two concurrent subscribes to one channel must both be kept,
+    // and both wait for the one SUBSCRIBE that Redis confirms.
+    this.#listeners.set(name, [...(this.#listeners.get(name) ?? []), listener])
+    let subscribed = this.#subscriptions.get(name)
+    if (subscribed === undefined) {
+      subscribed = subscriber.subscribe(name).catch((error: unknown) => {
+        this.#subscriptions.delete(name)
+        throw error
+      })
+      this.#subscriptions.set(name, subscribed)
+    }
+    try {
+      await subscribed
+    } catch (error) {
+      this.#listeners.set(name, (this.#listeners.get(name) ?? []).filter((handler) => handler !== listener))
+      throw error
+    }
   }
 
   #openSubscriber (): Client {

@@ -31,6 +31,11 @@ export interface TokenVault {
    * (`force` after an upstream 401). Throws SignInAgainError (401) when the person must sign in again.
    */
   accessToken (personId: string, options?: { force?: boolean }): Promise<string>
+  /**
+   * Calls `listener` with the person id whenever any replica signs a person out because the
+   * provider refused their refresh token (invalid_grant), so sessions and keys can be dropped.
+   */
+  onSignedOut (listener: (personId: string) => void): Promise<void>
   /** Starts / stops the background refresher. */
   start (): void
   stop (): Promise<void>

@@ -1,0 +1,139 @@
+import type { Store } from '../store/store.js'
+import { ServiceUnavailableError, SignInAgainError } from '../errors.js'
+import { TokenCipher } from './crypto.js'
+import type { RefreshGrant } from './grant.js'
+import { TokenRecords, assertPersonId, type StoredRecord } from './records.js'
+import { Refresher, SIGNED_OUT_CHANNEL, type RefresherOptions } from './refresher.js'
+import type { TokenRecord, TokenSet, TokenVault } from './vault.js'
+
+/** Cap on the on-demand margin: a token with more left than this is served as is. */
+export const DEFAULT_EXPIRY_MARGIN_MS = 30_000
+/** An access token is not handed out in its last second: the provider rounds expiry to whole seconds, and the call takes time. */
+export const DEFAULT_EXPIRY_SKEW_MS = 1_000
+/** A forced refresh (after an upstream 401) is skipped for tokens younger than this, so a 401 loop cannot hammer the provider. */
+export const DEFAULT_FORCE_COOLDOWN_MS = 10_000
+
+/** Everything a vault needs besides its Store. */
+export interface VaultOptions extends RefresherOptions {
+  /** TOKEN_ENCRYPTION_KEYS: the first encrypts, every one decrypts. */
+  keys: readonly string[]
+  /** PUBLIC_URL, for the "sign in again at …/auth/login" message. */
+  publicUrl: string
+  /** Spends a refresh token at the provider (see openidRefreshGrant). */
+  grant: RefreshGrant
+  /** Refresh on demand when the access token has less than this left. Default: min(30 s, refreshAheadMs / 2). */
+  expiryMarginMs?: number
+  /** Treat a token as expired this long before its stated expiry. */
+  expirySkewMs?: number
+  forceCooldownMs?: number
+}
+
+/**
+ * The TokenVault over the gateway's Store. Its two implementations are the two Stores: on
+ * RedisStore it serves every replica (and one of them refreshes each token); on MemoryStore it
+ * serves a single process. Concurrent on-demand refreshes for one person share one promise in
+ * this process and one Redis lock across replicas.
+ */
+export class StoreTokenVault implements TokenVault {
+  readonly #records: TokenRecords
+  readonly #refresher: Refresher
+  readonly #inFlight = new Map<string, Promise<string>>()
+  readonly #signedOutListeners: Array<(personId: string) => void> = []
+  readonly #expiryMarginMs: number
+  readonly #expirySkewMs: number
+  readonly #forceCooldownMs: number
+  #subscribed: Promise<void> | undefined
+
+  constructor (private readonly store: Store, private readonly options: VaultOptions) {
+    this.#records = new TokenRecords(store, new TokenCipher(options.keys), options.log)
+    this.#refresher = new Refresher(store, this.#records, options.grant, options)
+    this.#expirySkewMs = options.expirySkewMs ?? DEFAULT_EXPIRY_SKEW_MS
+    this.#expiryMarginMs = Math.max(this.#expirySkewMs, options.expiryMarginMs ?? Math.min(DEFAULT_EXPIRY_MARGIN_MS, options.refreshAheadMs / 2))
+    this.#forceCooldownMs = options.forceCooldownMs ?? DEFAULT_FORCE_COOLDOWN_MS
+  }
+
+  async save (personId: string, sub: string, tokens: TokenSet): Promise<void> {
+    const now = Date.now()
+    const record: StoredRecord = {
+      personId,
+      sub,
+      accessToken: tokens.accessToken,
+      refreshToken: tokens.refreshToken,
+      expiresAt: tokens.expiresAt,
+      scope: tokens.scope,
+      obtainedAt: now,
+      failedRefreshes: 0,
+    }
+    await this.#records.write(personId, record, this.#refresher.dueAt(record))
+  }
+
+  async load (personId: string): Promise<TokenRecord | null> {
+    const read = await this.#records.read(personId)
+    if (read === null) return null
+    const { obtainedAt: _obtainedAt, failedRefreshes: _failedRefreshes, ...record } = read.record
+    return record
+  }
+
+  async delete (personId: string): Promise<void> {
+    await this.#records.remove(personId)
+  }
+
+  async accessToken (personId: string, options: { force?: boolean } = {}): Promise<string> {
+    assertPersonId(personId)
+    const read = await this.#records.read(personId)
+    if (read === null) throw new SignInAgainError(this.options.publicUrl)
+    const { record } = read
+    const now = Date.now()
+    const valid = record.expiresAt - now > this.#expirySkewMs
+    if (options.force === true) {
+      if (now - record.obtainedAt < this.#forceCooldownMs) return record.accessToken
+    } else if (record.expiresAt - now > this.#expiryMarginMs) {
+      return record.accessToken
+    } else if (valid && record.failedRefreshes > 0) {
+      // The provider is failing: the background retries with backoff; requests need not pile on.
+      return record.accessToken
+    }
+    return await this.#shareRefresh(personId, record.accessToken)
+  }
+
+  /** One refresh per person in this process; later callers join it. */
+  async #shareRefresh (personId: string, staleAccessToken: string): Promise<string> {
+    let refresh = this.#inFlight.get(personId)
+    if (refresh === undefined) {
+      refresh = this.#refreshOnDemand(personId, staleAccessToken).finally(() => this.#inFlight.delete(personId))
+      this.#inFlight.set(personId, refresh)
+    }
+    return await refresh
+  }
+
+  async #refreshOnDemand (personId: string, staleAccessToken: string): Promise<string> {
+    const outcome = await this.#refresher.refreshNow(personId, staleAccessToken)
+    if (outcome.status === 'signed-out') throw new SignInAgainError(this.options.publicUrl)
+    if (outcome.status === 'fresh' || outcome.record.expiresAt - Date.now() > this.#expirySkewMs) return outcome.record.accessToken
+    throw new ServiceUnavailableError('The sign-in provider is not answering, so your access could not be renewed; try again shortly.')
+  }
+
+  async onSignedOut (listener: (personId: string) => void): Promise<void> {
+    this.#signedOutListeners.push(listener)
+    this.#subscribed ??= this.store.subscribe(SIGNED_OUT_CHANNEL, (personId) => {
+      for (const notify of this.#signedOutListeners) notify(personId)
+    }).catch((error: unknown) => {
+      this.#subscribed = undefined
+      throw error
+    })
+    await this.#subscribed
+  }
+
+  /** How many people hold tokens, and the soonest access-token expiry (ms since the epoch). */
+  async stats (): Promise<{ held: number, soonestExpiry: number | null }> {
+    return await this.#records.stats()
+  }
+
+  start (): void {
+    this.#refresher.start()
+  }
+
+  async stop (): Promise<void> {
+    await this.#refresher.stop()
+  }
+}

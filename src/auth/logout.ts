@@ -9,9 +9,14 @@ async function signOut (app: FastifyInstance, request: FastifyRequest, personId:
   const record = await app.vault.load(personId)
   if (record !== null) await revokeAtProvider(app, request, [record.refreshToken, record.accessToken])
   await app.vault.delete(personId)
+  await endEverythingFor(app, personId)
+  request.log.info({ person: personId }, 'signed out')
+}
+
+/** Deletes what points at a person: sessions here, keys through the hooks. */
+async function endEverythingFor (app: FastifyInstance, personId: string): Promise<void> {
   await app.sessions.deleteAllFor(personId)
   await Promise.all(app.signOutHooks.map(async (hook) => { await hook(personId) }))
-  request.log.info({ person: personId }, 'signed out')
 }
 
 async function revokeAtProvider (app: FastifyInstance, request: FastifyRequest, tokens: Array<string | undefined>): Promise<void> {
@@ -41,6 +46,13 @@ declare module 'fastify' {
 /** POST /auth/logout signs out (same origin only, by the CSRF hook); GET only asks to confirm. */
 export default fp(async function logoutPlugin (app) {
   app.decorate('signOutHooks', [])
+  // The provider refused the refresh token (invalid_grant): the person must sign in again,
+  // so their sessions and keys end too rather than coming back after the next sign-in.
+  app.addHook('onReady', async () => {
+    await app.vault.onSignedOut((personId) => {
+      endEverythingFor(app, personId).catch((error: unknown) => app.log.warn({ person: personId, reason: String(error) }, 'ending sessions after sign-out failed'))
+    })
+  })
 
   app.get('/auth/logout', async (_request, reply) => sendPage(reply, 200, layout('Sign out', html`<section class="card"><h1>Sign out?</h1>
 <p>This signs you out of Gemgate everywhere and ends your gateway keys.</p>

@@ -1,0 +1,137 @@
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { BadRequestError, NotFoundError, SignInAgainError, UnauthenticatedError } from '../errors.js'
+import type { Identity } from './identity.js'
+import { KEY_PREFIX, KeyStore, MAX_KEY_LIFETIME_DAYS, MAX_KEYS_PER_PERSON, type GatewayKey } from './key-store.js'
+import { html, layout, sendPage, type Html } from './pages.js'
+
+export { KeyStore, revokeAllKeys, type GatewayKey } from './key-store.js'
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Personal gateway keys (`gk_…`), stored only as hashes. */
+    keys: KeyStore
+  }
+}
+
+interface CreateBody { name: string, expiresInDays?: number }
+
+const createSchema = {
+  body: {
+    type: 'object',
+    required: ['name'],
+    additionalProperties: false,
+    properties: {
+      name: { type: 'string', minLength: 1, maxLength: 100, pattern: '\\S' },
+      expiresInDays: { type: 'integer', minimum: 1, maximum: MAX_KEY_LIFETIME_DAYS },
+    },
+  },
+}
+const idSchema = { params: { type: 'object', properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{16}$' } } } }
+
+function iso (epochMs: number | null): string | null {
+  return epochMs === null ? null : new Date(epochMs).toISOString()
+}
+
+function listed (key: GatewayKey) {
+  return { id: key.id, name: key.name, createdAt: iso(key.createdAt), lastUsedAt: iso(key.lastUsedAt), expiresAt: iso(key.expiresAt) }
+}
+
+/** The first `gk_` value among x-goog-api-key, `Authorization: Bearer` and `?key=`; null when none is a gateway key. */
+export function presentedKey (request: FastifyRequest): string | null {
+  const header = request.headers['x-goog-api-key']
+  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')?.[1]
+  const url = request.raw.url ?? ''
+  const query = url.includes('?') ? new URLSearchParams(url.slice(url.indexOf('?') + 1)).getAll('key') : []
+  const candidates = [...(Array.isArray(header) ? header : [header]), bearer, ...query]
+  return candidates.map((value) => value?.trim()).find((value) => value?.startsWith(KEY_PREFIX) === true) ?? null
+}
+
+async function requireSession (app: FastifyInstance, request: FastifyRequest): Promise<Identity> {
+  const identity = await app.identify(request)
+  if (identity?.via !== 'session') throw new UnauthenticatedError(`Gateway keys are managed from a browser session: sign in at ${app.config.publicUrl}/auth/login.`)
+  return identity
+}
+
+function wantsPage (request: FastifyRequest): boolean {
+  return request.headers['content-type']?.startsWith('application/x-www-form-urlencoded') === true
+}
+
+function keysSection (keys: GatewayKey[]): Html {
+  const rows = keys.map((key) => html`<tr><td>${key.name}</td><td>${iso(key.createdAt)?.slice(0, 10)}</td>
+<td>${key.lastUsedAt === null ? 'never' : iso(key.lastUsedAt)?.slice(0, 16).replace('T', ' ')}</td><td>${key.expiresAt === null ? 'never' : iso(key.expiresAt)?.slice(0, 10)}</td>
+<td><form class="inline" method="post" action="/auth/keys/${key.id}/revoke"><button class="danger" type="submit">Revoke</button></form></td></tr>`)
+  return html`<section class="card" id="keys"><h2>Your gateway keys</h2>
+<p class="muted">Use a key as the API key of <code>@google/genai</code> with this gateway as its base URL.</p>
+${keys.length === 0 ? html`<p class="muted">No keys yet.</p>` : html`<table><thead><tr><th>Name</th><th>Created</th><th>Last used</th><th>Expires</th><th></th></tr></thead><tbody>${rows}</tbody></table>`}
+<form method="post" action="/auth/keys" class="row"><input name="name" required maxlength="100" placeholder="Key name">
+<input name="expiresInDays" type="number" min="1" max="${MAX_KEY_LIFETIME_DAYS}" placeholder="Days valid (optional)"><button type="submit">Create key</button></form></section>`
+}
+
+function createdPage (key: GatewayKey, secret: string): Html {
+  return layout('Key created', html`<section class="card"><h1>Key “${key.name}” created</h1>
+<p>Copy it now: it is shown only this once.</p><p class="key"><code>${secret}</code></p>
+<p><a class="button" href="/auth/status">Back to status</a></p></section>`)
+}
+
+async function keyRoutes (app: FastifyInstance): Promise<void> {
+  // The status page's forms post urlencoded; nothing else here takes them.
+  app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_request, body, done) => {
+    done(null, Object.fromEntries([...new URLSearchParams(body as string)].filter(([, value]) => value !== '')))
+  })
+
+  app.post<{ Body: CreateBody }>('/auth/keys', { schema: createSchema }, async (request, reply) => {
+    const identity = await requireSession(app, request)
+    if ((await app.keys.list(identity.personId)).length >= MAX_KEYS_PER_PERSON) {
+      throw new BadRequestError(`You already have ${MAX_KEYS_PER_PERSON} keys; revoke one first.`)
+    }
+    const { key, secret } = await app.keys.create(identity.personId, request.body.name.trim(), request.body.expiresInDays)
+    request.log.info({ keyId: key.id }, 'gateway key created')
+    reply.header('cache-control', 'no-store')
+    if (wantsPage(request)) return sendPage(reply, 201, createdPage(key, secret))
+    return await reply.code(201).send({ id: key.id, name: key.name, key: secret, expiresAt: iso(key.expiresAt) })
+  })
+
+  app.get('/auth/keys', async (request, reply) => {
+    const identity = await requireSession(app, request)
+    reply.header('cache-control', 'no-store')
+    return { keys: (await app.keys.list(identity.personId)).map(listed) }
+  })
+
+  const revoke = async (request: FastifyRequest<{ Params: { id: string } }>): Promise<void> => {
+    const identity = await requireSession(app, request)
+    if (!await app.keys.revoke(identity.personId, request.params.id)) throw new NotFoundError('You have no key with this id.')
+    request.log.info({ keyId: request.params.id }, 'gateway key revoked')
+  }
+  app.delete<{ Params: { id: string } }>('/auth/keys/:id', { schema: idSchema }, async (request, reply: FastifyReply) => {
+    await revoke(request)
+    return await reply.code(204).send()
+  })
+  app.post<{ Params: { id: string } }>('/auth/keys/:id/revoke', { schema: idSchema }, async (request, reply) => {
+    await revoke(request)
+    return await reply.redirect('/auth/status#keys', 303)
+  })
+}
+
+/**
+ * Personal gateway keys: a credential resolver for `gk_…` keys, /auth/keys to create, list and
+ * revoke them from a browser session, and the status page's keys section. A key works only
+ * while its person still has tokens, and all of them are revoked when the person signs out.
+ */
+export default fp(async function keysPlugin (app) {
+  const keys = new KeyStore(app.store)
+  app.decorate('keys', keys)
+
+  app.credentialResolvers.push(async (request) => {
+    const secret = presentedKey(request)
+    if (secret === null) return null
+    const key = await keys.verify(secret)
+    if (key === null) throw new UnauthenticatedError('This gateway key is unknown, expired or revoked.')
+    const [profile, tokens] = await Promise.all([app.profiles.load(key.personId), app.vault.load(key.personId)])
+    if (profile === null || tokens === null) throw new SignInAgainError(app.config.publicUrl)
+    return { ...profile, personId: key.personId, via: 'key', keyId: key.id }
+  })
+  app.signOutHooks.push(async (personId) => { await keys.revokeAll(personId) })
+  app.statusSections.push(async (identity) => keysSection(await keys.list(identity.personId)))
+  await app.register(keyRoutes)
+}, { name: 'gemgate-keys', dependencies: ['gemgate-identity', 'gemgate-sessions', 'gemgate-logout', 'gemgate-status'] })

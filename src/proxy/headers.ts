@@ -1,0 +1,96 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import { isApiPath } from './target.js'
+
+type HeaderValue = string | string[] | undefined
+type Headers = Record<string, HeaderValue>
+
+/** Hop-by-hop headers (RFC 9110 §7.6.1 and the usual non-standard ones): never forwarded either way. */
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
+  'proxy-authenticate', 'proxy-authorization', 'http2-settings',
+])
+
+/**
+ * What the client sends that the upstream must not see: its credentials (the gateway injects
+ * its own), the gateway's cookies, forwarding headers (the upstream is not told about the
+ * client), and what only concerns the hop to the gateway.
+ */
+const CLIENT_ONLY = new Set([
+  'host', 'authorization', 'x-goog-api-key', 'cookie', 'x-goog-user-project', 'x-goog-iam-authorization-token',
+  'x-goog-iam-authority-selector', 'x-gemgate-assertion', 'forwarded', 'x-real-ip', 'expect', 'x-request-id',
+])
+
+/**
+ * What the upstream answers that the client must not get: cookies (another origin's, now on
+ * ours), CORS and transport policy (the gateway's own apply), and its request id (ours stands).
+ */
+const UPSTREAM_ONLY = new Set([
+  'set-cookie', 'set-cookie2', 'strict-transport-security', 'alt-svc', 'x-request-id',
+])
+
+/** Response headers that carry the URL of a resumable upload session. */
+const UPLOAD_URL_HEADERS = new Set(['x-goog-upload-url', 'x-goog-upload-control-url'])
+
+function first (value: HeaderValue): string | undefined {
+  return Array.isArray(value) ? value.join(',') : value
+}
+
+/** The header names a `Connection` header lists: hop-by-hop for this message only. */
+export function connectionNamed (headers: Headers): Set<string> {
+  return new Set((first(headers.connection) ?? '').split(',').map((name) => name.trim().toLowerCase()).filter(Boolean))
+}
+
+/** What the gateway adds to every upstream request. */
+export interface Injected {
+  accessToken: string
+  requestId: string
+  quotaProject?: string
+}
+
+/**
+ * The headers to send upstream: the client's minus hop-by-hop, credential and forwarding
+ * headers, plus the gateway's own. The client's `Connection` is applied before anything is
+ * injected, so naming `authorization` there cannot remove the gateway's token.
+ */
+export function upstreamRequestHeaders (incoming: IncomingHttpHeaders, injected: Injected): Record<string, string | string[]> {
+  const named = connectionNamed(incoming)
+  const headers: Record<string, string | string[]> = {}
+  for (const [name, value] of Object.entries(incoming)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || CLIENT_ONLY.has(name) || named.has(name) || name.startsWith('x-forwarded-')) continue
+    headers[name] = value
+  }
+  headers.authorization = `Bearer ${injected.accessToken}`
+  headers['x-request-id'] = injected.requestId
+  if (injected.quotaProject !== undefined) headers['x-goog-user-project'] = injected.quotaProject
+  return headers
+}
+
+/**
+ * Points an upload session URL at the gateway, so the follow-up chunks come back through it
+ * and are authenticated like any other call; null when it is not an API URL the gateway serves.
+ */
+export function gatewayUploadUrl (value: string, publicUrl: string): string | null {
+  let url: URL
+  try {
+    url = new URL(value)
+  } catch {
+    return null
+  }
+  return isApiPath(url.pathname) ? `${publicUrl}${url.pathname}${url.search}` : null
+}
+
+/** The upstream's response headers as the client gets them. */
+export function clientResponseHeaders (upstream: Headers, publicUrl: string): Record<string, string | string[]> {
+  const named = connectionNamed(upstream)
+  const headers: Record<string, string | string[]> = {}
+  for (const [name, value] of Object.entries(upstream)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || UPSTREAM_ONLY.has(name) || named.has(name) || name.startsWith('access-control-')) continue
+    if (UPLOAD_URL_HEADERS.has(name)) {
+      const rewritten = gatewayUploadUrl(first(value) ?? '', publicUrl)
+      if (rewritten !== null) headers[name] = rewritten
+      continue
+    }
+    headers[name] = value
+  }
+  return headers
+}

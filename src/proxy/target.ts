@@ -1,0 +1,67 @@
+import { BadRequestError } from '../errors.js'
+
+/** The path prefixes forwarded to the Gemini API; nothing else ever reaches the upstream. */
+export const API_PREFIXES = ['/v1beta/', '/v1/', '/v1alpha/', '/upload/'] as const
+
+/** Query parameters that carry a credential (Google reads `key` and `access_token`): never forwarded. */
+const CREDENTIAL_PARAMS = new Set(['key', 'access_token', 'oauth_token'])
+
+/** Characters that may not appear percent-encoded in a path: they would change its shape once decoded. */
+const FORBIDDEN_ENCODED = new Set(['.', '/', '\\', '%', '?', '#', ';'])
+
+/** Where a request goes upstream: a path confined to the API prefixes, and the query minus credentials. */
+export interface UpstreamTarget {
+  path: string
+  search: string
+}
+
+function refuse (why: string): never {
+  throw new BadRequestError(`Request path refused: ${why}.`)
+}
+
+/** True for a path under one of the API prefixes, with something after the prefix. */
+export function isApiPath (path: string): boolean {
+  return API_PREFIXES.some((prefix) => path.startsWith(prefix) && path.length > prefix.length)
+}
+
+function checkPath (path: string): void {
+  if (!path.startsWith('/')) refuse('only origin-form request targets (starting with /) are accepted')
+  // Printable ASCII only: no backslashes, fragments, spaces or control characters.
+  if (!/^[\x21-\x7e]*$/.test(path) || /[\\#]/.test(path)) refuse('it contains a backslash, fragment or non-printable character')
+  for (const escape of path.matchAll(/%(.{0,2})/g)) {
+    const hex = escape[1] ?? ''
+    if (!/^[0-9a-fA-F]{2}$/.test(hex)) refuse('it contains a malformed percent-escape')
+    const decoded = String.fromCharCode(parseInt(hex, 16))
+    if (FORBIDDEN_ENCODED.has(decoded) || decoded < ' ' || decoded > '~') refuse(`it encodes ${JSON.stringify(decoded)}`)
+  }
+  const segments = path.split('/').slice(1)
+  if (segments.some((segment) => segment === '.' || segment === '..')) refuse('it contains a dot segment')
+  if (segments.slice(0, -1).includes('')) refuse('it contains an empty segment')
+  if (!isApiPath(path)) refuse(`it is not under ${API_PREFIXES.join(', ')}`)
+}
+
+function isCredentialParam (pair: string): boolean {
+  const name = pair.split('=', 1)[0]!.replace(/\+/g, ' ')
+  let decoded: string
+  try {
+    decoded = decodeURIComponent(name)
+  } catch {
+    return refuse('the query string contains a malformed percent-escape')
+  }
+  return CREDENTIAL_PARAMS.has(decoded.trim().replace(/^\$/, '').toLowerCase())
+}
+
+/**
+ * Validates the raw request target and gives what to send upstream, or throws BadRequestError (400)
+ * before anything is sent. The path is never rewritten: an ambiguous one (dot segments, encoded
+ * dots or slashes, backslashes, absolute form) is refused rather than normalised, so the gateway
+ * and the upstream cannot disagree about what it means.
+ */
+export function upstreamTarget (rawUrl: string): UpstreamTarget {
+  const queryAt = rawUrl.indexOf('?')
+  const path = queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt)
+  checkPath(path)
+  const query = queryAt === -1 ? '' : rawUrl.slice(queryAt + 1)
+  const kept = query.split('&').filter((pair) => pair !== '' && !isCredentialParam(pair))
+  return { path, search: kept.length === 0 ? '' : `?${kept.join('&')}` }
+}

@@ -1,0 +1,144 @@
+import { Transform, type TransformCallback } from 'node:stream'
+import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
+
+/** The token counts Gemini reports in `usageMetadata`. */
+export interface TokenUsage {
+  promptTokenCount: number
+  candidatesTokenCount: number
+  totalTokenCount: number
+}
+
+/** What a finished response reported, and for which model version. */
+export interface ObservedUsage {
+  usage: TokenUsage
+  modelVersion?: string
+}
+
+/** A JSON answer bigger than this is passed on unread: its usage is not counted. */
+export const MAX_METERED_JSON_BYTES = 8 * 1024 * 1024
+/** One SSE line longer than this is skipped. */
+const MAX_SSE_LINE_BYTES = 4 * 1024 * 1024
+
+function toUsage (value: unknown): TokenUsage | undefined {
+  const metadata = (value as { usageMetadata?: Record<string, unknown> } | null)?.usageMetadata
+  if (metadata === undefined || metadata === null || typeof metadata !== 'object') return undefined
+  const count = (name: string): number => typeof metadata[name] === 'number' ? metadata[name] : 0
+  return { promptTokenCount: count('promptTokenCount'), candidatesTokenCount: count('candidatesTokenCount'), totalTokenCount: count('totalTokenCount') }
+}
+
+function observe (value: unknown): ObservedUsage | undefined {
+  // `:streamGenerateContent` without alt=sse answers one JSON array of chunks.
+  const last = Array.isArray(value) ? value.findLast((item) => toUsage(item) !== undefined) : value
+  const usage = toUsage(last)
+  if (usage === undefined) return undefined
+  const modelVersion = (last as { modelVersion?: unknown }).modelVersion
+  return { usage, modelVersion: typeof modelVersion === 'string' ? modelVersion : undefined }
+}
+
+function parse (text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown
+  } catch {
+    return undefined
+  }
+}
+
+function decoderFor (contentEncoding: string): Transform | null | undefined {
+  switch (contentEncoding.trim().toLowerCase()) {
+    case '': case 'identity': return null
+    case 'gzip': case 'x-gzip': return createGunzip()
+    case 'deflate': return createInflate()
+    case 'br': return createBrotliDecompress()
+    default: return undefined
+  }
+}
+
+/**
+ * Passes a response body through unchanged, each chunk the moment it arrives, while reading a
+ * copy on the side for `usageMetadata`: from a JSON body at its end, or from the last SSE event
+ * that carried it (also when the client leaves mid-stream: those tokens were spent).
+ * `onUsage` runs at most once. Metering never delays, alters or fails the stream.
+ */
+export class UsageTap extends Transform {
+  readonly #sse: boolean
+  readonly #decoder: Transform | null | undefined
+  readonly #text = new TextDecoder()
+  #pending = ''
+  #jsonBytes = 0
+  #observed: ObservedUsage | undefined
+  #reported = false
+  #flushing = false
+
+  constructor (contentType: string, contentEncoding: string, private readonly onUsage: (observed: ObservedUsage) => void) {
+    super()
+    this.#sse = contentType.toLowerCase().startsWith('text/event-stream')
+    this.#decoder = decoderFor(contentEncoding)
+    this.#decoder?.on('data', (chunk: Buffer) => this.#read(chunk))
+    this.#decoder?.on('error', () => { this.#pending = '' })
+  }
+
+  override _transform (chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
+    callback(null, chunk)
+    if (this.#decoder === null) this.#read(chunk)
+    else this.#decoder?.write(chunk)
+  }
+
+  override _flush (callback: TransformCallback): void {
+    if (this.#decoder === null || this.#decoder === undefined) {
+      this.#finish()
+      callback()
+      return
+    }
+    // The body has fully passed on; only the side copy still decompresses, so the end is not held back.
+    this.#flushing = true
+    this.#decoder.once('end', () => this.#finish())
+    this.#decoder.once('error', () => this.#finish())
+    this.#decoder.resume()
+    this.#decoder.end()
+    callback()
+  }
+
+  override _destroy (error: Error | null, callback: (error: Error | null) => void): void {
+    if (!this.#flushing) {
+      this.#decoder?.destroy()
+      if (this.#sse) this.#report()
+    }
+    callback(error)
+  }
+
+  #read (chunk: Buffer): void {
+    const text = this.#text.decode(chunk, { stream: true })
+    if (!this.#sse) {
+      this.#jsonBytes += chunk.length
+      this.#pending = this.#jsonBytes > MAX_METERED_JSON_BYTES ? '' : this.#pending + text
+      return
+    }
+    this.#pending += text
+    const lines = this.#pending.split('\n')
+    this.#pending = lines.pop() ?? ''
+    if (this.#pending.length > MAX_SSE_LINE_BYTES) this.#pending = ''
+    for (const line of lines) this.#readEvent(line)
+  }
+
+  #readEvent (line: string): void {
+    if (!line.startsWith('data:') || !line.includes('"usageMetadata"')) return
+    this.#observed = observe(parse(line.slice(5).trim())) ?? this.#observed
+  }
+
+  #finish (): void {
+    if (this.#sse) this.#readEvent(this.#pending)
+    else if (this.#jsonBytes <= MAX_METERED_JSON_BYTES) this.#observed = observe(parse(this.#pending))
+    this.#pending = ''
+    this.#report()
+  }
+
+  #report (): void {
+    if (this.#reported || this.#observed === undefined) return
+    this.#reported = true
+    try {
+      this.onUsage(this.#observed)
+    } catch {
+      // Metering must never break the response it measures.
+    }
+  }
+}

@@ -1,0 +1,93 @@
+import { once } from 'node:events'
+import { request as httpRequest } from 'node:http'
+import t from 'tap'
+import type { RecordedRequest } from './fixtures/gemini.js'
+import { personWithKey, startProxyStack } from './helpers/person.js'
+
+const STREAM = '/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse'
+const BODY = JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'a long answer please' }] }] })
+
+/** The request the upstream saw abandoned, or null if none was within a generous bound (so a regression fails instead of hanging). */
+async function abandonedWithin (abandoned: Promise<RecordedRequest>): Promise<RecordedRequest | null> {
+  let timer: NodeJS.Timeout | undefined
+  const bound = new Promise<null>((resolve) => { timer = setTimeout(() => resolve(null), 10_000) })
+  try {
+    return await Promise.race([abandoned, bound])
+  } finally {
+    clearTimeout(timer)
+  }
+}
+
+async function waitFor (condition: () => boolean): Promise<void> {
+  for (let attempt = 0; attempt < 500 && !condition(); attempt++) await new Promise((resolve) => setTimeout(resolve, 10))
+}
+
+t.test('a client that disconnects before the answer starts aborts the upstream request', async (t) => {
+  const stack = await startProxyStack(t, { memory: true })
+  const holder = await personWithKey(stack)
+  stack.gemini.fault({ kind: 'hang' })
+  const abandoned = stack.gemini.nextAbort()
+  const controller = new AbortController()
+  const call = fetch(`${stack.url}${STREAM}`, { method: 'POST', headers: { 'x-goog-api-key': holder.key }, body: BODY, signal: controller.signal })
+  await waitFor(() => stack.gemini.requests.length === 1)
+  controller.abort()
+  await t.rejects(call)
+  t.equal((await abandonedWithin(abandoned))?.aborted, true, 'the upstream saw its client go away')
+})
+
+t.test('a client that disconnects mid-stream aborts the upstream stream', async (t) => {
+  const stack = await startProxyStack(t, { memory: true })
+  const holder = await personWithKey(stack)
+  stack.gemini.fault({ kind: 'hang', afterChunks: 1 })
+  const abandoned = stack.gemini.nextAbort()
+  const request = httpRequest(`${stack.url}${STREAM}`, { method: 'POST', headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/json' } })
+  request.end(BODY)
+  const [response] = await once(request, 'response') as [import('node:http').IncomingMessage]
+  t.equal(response.statusCode, 200)
+  t.equal(response.headers['content-type'], 'text/event-stream')
+  const [first] = await once(response, 'data') as [Buffer]
+  t.match(first.toString(), /^data: \{/, 'the first chunk arrived while the upstream still streams')
+  request.destroy()
+  t.equal((await abandonedWithin(abandoned))?.aborted, true, 'the upstream request was cancelled')
+})
+
+t.test('an upstream that resets mid-stream ends the client\'s stream, no hang', async (t) => {
+  const stack = await startProxyStack(t, { memory: true })
+  const holder = await personWithKey(stack)
+  stack.gemini.fault({ kind: 'reset', afterChunks: 2 })
+  const response = await fetch(`${stack.url}${STREAM}`, { method: 'POST', headers: { 'x-goog-api-key': holder.key }, body: BODY })
+  t.equal(response.status, 200)
+  await t.rejects(response.text(), 'the broken stream is reported as broken, not as a clean end')
+})
+
+t.test('request bodies stream upstream: a large chunked upload arrives whole', async (t) => {
+  const stack = await startProxyStack(t, { memory: true, env: { RETRY_BODY_LIMIT_BYTES: '1024' } })
+  const holder = await personWithKey(stack)
+  const start = await fetch(`${stack.url}/upload/v1beta/files`, {
+    method: 'POST',
+    headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/json', 'x-goog-upload-protocol': 'resumable', 'x-goog-upload-command': 'start' },
+    body: JSON.stringify({ file: { displayName: 'big.bin' } }),
+  })
+  const uploadUrl = start.headers.get('x-goog-upload-url')!
+  t.match(uploadUrl, new RegExp(`^${stack.url}/upload/`), 'the upload URL points at the gateway')
+  const parts = Array.from({ length: 64 }, (_, index) => Buffer.alloc(16 * 1024, index))
+  const body = new ReadableStream<Uint8Array>({
+    pull (controller) {
+      const next = parts.shift()
+      if (next === undefined) controller.close()
+      else controller.enqueue(next)
+    },
+  })
+  const finish = await fetch(uploadUrl, {
+    method: 'POST',
+    headers: { 'x-goog-api-key': holder.key, 'x-goog-upload-command': 'upload, finalize', 'x-goog-upload-offset': '0' },
+    body,
+    duplex: 'half',
+  } as RequestInit)
+  t.equal(finish.status, 200)
+  t.equal(finish.headers.get('x-goog-upload-status'), 'final')
+  const file = (await finish.json() as { file: { name: string, sizeBytes: string } }).file
+  t.equal(file.sizeBytes, String(64 * 16 * 1024))
+  t.equal(stack.gemini.files.get(file.name)?.content.at(-1), 63, 'the last part arrived last')
+  t.notOk(JSON.stringify(stack.gemini.requests.map((request) => request.query)).includes('gk_'))
+})

@@ -1,14 +1,20 @@
 import { randomUUID } from 'node:crypto'
 import fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import assertionPlugin from './auth/assertion.js'
 import identityPlugin from './auth/identity.js'
+import authPlugin from './auth/plugin.js'
+import keysPlugin from './auth/keys.js'
 import { OidcProvider } from './auth/provider.js'
 import type { Config } from './config/schema.js'
 import { errorHandler, notFoundHandler } from './errors.js'
 import healthPlugin from './ops/health.js'
 import metricsPlugin from './ops/metrics.js'
 import requestLogPlugin from './ops/request-log.js'
+import appProxyPlugin from './proxy/app-proxy.js'
+import geminiProxyPlugin from './proxy/gemini.js'
 import { createStore } from './store/redis.js'
 import type { Store } from './store/store.js'
+import vaultPlugin from './tokens/plugin.js'
 
 /** How long an idle keep-alive connection stays open (above common load-balancer idle timeouts). */
 export const DEFAULT_KEEP_ALIVE_TIMEOUT = 72_000
@@ -49,6 +55,8 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
     keepAliveTimeout: DEFAULT_KEEP_ALIVE_TIMEOUT,
     requestTimeout: DEFAULT_REQUEST_TIMEOUT,
     return503OnClosing: true,
+    // Malformed URLs and headers Fastify refuses before routing still answer in Google's shape.
+    frameworkErrors: (error, request, reply) => errorHandler({ ...error, statusCode: error.statusCode ?? 400, message: error.message }, request, reply),
   })
 
   const store = options.store ?? await createStore(config.redis)
@@ -67,6 +75,14 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(metricsPlugin)
   await app.register(requestLogPlugin)
   await app.register(identityPlugin)
+  // The token vault registers before sign-in, which stores tokens in it.
+  await app.register(vaultPlugin)
+  await app.register(authPlugin)
+  await app.register(keysPlugin)
+  await app.register(assertionPlugin)
+  await app.register(geminiProxyPlugin)
+  // Last: it answers every path no other plugin owns.
+  await app.register(appProxyPlugin)
   app.readiness.set('redis', async () => { await store.ping() })
   app.readiness.set('provider', async () => { await provider.configuration() })
 

@@ -11,6 +11,7 @@ export const REDACT_PATHS = [
   'headers.authorization',
   'headers.cookie',
   'headers["x-goog-api-key"]',
+  'headers["x-gemgate-assertion"]',
   'headers["set-cookie"]',
   '*.access_token', '*.refresh_token', '*.id_token', '*.accessToken', '*.refreshToken', '*.idToken', '*.token', '*.key',
   'access_token', 'refresh_token', 'id_token', 'accessToken', 'refreshToken', 'idToken', 'token', 'key',

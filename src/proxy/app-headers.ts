@@ -1,0 +1,162 @@
+import type { IncomingHttpHeaders } from 'node:http'
+import { isGatewayCookie } from '../auth/cookies.js'
+import { KEY_PREFIX } from '../auth/key-store.js'
+
+type HeaderValue = string | string[] | undefined
+type OutgoingHeaders = Record<string, string | string[]>
+
+/** Hop-by-hop headers, plus what only concerns the hop to the gateway (the app gets its own Host). */
+const HOP_BY_HOP = new Set([
+  'connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'te', 'trailer', 'upgrade',
+  'proxy-authenticate', 'proxy-authorization', 'http2-settings', 'expect', 'host',
+])
+
+/**
+ * Headers through which a client could claim an identity, a client address or another URL
+ * (X-Original-URL and friends rewrite the path in some frameworks). Compared after lower-casing
+ * and turning every non-alphanumeric into `-`, since servers that map `X_Forwarded_User` or
+ * `x.forwarded.user` onto `X-Forwarded-User` exist.
+ */
+const SPOOFABLE_PREFIXES = ['x-forwarded-', 'x-gemgate-', 'x-auth-request-', 'x-original-', 'x-pomerium-']
+const SPOOFABLE = new Set(['forwarded', 'x-real-ip', 'x-client-ip', 'remote-user', 'x-remote-user', 'x-rewrite-url', 'x-request-id'])
+
+/** Headers the app's answer may not carry: they concern the gateway's origin and its cookies. */
+const APP_RESPONSE_ONLY = new Set(['clear-site-data', 'x-request-id'])
+
+/** Who the app is told the person is; absent on a public path requested signed out. */
+export interface AppIdentity {
+  sub: string
+  email: string
+  name: string
+  assertion: string
+}
+
+/** What the gateway adds to every request to the app. */
+export interface AppRequestContext {
+  identity: AppIdentity | null
+  requestId: string
+  clientIp: string
+  publicUrl: string
+  /** A WebSocket handshake: keep `Upgrade` and say `Connection: Upgrade`. */
+  upgrade?: boolean
+}
+
+function canonical (name: string): string {
+  return name.toLowerCase().replace(/[^a-z0-9]/g, '-')
+}
+
+/** True for a header name that looks like one only the gateway may set, in any spelling. */
+export function isSpoofableHeader (name: string): boolean {
+  const text = canonical(name)
+  return SPOOFABLE.has(text) || SPOOFABLE_PREFIXES.some((prefix) => text.startsWith(prefix))
+}
+
+function decodeOnce (text: string): string {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    return text
+  }
+}
+
+/** True for a cookie name the gateway owns or that imitates one (`__Secure-gemgate…`, `%67emgate`). */
+export function isGatewayCookieName (name: string): boolean {
+  return [name, decodeOnce(name)].map((text) => text.trim())
+    .some((text) => isGatewayCookie(text) || /^(__host-|__secure-)?gemgate/i.test(text))
+}
+
+function connectionNamed (headers: Record<string, HeaderValue>): Set<string> {
+  const value = headers.connection
+  const text = Array.isArray(value) ? value.join(',') : value ?? ''
+  return new Set(text.split(',').map((name) => name.trim().toLowerCase()).filter(Boolean))
+}
+
+/** The Cookie header without the gateway's cookies; undefined when nothing else is left. */
+export function withoutGatewayCookies (header: string | string[]): string | undefined {
+  const pairs = (Array.isArray(header) ? header.join(';') : header).split(';')
+  const kept = pairs.map((pair) => pair.trim())
+    .filter((pair) => pair !== '' && !isGatewayCookieName(pair.split('=', 1)[0]!))
+  return kept.length === 0 ? undefined : kept.join('; ')
+}
+
+function isGatewayKey (name: string, value: string): boolean {
+  const credential = name === 'authorization' ? value.replace(/^\s*Bearer\s+/i, '') : value
+  return credential.trim().startsWith(KEY_PREFIX)
+}
+
+/** Printable text as a header value: control characters dropped, UTF-8 bytes sent as they are. */
+function headerText (text: string): string {
+  return Buffer.from(text.replace(/[\u0000-\u001f\u007f]/g, ''), 'utf8').toString('latin1')
+}
+
+/**
+ * The headers the app gets: the client's, minus hop-by-hop headers, anything resembling an
+ * identity or forwarding header, the gateway's cookies and gateway keys; then the gateway's own
+ * forwarding and identity headers. The client's `Connection` is applied before anything is
+ * added, so naming a header there cannot remove one of the gateway's.
+ */
+export function appRequestHeaders (incoming: IncomingHttpHeaders, context: AppRequestContext): OutgoingHeaders {
+  const named = connectionNamed(incoming)
+  const headers: OutgoingHeaders = {}
+  for (const [name, value] of Object.entries(incoming)) {
+    if (value === undefined || HOP_BY_HOP.has(name) || named.has(name) || isSpoofableHeader(name)) continue
+    if (name === 'cookie') {
+      const cookies = withoutGatewayCookies(value)
+      if (cookies !== undefined) headers.cookie = cookies
+      continue
+    }
+    if ((name === 'authorization' || name === 'x-goog-api-key') && [value].flat().some((item) => isGatewayKey(name, item))) continue
+    headers[name] = value
+  }
+  const publicUrl = new URL(context.publicUrl)
+  headers['x-forwarded-for'] = context.clientIp
+  headers['x-forwarded-proto'] = publicUrl.protocol.slice(0, -1)
+  headers['x-forwarded-host'] = publicUrl.host
+  headers['x-request-id'] = context.requestId
+  if (context.identity !== null) {
+    headers['x-forwarded-user'] = headerText(context.identity.sub)
+    headers['x-forwarded-email'] = headerText(context.identity.email)
+    headers['x-forwarded-name'] = headerText(context.identity.name)
+    headers['x-gemgate-assertion'] = context.identity.assertion
+  }
+  if (context.upgrade === true && typeof incoming.upgrade === 'string') {
+    headers.connection = 'Upgrade'
+    headers.upgrade = incoming.upgrade
+  }
+  return headers
+}
+
+/** True for a Set-Cookie line that would set (or shadow) a gateway cookie, or a nameless one. */
+export function setsGatewayCookie (line: string): boolean {
+  const pair = line.split(';', 1)[0]!
+  const at = pair.indexOf('=')
+  // RFC 6265bis: without `=` the whole pair is the value of a nameless cookie, which browsers
+  // send back as bare `value`, i.e. it can pose as any `name=value`.
+  const name = at === -1 ? '' : pair.slice(0, at).trim()
+  return name === '' || isGatewayCookieName(name)
+}
+
+/**
+ * The app's response headers as the client gets them: hop-by-hop headers dropped (for a 101,
+ * `Connection` and `Upgrade` kept), no Set-Cookie that touches a gateway cookie, and a
+ * Location pointing at the app's own origin turned into one on PUBLIC_URL.
+ */
+export function appResponseHeaders (upstream: Record<string, HeaderValue>, appOrigin: string, publicUrl: string, upgrade = false): OutgoingHeaders {
+  const named = connectionNamed(upstream)
+  const headers: OutgoingHeaders = {}
+  for (const [name, value] of Object.entries(upstream)) {
+    if (value === undefined || APP_RESPONSE_ONLY.has(name)) continue
+    if ((HOP_BY_HOP.has(name) || named.has(name)) && !(upgrade && (name === 'connection' || name === 'upgrade'))) continue
+    if (name === 'set-cookie') {
+      const kept = [value].flat().filter((line) => !setsGatewayCookie(line))
+      if (kept.length > 0) headers[name] = kept
+      continue
+    }
+    if (name === 'location' && typeof value === 'string' && (value === appOrigin || value.startsWith(`${appOrigin}/`))) {
+      headers[name] = publicUrl + value.slice(appOrigin.length)
+      continue
+    }
+    headers[name] = value
+  }
+  return headers
+}

@@ -12,13 +12,21 @@ t.test('logout revokes the tokens at the provider and ends the session', async (
 
   const response = await browser.fetch('/auth/logout', { method: 'POST', headers: { origin: stack.url, accept: 'text/html' } })
   t.equal(response.status, 303)
-  t.equal(response.headers.get('location'), '/')
+  t.equal(response.headers.get('location'), '/auth/status')
   t.notOk(browser.cookies.has('gemgate'), 'cookie cleared')
 
   t.equal((await stack.provider.introspect(record!.refreshToken!)).active, false, 'refresh token revoked at the provider')
   t.equal((await stack.provider.introspect(record!.accessToken)).active, false, 'access token revoked at the provider')
   t.equal(await stack.app.vault.load(personIdFor(stack.provider.issuer, 'alice')), null, 'tokens deleted')
   t.equal((await stack.browser().fetch('/auth/me', { headers: { cookie: oldCookie } })).status, 401, 'the old cookie no longer works')
+})
+
+t.test('a plain HTML form (urlencoded body) signs out too', async (t) => {
+  const stack = await startStack(t)
+  const { browser } = await stack.signIn()
+  const response = await browser.fetch('/auth/logout', { method: 'POST', headers: { origin: stack.url, accept: 'text/html', 'content-type': 'application/x-www-form-urlencoded' }, body: '' })
+  t.equal(response.status, 303)
+  t.equal((await browser.fetch('/auth/me')).status, 401)
 })
 
 t.test('fetch callers get 204', async (t) => {

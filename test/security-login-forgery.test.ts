@@ -4,6 +4,7 @@ import { startStack, type Browser } from './helpers/stack.js'
 async function noSession (t: Test, browser: Browser, response: Response, status = 400): Promise<void> {
   t.equal(response.status, status, `answers ${status}`)
   t.match(response.headers.get('content-type'), /text\/html/)
+  t.equal(response.headers.get('referrer-policy'), 'no-referrer', 'the callback URL never leaks as a referrer')
   t.match(await response.text(), /href="\/auth\/login"/, 'offers to sign in again')
   t.notOk(browser.cookies.has('gemgate'), 'no session cookie')
   t.equal((await browser.fetch('/auth/me')).status, 401, 'signed out')

@@ -4,6 +4,9 @@ import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { clearCookie } from './cookies.js'
 import { html, layout, sendPage } from './pages.js'
 
+/** A sign-out form carries nothing worth more than this. */
+const FORM_BODY_LIMIT = 1024
+
 /** Ends everything a person's sign-in gave: tokens at the provider and here, sessions, keys. */
 async function signOut (app: FastifyInstance, request: FastifyRequest, personId: string): Promise<void> {
   const record = await app.vault.load(personId)
@@ -58,11 +61,17 @@ export default fp(async function logoutPlugin (app) {
 <p>This signs you out of Gemgate everywhere and ends your gateway keys.</p>
 <form method="post" action="/auth/logout"><button class="danger" type="submit">Sign out</button></form></section>`)))
 
-  app.post('/auth/logout', async (request, reply) => {
-    const identity = await app.identify(request).catch(() => null)
-    if (identity?.via === 'session') await signOut(app, request, identity.personId)
-    clearCookie(reply, app.cookieNames, app.cookieNames.session)
-    reply.header('cache-control', 'no-store')
-    return wantsPage(request) ? await reply.redirect('/', 303) : await reply.code(204).send()
+  // An encapsulated scope: plain HTML forms post urlencoded (or text/plain) bodies, which this
+  // route accepts and ignores, without a root parser that other routes' parsers would clash with.
+  await app.register(async (scope) => {
+    scope.addContentTypeParser(['application/x-www-form-urlencoded', 'text/plain'], { parseAs: 'string', bodyLimit: FORM_BODY_LIMIT }, (_request, _body, done) => { done(null, null) })
+    scope.post('/auth/logout', async (request, reply) => {
+      const identity = await app.identify(request).catch(() => null)
+      if (identity?.via === 'session') await signOut(app, request, identity.personId)
+      clearCookie(reply, app.cookieNames, app.cookieNames.session)
+      reply.header('cache-control', 'no-store')
+      // Not "/": with an app fronted, "/" is the app, which would start a new sign-in at once.
+      return wantsPage(request) ? await reply.redirect('/auth/status', 303) : await reply.code(204).send()
+    })
   })
 }, { name: 'gemgate-logout', dependencies: ['gemgate-sessions'] })

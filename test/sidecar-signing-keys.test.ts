@@ -34,13 +34,23 @@ t.test('replicas that start together converge on one key, stored only encrypted'
   const stored = await store.get('assertion:signing-key:1000')
   t.ok(stored, 'kept in the store under its period')
   t.notMatch(stored!, /"d"|"kty"|"crv"/, 'the private JWK is not readable at rest')
-  const stranger = new SigningKeyRing(store, new TokenCipher([randomBytes(32).toString('base64')]), { now: () => clock.now })
-  await t.rejects(stranger.current(), TokenDecryptError, 'a replica without the encryption key cannot use it')
-
   const jwks = await rings[3]!.publicKeys()
   t.equal(jwks.length, 1)
   t.notOk('d' in jwks[0]!, 'the published JWK has no private part')
   t.match(jwks[0], { kty: 'EC', crv: 'P-256', alg: 'ES256', use: 'sig', kid: keys[0]!.kid })
+  t.throws(() => new TokenCipher([randomBytes(32).toString('base64')]).decrypt(JSON.parse(stored!).sealed, 'x'), TokenDecryptError, 'another encryption key cannot open it')
+})
+
+t.test('a key sealed under an encryption key no longer configured is replaced, not a 500', async (t) => {
+  const { store } = await sharedStore(t)
+  const clock = { now: 1000 * DAY + 5_000 }
+  const retired = replica(store, new TokenCipher([randomBytes(32).toString('base64')]), clock)
+  const old = await retired.current()
+  const replaced = new SigningKeyRing(store, new TokenCipher([randomBytes(32).toString('base64')]), { now: () => clock.now })
+  const fresh = await replaced.current()
+  t.not(fresh.kid, old.kid, 'a new signing key')
+  t.match(await store.get('assertion:signing-key:1000'), fresh.kid, 'stored in place of the unreadable one')
+  t.ok(await new Assertions(replaced, ISSUER).issue(PERSON), 'and assertions are issued again')
 })
 
 t.test('rotation: a new key each period, the previous one published and trusted for one more', async (t) => {

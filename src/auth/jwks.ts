@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto'
 import { exportJWK, generateKeyPair, importJWK, type CryptoKey, type JWK } from 'jose'
 import type { FastifyInstance } from 'fastify'
 import type { Store } from '../store/store.js'
-import type { TokenCipher } from '../tokens/crypto.js'
+import { TokenDecryptError, type TokenCipher } from '../tokens/crypto.js'
 
 /** Assertions are signed with one key per period of this length; the next period brings a new key. */
 export const DEFAULT_KEY_ROTATION_MS = 24 * 60 * 60 * 1000
@@ -117,8 +117,17 @@ export class SigningKeyRing {
     const text = await this.store.get(storeKey(period))
     if (text === null) return null
     const stored = JSON.parse(text) as StoredKey
-    const privateJwk = JSON.parse(this.cipher.decrypt(stored.sealed, sealingContext(stored.kid)).plaintext) as JWK
-    return await this.#imported(stored.kid, privateJwk)
+    let plaintext: string
+    try {
+      plaintext = this.cipher.decrypt(stored.sealed, sealingContext(stored.kid)).plaintext
+    } catch (error) {
+      if (!(error instanceof TokenDecryptError)) throw error
+      // Sealed under an encryption key that is no longer configured: nobody can sign with it,
+      // so replace it (only if still the same value, so replicas converge on one new key).
+      await this.store.deleteIfEquals(storeKey(period), text)
+      return null
+    }
+    return await this.#imported(stored.kid, JSON.parse(plaintext) as JWK)
   }
 
   async #create (period: number): Promise<SigningKey> {

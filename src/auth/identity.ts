@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
+import { PersonCache, PersonChanges } from '../store/cache.js'
 
 /** Who a request acts for, once a session cookie, gateway key or assertion proved it. */
 export interface Identity {
@@ -29,6 +30,13 @@ declare module 'fastify' {
     credentialResolvers: CredentialResolver[]
     /** Identifies the caller with the first resolver that recognises a credential, and remembers it on the request. */
     identify: (request: FastifyRequest) => Promise<Identity | null>
+    /** Announces changes to a person's sessions, keys and tokens to every replica's caches. */
+    personChanges: PersonChanges
+    /**
+     * Credentials recently proven (`session:<id>`, `key:<hash>`) and whom they identify, so the
+     * steady state costs no store round trip; dropped per person on any announced change.
+     */
+    identityCache: PersonCache<Identity>
   }
 }
 
@@ -36,6 +44,11 @@ declare module 'fastify' {
 export default fp(async function identityPlugin (app) {
   app.decorateRequest('identity', null)
   app.decorate('credentialResolvers', [] as CredentialResolver[])
+  const changes = new PersonChanges(app.store)
+  app.decorate('personChanges', changes)
+  app.decorate('identityCache', new PersonCache<Identity>(changes))
+  // Before listening: until the replica hears the others' announcements, nothing is served from a cache.
+  app.addHook('onReady', async () => { await changes.start() })
   app.decorate('identify', async (request: FastifyRequest) => {
     if (request.identity !== null) return request.identity
     for (const resolve of app.credentialResolvers) {

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
+import type { PersonChanges } from '../store/cache.js'
 import type { Store } from '../store/store.js'
 
 /** Every gateway key starts with this, so a key is told apart from an assertion or a Google key. */
@@ -29,7 +30,8 @@ const hashByIdKey = (id: string): string => `key:id:${id}`
 const usedKey = (id: string): string => `key:used:${id}`
 const personKeysKey = (personId: string): string => `person:${personId}:keys`
 
-function hashOf (secret: string): string {
+/** What a key is stored and cached under: the SHA-256 of its secret, never the secret. */
+export function keyHash (secret: string): string {
   // The secret is 256 random bits: a fast hash is as good as a slow one here.
   return createHash('sha256').update(secret).digest('base64url')
 }
@@ -40,12 +42,12 @@ function hashOf (secret: string): string {
  * can never bring back one that was revoked meanwhile.
  */
 export class KeyStore {
-  constructor (private readonly store: Store) {}
+  constructor (private readonly store: Store, private readonly changes?: PersonChanges) {}
 
   /** Creates a key; the returned secret is the only copy there will ever be. */
   async create (personId: string, name: string, expiresInDays?: number): Promise<{ key: GatewayKey, secret: string }> {
     const secret = KEY_PREFIX + randomBytes(32).toString('base64url')
-    const hash = hashOf(secret)
+    const hash = keyHash(secret)
     const now = Date.now()
     const key: GatewayKey = {
       id: randomBytes(12).toString('base64url'),
@@ -66,7 +68,7 @@ export class KeyStore {
   /** The live key a secret belongs to, marked used; null when it is unknown, revoked or expired. */
   async verify (secret: string): Promise<GatewayKey | null> {
     if (!KEY_PATTERN.test(secret)) return null
-    const key = await this.#byHash(hashOf(secret))
+    const key = await this.#byHash(keyHash(secret))
     if (key === null) return null
     const now = Date.now()
     if (key.lastUsedAt === null || now - key.lastUsedAt >= LAST_USED_RESOLUTION_MS) {
@@ -90,6 +92,7 @@ export class KeyStore {
     const key = await this.#byId(id)
     if (key === null || key.personId !== personId) return false
     await this.#remove(personId, id)
+    await this.changes?.announce(personId)
     return true
   }
 
@@ -98,6 +101,7 @@ export class KeyStore {
     const ids = await this.store.setMembers(personKeysKey(personId))
     await Promise.all(ids.map(async (id) => { await this.#remove(personId, id) }))
     await this.store.delete(personKeysKey(personId))
+    await this.changes?.announce(personId)
   }
 
   async #remove (personId: string, id: string): Promise<void> {
@@ -123,6 +127,6 @@ export class KeyStore {
 }
 
 /** Revokes all of a person's gateway keys: for sign-out and for a refresh token that is gone. */
-export async function revokeAllKeys (store: Store, personId: string): Promise<void> {
-  await new KeyStore(store).revokeAll(personId)
+export async function revokeAllKeys (store: Store, personId: string, changes?: PersonChanges): Promise<void> {
+  await new KeyStore(store, changes).revokeAll(personId)
 }

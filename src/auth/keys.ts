@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { BadRequestError, NotFoundError, SignInAgainError, UnauthenticatedError } from '../errors.js'
 import type { Identity } from './identity.js'
-import { KEY_PREFIX, KeyStore, MAX_KEY_LIFETIME_DAYS, MAX_KEYS_PER_PERSON, type GatewayKey } from './key-store.js'
+import { KEY_PATTERN, KEY_PREFIX, keyHash, KeyStore, MAX_KEY_LIFETIME_DAYS, MAX_KEYS_PER_PERSON, type GatewayKey } from './key-store.js'
 import { html, layout, sendPage, type Html } from './pages.js'
 
 export { KeyStore, revokeAllKeys, type GatewayKey } from './key-store.js'
@@ -60,12 +60,12 @@ function wantsPage (request: FastifyRequest): boolean {
 function keysSection (keys: GatewayKey[]): Html {
   const rows = keys.map((key) => html`<tr><td>${key.name}</td><td>${iso(key.createdAt)?.slice(0, 10)}</td>
 <td>${key.lastUsedAt === null ? 'never' : iso(key.lastUsedAt)?.slice(0, 16).replace('T', ' ')}</td><td>${key.expiresAt === null ? 'never' : iso(key.expiresAt)?.slice(0, 10)}</td>
-<td><form class="inline" method="post" action="/auth/keys/${key.id}/revoke"><button class="danger" type="submit">Revoke</button></form></td></tr>`)
+<td><form class="inline" method="post" action="/auth/keys/${key.id}/revoke"><button class="danger" type="submit" aria-label="Revoke ${key.name}">Revoke</button></form></td></tr>`)
   return html`<section class="card" id="keys"><h2>Your gateway keys</h2>
 <p class="muted">Use a key as the API key of <code>@google/genai</code> with this gateway as its base URL.</p>
 ${keys.length === 0 ? html`<p class="muted">No keys yet.</p>` : html`<table><thead><tr><th>Name</th><th>Created</th><th>Last used</th><th>Expires</th><th></th></tr></thead><tbody>${rows}</tbody></table>`}
-<form method="post" action="/auth/keys" class="row"><input name="name" required maxlength="100" placeholder="Key name">
-<input name="expiresInDays" type="number" min="1" max="${MAX_KEY_LIFETIME_DAYS}" placeholder="Days valid (optional)"><button type="submit">Create key</button></form></section>`
+<form method="post" action="/auth/keys" class="row"><input name="name" required maxlength="100" placeholder="Key name" aria-label="Key name">
+<input name="expiresInDays" type="number" min="1" max="${MAX_KEY_LIFETIME_DAYS}" placeholder="Days valid (optional)" aria-label="Days valid (optional)"><button type="submit">Create key</button></form></section>`
 }
 
 function createdPage (key: GatewayKey, secret: string): Html {
@@ -119,17 +119,23 @@ async function keyRoutes (app: FastifyInstance): Promise<void> {
  * while its person still has tokens, and all of them are revoked when the person signs out.
  */
 export default fp(async function keysPlugin (app) {
-  const keys = new KeyStore(app.store)
+  const keys = new KeyStore(app.store, app.personChanges)
   app.decorate('keys', keys)
 
   app.credentialResolvers.push(async (request) => {
     const secret = presentedKey(request)
     if (secret === null) return null
+    const cacheKey = KEY_PATTERN.test(secret) ? `key:${keyHash(secret)}` : null
+    const cached = cacheKey === null ? undefined : app.identityCache.get(cacheKey)
+    if (cached !== undefined) return cached
+    const ticket = app.identityCache.ticket()
     const key = await keys.verify(secret)
-    if (key === null) throw new UnauthenticatedError('This gateway key is unknown, expired or revoked.')
+    if (key === null || cacheKey === null) throw new UnauthenticatedError('This gateway key is unknown, expired or revoked.')
     const [profile, tokens] = await Promise.all([app.profiles.load(key.personId), app.vault.load(key.personId)])
     if (profile === null || tokens === null) throw new SignInAgainError(app.config.publicUrl)
-    return { ...profile, personId: key.personId, via: 'key', keyId: key.id }
+    const identity: Identity = { ...profile, personId: key.personId, via: 'key', keyId: key.id }
+    app.identityCache.set(cacheKey, key.personId, identity, ticket, key.expiresAt ?? Infinity)
+    return identity
   })
   app.signOutHooks.push(async (personId) => { await keys.revokeAll(personId) })
   app.statusSections.push(async (identity) => keysSection(await keys.list(identity.personId)))

@@ -2,8 +2,10 @@ import { randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import fastifyCookie from '@fastify/cookie'
 import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { PersonChanges } from '../store/cache.js'
 import type { Store } from '../store/store.js'
 import { clearCookie, cookieNames, cookieOptions, type CookieNames } from './cookies.js'
+import type { Identity } from './identity.js'
 import { ProfileStore } from './person.js'
 import { SignInAgainError } from '../errors.js'
 
@@ -18,7 +20,7 @@ const personSessionsKey = (personId: string): string => `person:${personId}:sess
 
 /** Sessions by random id, with an idle expiry that each use renews. */
 export class SessionStore {
-  constructor (private readonly store: Store, private readonly ttlMs: number) {}
+  constructor (private readonly store: Store, private readonly ttlMs: number, private readonly changes?: PersonChanges) {}
 
   /** A new session with a fresh 256-bit id (never reusing one the browser sent: no fixation). */
   async create (personId: string): Promise<string> {
@@ -45,12 +47,14 @@ export class SessionStore {
   async delete (sessionId: string, personId: string): Promise<void> {
     await this.store.delete(sessionKey(sessionId))
     await this.store.removeFromSet(personSessionsKey(personId), sessionId)
+    await this.changes?.announce(personId)
   }
 
   /** Ends every session of a person (sign-out, lost refresh token). */
   async deleteAllFor (personId: string): Promise<void> {
     const sessionIds = await this.store.setMembers(personSessionsKey(personId))
     await this.store.delete(...sessionIds.map(sessionKey), personSessionsKey(personId))
+    await this.changes?.announce(personId)
   }
 }
 
@@ -71,7 +75,7 @@ declare module 'fastify' {
 /** Session cookies: signing (first secret signs, all verify), lookup as a credential, clearing stale ones. */
 export default fp(async function sessionsPlugin (app) {
   const names = cookieNames(app.config)
-  const sessions = new SessionStore(app.store, app.config.sessionTtlSeconds * 1000)
+  const sessions = new SessionStore(app.store, app.config.sessionTtlSeconds * 1000, app.personChanges)
   const profiles = new ProfileStore(app.store)
   await app.register(fastifyCookie, { secret: [...app.config.cookieSecrets], algorithm: 'sha256' })
   app.decorate('sessions', sessions)
@@ -84,22 +88,34 @@ export default fp(async function sessionsPlugin (app) {
     reply.setCookie(names.session, sessionId, cookieOptions(names, app.config.sessionTtlSeconds))
   })
 
+  async function resolveSession (sessionId: string): Promise<Identity | null> {
+    const cacheKey = `session:${sessionId}`
+    const cached = app.identityCache.get(cacheKey)
+    if (cached !== undefined) return cached
+    // A miss touches the session: its idle expiry is renewed at most once per cache lifetime, not per request.
+    const ticket = app.identityCache.ticket()
+    const session = await sessions.touch(sessionId)
+    if (session === null) return null
+    const [profile, tokens] = await Promise.all([profiles.load(session.personId), app.vault.load(session.personId)])
+    if (profile === null || tokens === null) throw new SignInAgainError(app.config.publicUrl)
+    const identity: Identity = { ...profile, personId: session.personId, via: 'session', sessionId }
+    app.identityCache.set(cacheKey, session.personId, identity, ticket)
+    return identity
+  }
+
   app.credentialResolvers.push(async (request: FastifyRequest) => {
     const raw = request.cookies[names.session]
     if (raw === undefined) return null
     const unsigned = request.unsignCookie(raw)
-    const session = unsigned.valid && unsigned.value !== null ? await sessions.touch(unsigned.value) : null
-    if (session === null) {
+    try {
+      const identity = unsigned.valid && unsigned.value !== null ? await resolveSession(unsigned.value) : null
       // A tampered, unknown or expired cookie means signed out, not an error.
-      request.staleSessionCookie = true
-      return null
+      if (identity === null) request.staleSessionCookie = true
+      return identity
+    } catch (error) {
+      if (error instanceof SignInAgainError) request.staleSessionCookie = true
+      throw error
     }
-    const [profile, tokens] = await Promise.all([profiles.load(session.personId), app.vault.load(session.personId)])
-    if (profile === null || tokens === null) {
-      request.staleSessionCookie = true
-      throw new SignInAgainError(app.config.publicUrl)
-    }
-    return { ...profile, personId: session.personId, via: 'session', sessionId: unsigned.value! }
   })
 
   app.addHook('onSend', async (request, reply) => {

@@ -29,10 +29,19 @@ export default fp(async function metricsPlugin (app) {
     registers: [registry],
   })
 
-  app.addHook('onResponse', async (request, reply) => {
-    const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched', status: String(reply.statusCode) }
-    requests.inc(labels)
-    duration.observe(labels, reply.elapsedTime / 1000)
+  // Label children by method, route and status: prom-client would otherwise hash the labels on every request.
+  const series = new Map<string, { requests: ReturnType<typeof requests.labels>, duration: ReturnType<typeof duration.labels> }>()
+  app.addHook('onResponse', (request, reply, done) => {
+    const route = request.routeOptions.url ?? 'unmatched'
+    const key = `${request.method} ${route} ${reply.statusCode}`
+    let children = series.get(key)
+    if (children === undefined) {
+      const labels = { method: request.method, route, status: String(reply.statusCode) }
+      series.set(key, children = { requests: requests.labels(labels), duration: duration.labels(labels) })
+    }
+    children.requests.inc()
+    children.duration.observe(reply.elapsedTime / 1000)
+    done()
   })
 
   app.get('/metrics', { logLevel: 'warn' }, async (_request, reply) => {

@@ -21,6 +21,29 @@ async function * replay (kept: Buffer[], rest: AsyncIterator<Buffer>): AsyncGene
   for (let next = await rest.next(); next.done !== true; next = await rest.next()) yield next.value
 }
 
+/** Reads up to `keepLimit` bytes with plain events (cheaper than an async iterator per request); stopping once more than that arrived. */
+async function readSmall (request: IncomingMessage, keepLimit: number): Promise<{ chunks: Buffer[], overflow: boolean }> {
+  return await new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let size = 0
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk)
+      size += chunk.length
+      if (size <= keepLimit) return
+      request.pause()
+      cleanup()
+      resolve({ chunks, overflow: true })
+    }
+    const onEnd = (): void => { cleanup(); resolve({ chunks, overflow: false }) }
+    const onError = (error: Error): void => { cleanup(); reject(error) }
+    const onClose = (): void => { cleanup(); reject(Object.assign(new Error('Premature close'), { code: 'ERR_STREAM_PREMATURE_CLOSE' })) }
+    const cleanup = (): void => {
+      request.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose)
+    }
+    request.on('data', onData).once('end', onEnd).once('error', onError).once('close', onClose)
+  })
+}
+
 /**
  * Reads a body of at most `keepLimit` bytes into memory; a larger one (by Content-Length, or
  * once more than that has arrived) is streamed instead, starting with what was already read.
@@ -29,15 +52,12 @@ export async function readRequestBody (request: IncomingMessage, keepLimit: numb
   if (!hasBody(request)) return { kind: 'none' }
   const declared = Number(request.headers['content-length'])
   if (Number.isFinite(declared) && declared > keepLimit) return { kind: 'streamed', stream: request }
-  const chunks: Buffer[] = []
-  let size = 0
-  const iterator = request[Symbol.asyncIterator]() as AsyncIterator<Buffer>
-  for (let next = await iterator.next(); next.done !== true; next = await iterator.next()) {
-    chunks.push(next.value)
-    size += next.value.length
-    if (size > keepLimit) return { kind: 'streamed', stream: Readable.from(replay(chunks, iterator), { objectMode: false }) }
+  const { chunks, overflow } = await readSmall(request, keepLimit)
+  if (overflow) {
+    const rest = request[Symbol.asyncIterator]() as AsyncIterator<Buffer>
+    return { kind: 'streamed', stream: Readable.from(replay(chunks, rest), { objectMode: false }) }
   }
-  return { kind: 'kept', bytes: Buffer.concat(chunks) }
+  return { kind: 'kept', bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) }
 }
 
 /** The body to hand to undici for one attempt. */

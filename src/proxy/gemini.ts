@@ -1,4 +1,4 @@
-import { pipeline, type Readable } from 'node:stream'
+import type { Readable } from 'node:stream'
 import { Counter } from 'prom-client'
 import type { Dispatcher } from 'undici'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -35,14 +35,16 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
   const { upstream, publicUrl } = app.config
   const pool = await createUpstreamPool(upstream)
   app.addHook('onClose', async () => { await pool.close() })
-  const usage = new UsageRecorder(app.store, app.metrics)
+  const usage = new UsageRecorder(app.store, app.metrics, (error) => app.log.warn({ err: error }, 'usage not recorded'))
+  // Before the store closes: the last interval's usage is written too.
+  app.addHook('preClose', async () => { await usage.flush() })
   const retries = new Counter({
     name: 'gemgate_upstream_auth_retries_total',
     help: 'Upstream 401s answered with a forced token refresh and one retry.',
     registers: [app.metrics],
   })
-  app.personDetails.push(async (personId) => ({ usage: await loadUsage(app.store, personId) }))
-  app.statusSections.push(async (identity) => usageSection(await loadUsage(app.store, identity.personId)))
+  app.personDetails.push(async (personId) => ({ usage: await loadUsage(app.store, personId, usage.pendingFor(personId)) }))
+  app.statusSections.push(async (identity) => usageSection(await loadUsage(app.store, identity.personId, usage.pendingFor(identity.personId))))
 
   // Bodies are forwarded as they arrive, never parsed: the request stream is the body.
   app.removeAllContentTypeParsers()
@@ -59,15 +61,14 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
     }, request.id)
   }
 
-  function meter (request: FastifyRequest, identity: Identity, target: UpstreamTarget, response: Dispatcher.ResponseData): Readable {
+  function meter (identity: Identity, target: UpstreamTarget, response: Dispatcher.ResponseData, reply: FastifyReply): Readable {
     const contentType = String(response.headers['content-type'] ?? '')
     if (response.statusCode < 200 || response.statusCode >= 300 || !METERED_TYPES.test(contentType)) return response.body
     const tap = new UsageTap(contentType, String(response.headers['content-encoding'] ?? ''), (observed) => {
       usage.record(identity.personId, modelInPath(target.path) ?? observed.modelVersion, observed.usage)
-        .catch((error: unknown) => request.log.warn({ err: error }, 'usage not recorded'))
     })
-    // Errors end both streams; the reply already reports a broken stream by closing the connection.
-    return pipeline(response.body, tap, () => {})
+    tap.watch(response.body, reply.raw)
+    return response.body
   }
 
   async function proxy (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
@@ -95,7 +96,7 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
       await response.body.dump()
       return await reply.send()
     }
-    return await reply.send(meter(request, identity, target, response))
+    return await reply.send(meter(identity, target, response, reply))
   }
 
   for (const prefix of API_PREFIXES) app.all(`${prefix}*`, proxy)

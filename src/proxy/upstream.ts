@@ -7,8 +7,12 @@ import { BadGatewayError, GatewayTimeoutError } from '../errors.js'
 
 /** How long to wait for a TCP + TLS connection to the upstream. */
 export const DEFAULT_CONNECT_TIMEOUT = 10_000
-/** Connections kept open to the upstream at most (streams hold one each for minutes). */
-export const DEFAULT_CONNECTIONS = 256
+/**
+ * Connections to the upstream at most: none. Over HTTP/1.1 every call in flight holds a
+ * connection, and a stream holds it for minutes; a cap would queue every other call (short
+ * ones included) behind the open streams. Idle connections are closed after the keep-alive.
+ */
+export const DEFAULT_CONNECTIONS = null
 /** How long an idle upstream connection is kept for reuse. */
 export const DEFAULT_UPSTREAM_KEEP_ALIVE = 30_000
 

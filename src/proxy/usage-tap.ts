@@ -1,4 +1,4 @@
-import { Transform, type TransformCallback } from 'node:stream'
+import type { Readable, Transform } from 'node:stream'
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
 
 /** The token counts Gemini reports in `usageMetadata`. */
@@ -54,12 +54,13 @@ function decoderFor (contentEncoding: string): Transform | null | undefined {
 }
 
 /**
- * Passes a response body through unchanged, each chunk the moment it arrives, while reading a
- * copy on the side for `usageMetadata`: from a JSON body at its end, or from the last SSE event
- * that carried it (also when the client leaves mid-stream: those tokens were spent).
- * `onUsage` runs at most once. Metering never delays, alters or fails the stream.
+ * Reads a copy of a response body on the side, as it passes from the upstream to the client,
+ * for `usageMetadata`: from a JSON body at its end, or from the last SSE event that carried it
+ * (also when the client leaves mid-stream: those tokens were spent). It is not a stream in the
+ * body's path, so it never delays, alters or fails it, and costs no extra stream hop per chunk.
+ * `onUsage` runs at most once.
  */
-export class UsageTap extends Transform {
+export class UsageTap {
   readonly #sse: boolean
   readonly #decoder: Transform | null | undefined
   readonly #text = new TextDecoder()
@@ -70,40 +71,48 @@ export class UsageTap extends Transform {
   #flushing = false
 
   constructor (contentType: string, contentEncoding: string, private readonly onUsage: (observed: ObservedUsage) => void) {
-    super()
     this.#sse = contentType.toLowerCase().startsWith('text/event-stream')
     this.#decoder = decoderFor(contentEncoding)
     this.#decoder?.on('data', (chunk: Buffer) => this.#read(chunk))
     this.#decoder?.on('error', () => { this.#pending = '' })
   }
 
-  override _transform (chunk: Buffer, _encoding: BufferEncoding, callback: TransformCallback): void {
-    callback(null, chunk)
+  /**
+   * Watches `body` once it is being sent: the `pipe` event of the client's response fires after
+   * the pipe's own data listener is attached, so adding ours cannot start the flow early.
+   */
+  watch (body: Readable, destination: NodeJS.EventEmitter): void {
+    destination.once('pipe', () => { body.on('data', (chunk: Buffer) => this.write(chunk)) })
+    body.once('end', () => this.end())
+    body.once('close', () => this.close())
+  }
+
+  /** A chunk of the body, as it passes. */
+  write (chunk: Buffer): void {
     if (this.#decoder === null) this.#read(chunk)
     else this.#decoder?.write(chunk)
   }
 
-  override _flush (callback: TransformCallback): void {
+  /** The body ended whole. */
+  end (): void {
+    if (this.#flushing) return
+    this.#flushing = true
     if (this.#decoder === null || this.#decoder === undefined) {
       this.#finish()
-      callback()
       return
     }
-    // The body has fully passed on; only the side copy still decompresses, so the end is not held back.
-    this.#flushing = true
+    // Only the side copy still decompresses: the end of the body is not held back.
     this.#decoder.once('end', () => this.#finish())
     this.#decoder.once('error', () => this.#finish())
     this.#decoder.resume()
     this.#decoder.end()
-    callback()
   }
 
-  override _destroy (error: Error | null, callback: (error: Error | null) => void): void {
-    if (!this.#flushing) {
-      this.#decoder?.destroy()
-      if (this.#sse) this.#report()
-    }
-    callback(error)
+  /** The body stopped, ended or not (a client that left, an upstream that broke). */
+  close (): void {
+    if (this.#flushing) return
+    this.#decoder?.destroy()
+    if (this.#sse) this.#report()
   }
 
   #read (chunk: Buffer): void {

@@ -31,11 +31,28 @@ function emptyCounts (): UsageCounts {
   return { prompt: 0, candidates: 0, total: 0, requests: 0 }
 }
 
-/** Counts tokens per model in Prometheus and per person and model in the store. */
+/** How often a replica adds the usage it counted to the store: one write per person per interval, not per call. */
+export const USAGE_FLUSH_INTERVAL_MS = 1_000
+
+type Fields = Record<string, number>
+
+function add (into: Fields, fields: Fields): void {
+  for (const [field, amount] of Object.entries(fields)) into[field] = (into[field] ?? 0) + amount
+}
+
+/**
+ * Counts tokens per model in Prometheus at once, and per person and model in the store every
+ * USAGE_FLUSH_INTERVAL_MS: a busy replica writes once per person per interval instead of once
+ * per call. What is counted but not yet written is added to what this replica reads back.
+ */
 export class UsageRecorder {
   readonly #tokens: Counter<'model' | 'kind'>
+  // Per model label: prom-client would otherwise hash the labels on every call.
+  readonly #byModel = new Map<string, Record<Kind, { inc: (amount: number) => void }>>()
+  #pending = new Map<string, Fields>()
+  #timer: NodeJS.Timeout | undefined
 
-  constructor (private readonly store: Store, registry: Registry) {
+  constructor (private readonly store: Store, registry: Registry, private readonly onError: (error: unknown) => void) {
     this.#tokens = new Counter({
       name: 'gemgate_gemini_tokens_total',
       help: 'Gemini tokens reported in usageMetadata, by model and kind (prompt, candidates, total).',
@@ -44,27 +61,61 @@ export class UsageRecorder {
     })
   }
 
-  /** Adds one response's usage; resolves once the store has it. */
-  async record (personId: string, model: string | undefined, usage: TokenUsage): Promise<void> {
+  /** Adds one response's usage. */
+  record (personId: string, model: string | undefined, usage: TokenUsage): void {
     const label = modelLabel(model)
     const counts: Record<Kind, number> = {
       prompt: usage.promptTokenCount,
       candidates: usage.candidatesTokenCount,
       total: usage.totalTokenCount,
     }
-    const fields: Record<string, number> = { requests: 1, [`${label}|requests`]: 1 }
+    const fields: Fields = { requests: 1, [`${label}|requests`]: 1 }
+    let counters = this.#byModel.get(label)
+    if (counters === undefined) {
+      counters = Object.fromEntries(KINDS.map((kind) => [kind, this.#tokens.labels({ model: label, kind })])) as Record<Kind, { inc: (amount: number) => void }>
+      this.#byModel.set(label, counters)
+    }
     for (const kind of KINDS) {
-      this.#tokens.inc({ model: label, kind }, counts[kind])
+      counters[kind].inc(counts[kind])
       fields[kind] = counts[kind]
       fields[`${label}|${kind}`] = counts[kind]
     }
-    await this.store.incrementFields(usageKey(personId), fields)
+    let pending = this.#pending.get(personId)
+    if (pending === undefined) this.#pending.set(personId, pending = {})
+    add(pending, fields)
+    this.#timer ??= setTimeout(() => { void this.flush() }, USAGE_FLUSH_INTERVAL_MS).unref()
+  }
+
+  /** Counted here and not yet in the store. */
+  pendingFor (personId: string): Fields {
+    return this.#pending.get(personId) ?? {}
+  }
+
+  /** Writes what was counted; what fails to be written is kept for the next flush. */
+  async flush (): Promise<void> {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    const batch = this.#pending
+    this.#pending = new Map()
+    await Promise.all([...batch].map(async ([personId, fields]) => {
+      try {
+        await this.store.incrementFields(usageKey(personId), fields)
+      } catch (error) {
+        this.onError(error)
+        let pending = this.#pending.get(personId)
+        if (pending === undefined) this.#pending.set(personId, pending = {})
+        add(pending, fields)
+        this.#timer ??= setTimeout(() => { void this.flush() }, USAGE_FLUSH_INTERVAL_MS).unref()
+      }
+    }))
   }
 }
 
-/** A person's usage counters as stored. */
-export async function loadUsage (store: Store, personId: string): Promise<PersonUsage> {
-  const fields = await store.getFields(usageKey(personId))
+/** A person's usage counters as stored, plus `pending` (what this replica has not written yet). */
+export async function loadUsage (store: Store, personId: string, pending: Fields = {}): Promise<PersonUsage> {
+  const fields: Fields = {}
+  add(fields, Object.fromEntries(Object.entries(await store.getFields(usageKey(personId))).map(([field, value]) => [field, Number(value)])))
+  add(fields, pending)
   const usage: PersonUsage = { totals: emptyCounts(), byModel: {} }
   for (const [field, value] of Object.entries(fields)) {
     const [model, kind] = field.includes('|') ? field.split('|') as [string, string] : [undefined, field]

@@ -42,6 +42,7 @@ export class RedisStore implements Store {
   #subscriber: Client | undefined
   readonly #listeners = new Map<string, Array<(message: string) => void>>()
   readonly #subscriptions = new Map<string, Promise<unknown>>()
+  readonly #gapListeners = new Set<() => void>()
 
   constructor (readonly client: Client) {
     client.on('error', () => {
@@ -122,9 +123,10 @@ export class RedisStore implements Store {
     await this.client.publish(KEY_PREFIX + channel, message)
   }
 
-  async subscribe (channel: string, listener: (message: string) => void): Promise<void> {
+  async subscribe (channel: string, listener: (message: string) => void, onGap?: () => void): Promise<void> {
     const name = KEY_PREFIX + channel
     const subscriber = this.#subscriber ??= this.#openSubscriber()
+    if (onGap !== undefined) this.#gapListeners.add(onGap)
     // Register before awaiting: two concurrent subscribes to one channel must both be kept,
     // and both wait for the one SUBSCRIBE that Redis confirms.
     this.#listeners.set(name, [...(this.#listeners.get(name) ?? []), listener])
@@ -148,6 +150,11 @@ export class RedisStore implements Store {
     // A subscribed connection can run nothing else, so pub/sub gets its own.
     const subscriber: Client = this.client instanceof Cluster ? this.client.duplicate() : this.client.duplicate()
     subscriber.on('error', () => {})
+    // Messages published while the connection is down are lost for good (ioredis resubscribes
+    // when it is back): tell the listeners both when it drops and when it returns.
+    const gap = (): void => { for (const onGap of this.#gapListeners) onGap() }
+    subscriber.on('close', gap)
+    subscriber.on('ready', gap)
     subscriber.on('message', (from: string, message: string) => {
       for (const handler of this.#listeners.get(from) ?? []) handler(message)
     })

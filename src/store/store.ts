@@ -31,7 +31,12 @@ export interface Store {
   incrementFields (key: string, increments: Record<string, number>): Promise<void>
   getFields (key: string): Promise<Record<string, string>>
   publish (channel: string, message: string): Promise<void>
-  subscribe (channel: string, listener: (message: string) => void): Promise<void>
+  /**
+   * Calls `listener` with every message published on `channel` (by any process) once the
+   * returned promise resolves. `onGap` runs when messages may have been missed (the connection
+   * that receives them dropped, or came back): whoever caches on the strength of them must forget.
+   */
+  subscribe (channel: string, listener: (message: string) => void, onGap?: () => void): Promise<void>
   /** Resolves when the store answers; rejects with the cause otherwise. */
   ping (): Promise<void>
   close (): Promise<void>

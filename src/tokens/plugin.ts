@@ -78,6 +78,8 @@ export default fp(async function vaultPlugin (app) {
     concurrency: config.refreshConcurrency,
     observer: refreshMetrics(app.metrics),
     log: app.log.child({ component: 'tokens' }),
+    // Registered alone (as in its own tests) there is no identity seam: no cache, every call reads the store.
+    changes: app.hasDecorator('personChanges') ? app.personChanges : undefined,
   })
   storeMetrics(app.metrics, vault)
   app.decorate('vault', vault)

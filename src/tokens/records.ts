@@ -1,4 +1,5 @@
 import type { FastifyBaseLogger } from 'fastify'
+import type { PersonChanges } from '../store/cache.js'
 import type { Store } from '../store/store.js'
 import { TokenDecryptError, type TokenCipher } from './crypto.js'
 import type { TokenRecord } from './vault.js'
@@ -40,6 +41,7 @@ export class TokenRecords {
     private readonly store: Store,
     private readonly cipher: TokenCipher,
     private readonly log?: FastifyBaseLogger,
+    private readonly changes?: PersonChanges,
   ) {}
 
   /** The record, or null when there is none or no configured key opens it. */
@@ -69,6 +71,7 @@ export class TokenRecords {
     await Promise.all([
       this.store.schedule(REFRESH_SCHEDULE_KEY, personId, dueAt),
       this.store.schedule(EXPIRY_INDEX_KEY, personId, record.expiresAt),
+      this.changes?.announce(personId),
     ])
   }
 
@@ -91,13 +94,13 @@ export class TokenRecords {
   async remove (personId: string): Promise<void> {
     assertPersonId(personId)
     await this.store.delete(recordKey(personId))
-    await this.unschedule(personId)
+    await Promise.all([this.unschedule(personId), this.changes?.announce(personId)])
   }
 
   /** Deletes the record only while it is still the one read (atomic); true when it did. */
   async removeIfUnchanged (personId: string, expected: string): Promise<boolean> {
     if (!await this.store.deleteIfEquals(recordKey(personId), expected)) return false
-    await this.unschedule(personId)
+    await Promise.all([this.unschedule(personId), this.changes?.announce(personId)])
     return true
   }
 

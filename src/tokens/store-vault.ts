@@ -1,3 +1,4 @@
+import { PersonCache, type PersonChanges } from '../store/cache.js'
 import type { Store } from '../store/store.js'
 import { ServiceUnavailableError, SignInAgainError } from '../errors.js'
 import { TokenCipher } from './crypto.js'
@@ -26,7 +27,15 @@ export interface VaultOptions extends RefresherOptions {
   /** Treat a token as expired this long before its stated expiry. */
   expirySkewMs?: number
   forceCooldownMs?: number
+  /**
+   * Where record changes are announced to every replica. With it, access tokens are served from
+   * an in-process cache that every announced change drops; without it, every call reads the store.
+   */
+  changes?: PersonChanges
 }
+
+/** What the token cache keeps of a record: enough to decide whether the token may be served. */
+type CachedToken = Pick<StoredRecord, 'accessToken' | 'expiresAt' | 'failedRefreshes'>
 
 /**
  * The TokenVault over the gateway's Store. Its two implementations are the two Stores: on
@@ -42,10 +51,12 @@ export class StoreTokenVault implements TokenVault {
   readonly #expiryMarginMs: number
   readonly #expirySkewMs: number
   readonly #forceCooldownMs: number
+  readonly #tokens: PersonCache<CachedToken> | undefined
   #subscribed: Promise<void> | undefined
 
   constructor (private readonly store: Store, private readonly options: VaultOptions) {
-    this.#records = new TokenRecords(store, new TokenCipher(options.keys), options.log)
+    this.#records = new TokenRecords(store, new TokenCipher(options.keys), options.log, options.changes)
+    this.#tokens = options.changes === undefined ? undefined : new PersonCache(options.changes)
     this.#refresher = new Refresher(store, this.#records, options.grant, options)
     this.#expirySkewMs = options.expirySkewMs ?? DEFAULT_EXPIRY_SKEW_MS
     this.#expiryMarginMs = Math.max(this.#expirySkewMs, options.expiryMarginMs ?? Math.min(DEFAULT_EXPIRY_MARGIN_MS, options.refreshAheadMs / 2))
@@ -80,20 +91,29 @@ export class StoreTokenVault implements TokenVault {
 
   async accessToken (personId: string, options: { force?: boolean } = {}): Promise<string> {
     assertPersonId(personId)
+    const force = options.force === true
+    const cached = force ? undefined : this.#tokens?.get(personId)
+    if (cached !== undefined && this.#servable(cached, Date.now())) return cached.accessToken
+    const ticket = this.#tokens?.ticket() ?? 0
     const read = await this.#records.read(personId)
     if (read === null) throw new SignInAgainError(this.options.publicUrl)
     const { record } = read
     const now = Date.now()
-    const valid = record.expiresAt - now > this.#expirySkewMs
-    if (options.force === true) {
+    if (force) {
       if (now - record.obtainedAt < this.#forceCooldownMs) return record.accessToken
-    } else if (record.expiresAt - now > this.#expiryMarginMs) {
-      return record.accessToken
-    } else if (valid && record.failedRefreshes > 0) {
-      // The provider is failing: the background retries with backoff; requests need not pile on.
+    } else if (this.#servable(record, now)) {
+      const { accessToken, expiresAt, failedRefreshes } = record
+      this.#tokens?.set(personId, personId, { accessToken, expiresAt, failedRefreshes }, ticket, expiresAt)
       return record.accessToken
     }
     return await this.#shareRefresh(personId, record.accessToken)
+  }
+
+  /** Whether a token may be served as is, without an on-demand refresh. */
+  #servable (token: CachedToken, now: number): boolean {
+    if (token.expiresAt - now > this.#expiryMarginMs) return true
+    // The provider is failing: the background retries with backoff; requests need not pile on.
+    return token.failedRefreshes > 0 && token.expiresAt - now > this.#expirySkewMs
   }
 
   /** One refresh per person in this process; later callers join it. */

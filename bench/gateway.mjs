@@ -1,0 +1,32 @@
+// The gateway under test, from the build in BENCH_BUILD (plain JavaScript: no TypeScript loader
+// in the measured process, so its RSS is the gateway's). Logs at info as in production (stdout
+// goes to /dev/null). Seeds one person the way a sign-in would leave them: a profile, tokens with
+// a far-future expiry, a gateway key and a session, and reports them to bench/run.ts.
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+
+const build = process.env.BENCH_BUILD
+const load = async (path) => await import(pathToFileURL(join(build, path)).href)
+const [{ buildApp }, { loadConfig }, { loggerOptions }, { personIdFor }] = await Promise.all([
+  load('app.js'), load('config/load.js'), load('ops/logger.js'), load('auth/person.js'),
+])
+
+const config = loadConfig({ env: process.env })
+const app = await buildApp(config, { logger: loggerOptions(config, false) })
+await app.listen({ port: config.port, host: config.host })
+
+const sub = 'bench-user'
+const personId = personIdFor(config.oidc.issuer, sub)
+await app.profiles.save(personId, { sub, email: 'bench@example.com', name: 'Bench' })
+await app.vault.save(personId, sub, {
+  accessToken: process.env.BENCH_TOKEN,
+  refreshToken: 'bench-refresh-token',
+  expiresAt: Date.now() + 30 * 24 * 3600 * 1000,
+  scope: 'openid email',
+})
+const { secret } = await app.keys.create(personId, 'bench')
+const sessionId = await app.sessions.create(personId)
+process.send({ port: app.server.address().port, key: secret, cookie: `${app.cookieNames.session}=${app.signCookie(sessionId)}` })
+const stop = () => { app.close().finally(() => process.exit(0)) }
+process.on('disconnect', stop)
+process.on('SIGTERM', stop)

@@ -1,0 +1,223 @@
+import { execFile } from 'node:child_process'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { performance } from 'node:perf_hooks'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { promisify } from 'node:util'
+import { Pool } from 'undici'
+
+/** One HTTP call the load generators repeat. */
+export interface Call {
+  origin: string
+  path: string
+  method: 'GET' | 'POST'
+  headers: Record<string, string>
+  body?: string
+}
+
+/** What a saturating run measured. */
+export interface ThroughputResult {
+  requestsPerSecond: number
+  p50Ms: number
+  p99Ms: number
+  /** Responses that were not 2xx, plus socket errors: a run with any is not a valid figure. */
+  failures: number
+}
+
+function milliseconds (text: string): number {
+  const match = /^([\d.]+)(us|ms|s|m)$/.exec(text.trim())
+  if (match === null) return Number.NaN
+  const value = Number(match[1])
+  return value * ({ us: 0.001, ms: 1, s: 1000, m: 60_000 } as Record<string, number>)[match[2]!]!
+}
+
+/**
+ * Saturates `call` with wrk (one thread, `connections` keep-alive connections) for `seconds`
+ * after a warm-up, pinned to `cpus` when taskset is there. wrk, written in C, costs the shared
+ * core far less per request than a Node load generator would.
+ */
+export async function wrk (call: Call, options: { connections: number, seconds: number, warmupSeconds: number, dir: string, pin: string[] }): Promise<ThroughputResult> {
+  const script = join(options.dir, `wrk-${Math.random().toString(36).slice(2)}.lua`)
+  await writeFile(script, [
+    `wrk.method = ${JSON.stringify(call.method)}`,
+    `wrk.body = ${JSON.stringify(call.body ?? '')}`,
+    ...Object.entries(call.headers).map(([name, value]) => `wrk.headers[${JSON.stringify(name)}] = ${JSON.stringify(value)}`),
+  ].join('\n'))
+  const url = call.origin + call.path
+  const run = async (seconds: number) => await promisify(execFile)(options.pin[0] ?? 'wrk', [...options.pin.slice(1), ...(options.pin.length > 0 ? ['wrk'] : []),
+    '-t1', `-c${options.connections}`, `-d${seconds}s`, '--timeout', '5s', '--latency', '-s', script, url], { timeout: (seconds + 20) * 1000 })
+  await run(options.warmupSeconds)
+  const { stdout } = await run(options.seconds)
+  const percentile = (label: string) => milliseconds(new RegExp(`^\\s+${label}%\\s+(\\S+)`, 'm').exec(stdout)?.[1] ?? '')
+  const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout)
+  const failed = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0) + (socketErrors === null ? 0 : socketErrors.slice(1).reduce((sum, count) => sum + Number(count), 0))
+  return {
+    requestsPerSecond: Math.round(Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1] ?? Number.NaN)),
+    p50Ms: percentile('50'),
+    p99Ms: percentile('99'),
+    failures: failed,
+  }
+}
+
+/** Latency percentiles of a fixed-rate run. */
+export interface FixedRateResult {
+  rate: number
+  sent: number
+  p50Ms: number
+  p90Ms: number
+  p99Ms: number
+  maxMs: number
+  failures: number
+}
+
+export function percentile (sorted: number[], fraction: number): number {
+  if (sorted.length === 0) return Number.NaN
+  return sorted[Math.min(sorted.length - 1, Math.ceil(fraction * sorted.length) - 1)]!
+}
+
+const round = (ms: number): number => Math.round(ms * 1000) / 1000
+
+/**
+ * Sends `call` at a fixed rate (an open model: each request leaves at its scheduled time
+ * whether or not earlier ones have finished, so a stall shows in the latencies instead of
+ * slowing the load) and measures each from its scheduled start to the end of its body.
+ */
+export async function fixedRate (call: Call, rate: number, seconds: number): Promise<FixedRateResult> {
+  const pool = new Pool(call.origin, { connections: 64, pipelining: 1, keepAliveTimeout: 30_000 })
+  const latencies: number[] = []
+  let failures = 0
+  const total = rate * seconds
+  const started = performance.now()
+  const pending: Array<Promise<void>> = []
+  for (let index = 0; index < total; index++) {
+    const due = started + (index * 1000) / rate
+    const wait = due - performance.now()
+    if (wait > 1) await sleep(wait)
+    pending.push((async () => {
+      try {
+        const response = await pool.request({ method: call.method, path: call.path, headers: call.headers, body: call.body ?? null })
+        await response.body.arrayBuffer()
+        if (response.statusCode >= 300) failures++
+        else latencies.push(performance.now() - due)
+      } catch {
+        failures++
+      }
+    })())
+  }
+  await Promise.all(pending)
+  await pool.close()
+  latencies.sort((a, b) => a - b)
+  return {
+    rate,
+    sent: total,
+    p50Ms: round(percentile(latencies, 0.5)),
+    p90Ms: round(percentile(latencies, 0.9)),
+    p99Ms: round(percentile(latencies, 0.99)),
+    maxMs: round(latencies.at(-1) ?? Number.NaN),
+    failures,
+  }
+}
+
+/** What SSE streams measured: time to first byte, and how late each chunk arrived after the upstream wrote it. */
+export interface StreamResult {
+  streams: number
+  ttfbP50Ms: number
+  ttfbMaxMs: number
+  /** Chunk arrival minus the upstream's write time, over every chunk of every stream. */
+  chunkDelayP50Ms: number
+  chunkDelayP99Ms: number
+  chunkDelayMaxMs: number
+  chunksSeen: number
+  chunksExpected: number
+}
+
+/**
+ * Opens `streams` SSE streams one after another; each chunk carries the wall-clock time the
+ * upstream wrote it (same machine, same clock), so its delay on the way is measured directly.
+ */
+export async function sse (call: Call, streams: number, chunks: number): Promise<StreamResult> {
+  const pool = new Pool(call.origin, { connections: 1 })
+  const ttfb: number[] = []
+  const delays: number[] = []
+  let chunksSeen = 0
+  for (let stream = 0; stream < streams; stream++) {
+    const sent = performance.now()
+    const response = await pool.request({ method: call.method, path: call.path, headers: call.headers, body: call.body ?? null })
+    let first = true
+    let pending = ''
+    for await (const chunk of response.body) {
+      const arrived = performance.timeOrigin + performance.now()
+      if (first) {
+        ttfb.push(performance.now() - sent)
+        first = false
+      }
+      pending += (chunk as Buffer).toString('utf8')
+      const events = pending.split('\r\n\r\n')
+      pending = events.pop() ?? ''
+      for (const event of events) {
+        const stamp = /"t":([\d.]+)/.exec(event)?.[1]
+        if (stamp === undefined) continue
+        delays.push(arrived - Number(stamp))
+        chunksSeen++
+      }
+    }
+  }
+  await pool.close()
+  ttfb.sort((a, b) => a - b)
+  delays.sort((a, b) => a - b)
+  return {
+    streams,
+    ttfbP50Ms: round(percentile(ttfb, 0.5)),
+    ttfbMaxMs: round(ttfb.at(-1) ?? Number.NaN),
+    chunkDelayP50Ms: round(percentile(delays, 0.5)),
+    chunkDelayP99Ms: round(percentile(delays, 0.99)),
+    chunkDelayMaxMs: round(delays.at(-1) ?? Number.NaN),
+    chunksSeen,
+    chunksExpected: streams * chunks,
+  }
+}
+
+/** A process's resident set, in MB, from /proc. */
+export async function rssMb (pid: number): Promise<number> {
+  const { readFile } = await import('node:fs/promises')
+  const status = await readFile(`/proc/${pid}/status`, 'utf8')
+  return Math.round(Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1] ?? Number.NaN) / 102.4) / 10
+}
+
+/** What holding many streams open measured. */
+export interface HeldStreamsResult {
+  streams: number
+  opened: number
+  rssIdleMb: number
+  rssHoldingMb: number
+  /** Time until every stream had its first byte. */
+  openAllMs: number
+}
+
+/**
+ * Opens `count` SSE streams at once, waits until each has its first chunk, and reads the
+ * process's RSS while they are all open; then aborts them.
+ */
+export async function holdStreams (call: Call, count: number, pid: number, timeoutMs: number): Promise<HeldStreamsResult> {
+  const rssIdleMb = await rssMb(pid)
+  const pool = new Pool(call.origin, { connections: count + 10, pipelining: 1 })
+  const abort = new AbortController()
+  let opened = 0
+  const started = performance.now()
+  const allOpen = Promise.all(Array.from({ length: count }, async () => {
+    const response = await pool.request({ method: call.method, path: call.path, headers: call.headers, body: call.body ?? null, signal: abort.signal })
+    const iterator = response.body[Symbol.asyncIterator]()
+    await iterator.next()
+    opened++
+    // Keep reading (and dropping) what follows, as a live client would.
+    void (async () => { try { while (!(await iterator.next()).done); } catch {} })()
+  }))
+  const openAllMs = await Promise.race([allOpen.then(() => performance.now() - started), sleep(timeoutMs).then(() => Number.NaN)])
+  await sleep(1000)
+  if (global.gc !== undefined) global.gc()
+  const rssHoldingMb = await rssMb(pid)
+  abort.abort()
+  await allOpen.catch(() => {})
+  await pool.destroy()
+  return { streams: count, opened, rssIdleMb, rssHoldingMb, openAllMs: round(openAllMs) }
+}

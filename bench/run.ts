@@ -1,0 +1,310 @@
+// npm run bench: the gateway against its baselines, in one bounded run on 127.0.0.1.
+// Starts a fake upstream, Redis, the gateway (from a fresh build), a bare @fastify/http-proxy
+// and, when it is on PATH, nginx; measures throughput, fixed-rate latency, SSE delays and the
+// memory of 1,000 open streams; prints a table and writes bench/results/latest.json.
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { existsSync } from 'node:fs'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { connect } from 'node:net'
+import { availableParallelism, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { Redis } from 'ioredis'
+import { fixedRate, holdStreams, sse, wrk, type Call, type FixedRateResult, type HeldStreamsResult, type StreamResult, type ThroughputResult } from './load.js'
+import { nginxConfig } from './nginx.js'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const RESULTS = join(ROOT, 'bench', 'results')
+const BUILD = join(RESULTS, 'dist')
+/** The whole run stops itself after this, whatever it is doing. */
+const RUN_LIMIT_MS = 8 * 60_000
+// Rounds alternate the targets, so a slow spell of the machine spreads over all of them; medians are reported.
+const THROUGHPUT = { connections: 50, seconds: 5, warmupSeconds: 1, rounds: 3 }
+const FIXED_RATE = { rate: 500, seconds: 6 }
+const SSE = { streams: 20, chunks: 10, intervalMs: 20 }
+const HELD = { streams: 1000, intervalMs: 1000, chunks: 120, timeoutMs: 30_000 }
+const TOKEN = `ya29.bench-${randomBytes(24).toString('base64url')}`
+const GENERATE = '/v1beta/models/gemini-2.5-flash:generateContent'
+const PROMPT = JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'Write a sentence about a fox.' }] }] })
+
+/** BENCH_PHASES=throughput,latency,sse,held runs only those; BENCH_CPU_PROF=1 profiles the gateway (bench/results/profiles). */
+const PHASES = new Set((process.env.BENCH_PHASES ?? 'held,throughput,latency,sse').split(','))
+const PROFILE = process.env.BENCH_CPU_PROF === '1'
+
+const children: ChildProcess[] = []
+
+function onPath (command: string): boolean {
+  return (process.env.PATH ?? '').split(':').some((dir) => existsSync(join(dir, command))) || existsSync(join('/usr/sbin', command))
+}
+
+async function freePort (): Promise<number> {
+  const { createServer } = await import('node:net')
+  const server = createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  server.close()
+  return port
+}
+
+async function waitForPort (port: number, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs
+  for (;;) {
+    const socket = connect(port, '127.0.0.1')
+    const connected = await new Promise<boolean>((resolve) => {
+      socket.once('connect', () => resolve(true)).once('error', () => resolve(false))
+    })
+    socket.destroy()
+    if (connected) return
+    if (Date.now() > deadline) throw new Error(`nothing listens on ${port}`)
+    await sleep(50)
+  }
+}
+
+/** Starts a child (pinned with taskset when `pin` is given) and keeps it for the final cleanup. */
+function start (pin: string[], command: string, args: string[], options: { env?: NodeJS.ProcessEnv, ipc?: boolean } = {}): ChildProcess {
+  const [file, ...rest] = [...pin, command, ...args]
+  const child = spawn(file!, rest, { cwd: ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'ignore', 'inherit', ...(options.ipc === true ? ['ipc' as const] : [])] })
+  children.push(child)
+  return child
+}
+
+async function message<T> (child: ChildProcess, what: string): Promise<T> {
+  const [first] = await Promise.race([
+    once(child, 'message') as Promise<[T]>,
+    once(child, 'exit').then(([code]) => { throw new Error(`${what} exited (${String(code)}) before it was ready`) }),
+  ])
+  return first
+}
+
+function nodeScript (pin: string[], script: string, env: NodeJS.ProcessEnv, flags: string[] = []): ChildProcess {
+  return start(pin, process.execPath, [...flags, join(ROOT, 'bench', script)], { env, ipc: true })
+}
+
+/** Stops every child, and waits (a few seconds at most) until they are gone. */
+async function cleanup (): Promise<void> {
+  const running = children.filter((child) => child.exitCode === null && child.signalCode === null)
+  for (const child of running) child.kill('SIGTERM')
+  await Promise.race([Promise.all(running.map(async (child) => await once(child, 'exit'))), sleep(5_000)])
+  for (const child of running) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
+}
+
+/** Everything one run measured, as written to bench/results/latest.json. */
+interface Results {
+  at: string
+  machine: Record<string, unknown>
+  settings: Record<string, unknown>
+  throughput: Record<string, ThroughputResult>
+  redisPerRequest: Record<string, number>
+  latency: Record<string, FixedRateResult>
+  streams: Record<string, StreamResult>
+  held: HeldStreamsResult | undefined
+  ratios: Record<string, number>
+}
+
+function median (values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]!
+}
+
+const ratio = (a: number, b: number): number => Math.round((a / b) * 100) / 100
+const cell = (value: number | string, width: number): string => String(value).padStart(width)
+
+async function main (): Promise<void> {
+  if (!onPath('wrk')) throw new Error('wrk is not on PATH: apt-get install wrk')
+  const cpus = availableParallelism()
+  // Each proxy under test gets a core of its own; the load generator, the upstream and Redis share the other.
+  const pinned = cpus >= 2 && onPath('taskset')
+  const proxyCore = pinned ? ['taskset', '-c', String(cpus - 1)] : []
+  const helperCore = pinned ? ['taskset', '-c', '0'] : []
+  // This process drives the fixed-rate and SSE runs: it stays off the proxies' core too.
+  if (pinned) await promisify(execFile)('taskset', ['-p', '-c', '0', String(process.pid)])
+
+  process.stdout.write(`building the gateway into ${BUILD} …\n`)
+  await rm(BUILD, { recursive: true, force: true })
+  await promisify(execFile)('npx', ['tsc', '-p', 'tsconfig.build.json', '--outDir', BUILD], { cwd: ROOT }).catch((error: { stdout?: string }) => {
+    if (!existsSync(join(BUILD, 'app.js'))) throw new Error(`the build failed:\n${error.stdout ?? ''}`)
+  })
+  const dir = await mkdtemp(join(tmpdir(), 'gemgate-bench-'))
+
+  const redisPort = await freePort()
+  start(helperCore, 'redis-server', ['--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'])
+  await waitForPort(redisPort)
+  const redis = new Redis(redisPort, '127.0.0.1')
+
+  const upstream = nodeScript(helperCore, 'upstream.mjs', { BENCH_TOKEN: TOKEN })
+  const upstreamPort = (await message<{ port: number }>(upstream, 'the fake upstream')).port
+  const upstreamUrl = `http://127.0.0.1:${upstreamPort}`
+
+  const gatewayPort = await freePort()
+  const gateway = nodeScript(proxyCore, 'gateway.mjs', {
+    BENCH_BUILD: BUILD,
+    BENCH_TOKEN: TOKEN,
+    PORT: String(gatewayPort),
+    HOST: '127.0.0.1',
+    PUBLIC_URL: `http://127.0.0.1:${gatewayPort}`,
+    OIDC_ISSUER: upstreamUrl,
+    OIDC_CLIENT_ID: 'bench',
+    OIDC_CLIENT_SECRET: 'bench-secret',
+    COOKIE_SECRETS: randomBytes(32).toString('base64url'),
+    TOKEN_ENCRYPTION_KEYS: randomBytes(32).toString('base64'),
+    ALLOWED_EMAIL_DOMAINS: 'example.com',
+    REDIS_URL: `redis://127.0.0.1:${redisPort}`,
+    UPSTREAM_URL: upstreamUrl,
+    LOG_LEVEL: 'info',
+  }, PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(RESULTS, 'profiles')}`] : [])
+  const seeded = await message<{ port: number, key: string, cookie: string }>(gateway, 'the gateway')
+  const gatewayUrl = `http://127.0.0.1:${seeded.port}`
+
+  const bare = nodeScript(proxyCore, 'bare-proxy.mjs', { BENCH_UPSTREAM_URL: upstreamUrl })
+  const bareUrl = `http://127.0.0.1:${(await message<{ port: number }>(bare, 'the bare proxy')).port}`
+
+  let nginxUrl: string | undefined
+  if (onPath('nginx')) {
+    const port = await freePort()
+    const config = await nginxConfig(dir, port, upstreamPort, TOKEN)
+    start(proxyCore, onPath('nginx') && existsSync('/usr/sbin/nginx') ? '/usr/sbin/nginx' : 'nginx', ['-c', config, '-p', dir])
+    await waitForPort(port)
+    nginxUrl = `http://127.0.0.1:${port}`
+  } else {
+    process.stdout.write('nginx is not on PATH: its column is skipped (apt-get install nginx)\n')
+  }
+
+  const post = (origin: string, headers: Record<string, string>): Call => ({
+    origin, path: GENERATE, method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: PROMPT,
+  })
+  const bearer = { authorization: `Bearer ${TOKEN}` }
+  const targets: Array<[string, Call]> = [
+    ['direct', post(upstreamUrl, bearer)],
+    ...(nginxUrl === undefined ? [] : [['nginx', post(nginxUrl, {})] as [string, Call]]),
+    ['bare @fastify/http-proxy', post(bareUrl, bearer)],
+    ['gateway, key', post(gatewayUrl, { 'x-goog-api-key': seeded.key })],
+    // A browser's fetch from the gateway's own pages: the cookie, and the Origin the CSRF check wants.
+    ['gateway, session', post(gatewayUrl, { cookie: seeded.cookie, origin: gatewayUrl })],
+  ]
+
+  const keyCall = post(gatewayUrl, { 'x-goog-api-key': seeded.key })
+  const streamPath = (chunks: number, intervalMs: number): string => `/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse&chunks=${chunks}&interval=${intervalMs}`
+
+  // First, while the gateway is fresh: what 1,000 open streams cost on top of a process at rest.
+  let held: HeldStreamsResult | undefined
+  if (PHASES.has('held')) {
+    process.stdout.write(`holding ${HELD.streams} streams open through the gateway …\n`)
+    held = await holdStreams({ ...keyCall, path: streamPath(HELD.chunks, HELD.intervalMs) }, HELD.streams, gateway.pid!, HELD.timeoutMs)
+  }
+
+  const throughput: Record<string, ThroughputResult> = {}
+  // Redis commands per request, from INFO commandstats around each run (warm-up included).
+  const redisPerRequest: Record<string, number> = {}
+  const runs: Record<string, ThroughputResult[]> = {}
+  const commands: Record<string, number[]> = {}
+  for (let round = 1; round <= (PHASES.has('throughput') ? THROUGHPUT.rounds : 0); round++) {
+    for (const [name, call] of targets) {
+      process.stdout.write(`throughput, round ${round}/${THROUGHPUT.rounds}: ${name} …\n`)
+      const before = await redisCommands(redis)
+      const result = await wrk(call, { ...THROUGHPUT, dir, pin: helperCore })
+      const requests = result.requestsPerSecond * (THROUGHPUT.seconds + THROUGHPUT.warmupSeconds)
+      ;(runs[name] ??= []).push(result)
+      ;(commands[name] ??= []).push(((await redisCommands(redis)) - before) / requests)
+    }
+  }
+  for (const [name, results] of Object.entries(runs)) {
+    throughput[name] = {
+      requestsPerSecond: median(results.map((result) => result.requestsPerSecond)),
+      p50Ms: median(results.map((result) => result.p50Ms)),
+      p99Ms: median(results.map((result) => result.p99Ms)),
+      failures: results.reduce((sum, result) => sum + result.failures, 0),
+    }
+    redisPerRequest[name] = Math.round(median(commands[name]!) * 1000) / 1000
+  }
+
+  const latency: Record<string, FixedRateResult> = {}
+  for (const [name, call] of PHASES.has('latency') ? targets.filter(([name]) => name !== 'gateway, session') : []) {
+    process.stdout.write(`fixed rate ${FIXED_RATE.rate}/s: ${name} …\n`)
+    latency[name] = await fixedRate(call, FIXED_RATE.rate, FIXED_RATE.seconds)
+  }
+
+  const streams: Record<string, StreamResult> = {}
+  if (PHASES.has('sse')) {
+    process.stdout.write('SSE: direct, gateway …\n')
+    streams.direct = await sse({ ...targets[0]![1], path: streamPath(SSE.chunks, SSE.intervalMs) }, SSE.streams, SSE.chunks)
+    streams.gateway = await sse({ ...keyCall, path: streamPath(SSE.chunks, SSE.intervalMs) }, SSE.streams, SSE.chunks)
+  }
+
+  const rps = (name: string): number => throughput[name]?.requestsPerSecond ?? Number.NaN
+  const difference = (a: number | undefined, b: number | undefined): number => Math.round(((a ?? Number.NaN) - (b ?? Number.NaN)) * 100) / 100
+  const results: Results = {
+    at: new Date().toISOString(),
+    machine: { cpus, node: process.version, pinned, proxyCore: proxyCore.at(-1) ?? 'any', helperCore: helperCore.at(-1) ?? 'any' },
+    settings: { THROUGHPUT, FIXED_RATE, SSE, HELD },
+    throughput,
+    redisPerRequest,
+    latency,
+    streams,
+    held,
+    ratios: {
+      keyVsNginx: ratio(rps('gateway, key'), rps('nginx')),
+      keyVsBareProxy: ratio(rps('gateway, key'), rps('bare @fastify/http-proxy')),
+      sessionVsBareProxy: ratio(rps('gateway, session'), rps('bare @fastify/http-proxy')),
+      addedP99Ms: difference(latency['gateway, key']?.p99Ms, latency.direct?.p99Ms),
+      addedTtfbMs: difference(streams.gateway?.ttfbP50Ms, streams.direct?.ttfbP50Ms),
+      addedChunkDelayP50Ms: difference(streams.gateway?.chunkDelayP50Ms, streams.direct?.chunkDelayP50Ms),
+      addedChunkDelayMaxMs: difference(streams.gateway?.chunkDelayMaxMs, streams.direct?.chunkDelayMaxMs),
+    },
+  }
+  await mkdir(RESULTS, { recursive: true })
+  await writeFile(join(RESULTS, 'latest.json'), JSON.stringify(results, null, 2) + '\n')
+  print(results)
+  redis.disconnect()
+  await rm(dir, { recursive: true, force: true })
+}
+
+/** Commands Redis has run so far (all kinds, from INFO commandstats). */
+async function redisCommands (redis: Redis): Promise<number> {
+  const stats = await redis.info('commandstats')
+  return [...stats.matchAll(/calls=(\d+)/g)].reduce((sum, match) => sum + Number(match[1]), 0)
+}
+
+function print (results: Results): void {
+  const lines = [
+    '',
+    `machine: ${JSON.stringify(results.machine)}`,
+    '',
+    `non-streaming generateContent, wrk -t1 -c${THROUGHPUT.connections} -d${THROUGHPUT.seconds}s, median of ${THROUGHPUT.rounds} alternating rounds`,
+    `${'target'.padEnd(26)}${cell('req/s', 9)}${cell('p50 ms', 9)}${cell('p99 ms', 9)}${cell('failed', 8)}${cell('redis/req', 11)}`,
+    ...Object.entries(results.throughput).map(([name, r]) => `${name.padEnd(26)}${cell(r.requestsPerSecond, 9)}${cell(r.p50Ms, 9)}${cell(r.p99Ms, 9)}${cell(r.failures, 8)}${cell(results.redisPerRequest[name] ?? '', 11)}`),
+    '',
+    `fixed rate ${FIXED_RATE.rate} req/s for ${FIXED_RATE.seconds}s`,
+    `${'target'.padEnd(26)}${cell('p50 ms', 9)}${cell('p99 ms', 9)}${cell('failed', 8)}`,
+    ...Object.entries(results.latency).map(([name, r]) => `${name.padEnd(26)}${cell(r.p50Ms, 9)}${cell(r.p99Ms, 9)}${cell(r.failures, 8)}`),
+    '',
+    `SSE, ${SSE.streams} streams x ${SSE.chunks} chunks every ${SSE.intervalMs} ms`,
+    `${'target'.padEnd(26)}${cell('ttfb p50', 10)}${cell('chunk delay p50', 17)}${cell('max', 8)}${cell('chunks', 10)}`,
+    ...Object.entries(results.streams).map(([name, r]) => `${name.padEnd(26)}${cell(r.ttfbP50Ms, 10)}${cell(r.chunkDelayP50Ms, 17)}${cell(r.chunkDelayMaxMs, 8)}${cell(`${r.chunksSeen}/${r.chunksExpected}`, 10)}`),
+    '',
+    results.held === undefined ? '' : `${results.held.streams} concurrent streams through the gateway: ${results.held.opened} open after ${results.held.openAllMs} ms, RSS ${results.held.rssIdleMb} MB at rest -> ${results.held.rssHoldingMb} MB holding them`,
+    '',
+    `ratios: ${JSON.stringify(results.ratios)}`,
+    `written to ${join(RESULTS, 'latest.json')}`,
+    '',
+  ]
+  process.stdout.write(lines.join('\n'))
+}
+
+const limit = setTimeout(() => {
+  process.stderr.write(`bench: still running after ${RUN_LIMIT_MS / 1000} s; stopping\n`)
+  void cleanup().finally(() => process.exit(1))
+}, RUN_LIMIT_MS)
+process.once('SIGINT', () => { void cleanup().finally(() => process.exit(130)) })
+try {
+  await main()
+} catch (error) {
+  process.stderr.write(`bench: ${(error as Error).stack ?? String(error)}\n`)
+  process.exitCode = 1
+} finally {
+  clearTimeout(limit)
+  await cleanup()
+}

@@ -1,11 +1,10 @@
-import { existsSync } from 'node:fs'
 import { createServer } from 'node:http'
 import type { AddressInfo } from 'node:net'
-import { chromium, type Page } from 'playwright-core'
+import type { Page } from 'playwright-core'
 import t, { type Test } from 'tap'
+import { launchChromium } from './helpers/chromium.js'
 import { startProxyStack, type ProxyStack } from './helpers/person.js'
 
-const CHROMIUM = '/usr/bin/chromium'
 const GENERATE = '/v1beta/models/gemini-2.5-flash:generateContent'
 
 /** A page on another origin (same site: 127.0.0.1 on another port, so the Lax cookie is still sent). */
@@ -18,8 +17,7 @@ async function otherOrigin (t: Test): Promise<string> {
 
 async function browserWithSession (t: Test, stack: ProxyStack): Promise<Page> {
   const { browser: signedIn } = await stack.signIn()
-  const chrome = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] })
-  t.teardown(async () => { await chrome.close() })
+  const chrome = await launchChromium(t)
   const context = await chrome.newContext()
   await context.addCookies([...signedIn.cookies].map(([name, value]) => ({ name, value, url: stack.url, httpOnly: true, sameSite: 'Lax' as const })))
   return await context.newPage()
@@ -37,7 +35,7 @@ async function callFromPage (page: Page, url: string, contentType: string): Prom
   }, { url, contentType })
 }
 
-t.test('a page on the gateway\'s origin calls the API with the session cookie; a page on another origin cannot', { skip: !existsSync(CHROMIUM) && 'no chromium here' }, async (t) => {
+t.test('a page on the gateway\'s origin calls the API with the session cookie; a page on another origin cannot', async (t) => {
   const stack = await startProxyStack(t)
   const page = await browserWithSession(t, stack)
   const other = await otherOrigin(t)
@@ -55,7 +53,7 @@ t.test('a page on the gateway\'s origin calls the API with the session cookie; a
   t.equal(stack.gemini.requests.length, 0, 'and neither reached the upstream (the cookie-carrying POST got 403)')
 })
 
-t.test('an origin listed in CORS_ORIGINS may call the API with the cookie', { skip: !existsSync(CHROMIUM) && 'no chromium here' }, async (t) => {
+t.test('an origin listed in CORS_ORIGINS may call the API with the cookie', async (t) => {
   const allowed = await otherOrigin(t)
   const stack = await startProxyStack(t, { env: { CORS_ORIGINS: allowed } })
   const page = await browserWithSession(t, stack)

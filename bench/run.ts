@@ -194,6 +194,8 @@ async function main (): Promise<void> {
   if (PHASES.has('held')) {
     process.stdout.write(`holding ${HELD.streams} streams open through the gateway …\n`)
     held = await holdStreams({ ...keyCall, path: streamPath(HELD.chunks, HELD.intervalMs) }, HELD.streams, gateway.pid!, HELD.timeoutMs)
+    // BENCH_SETTLE_MS: a pause after the burst, to tell a lasting slowdown from one that passes.
+    await new Promise((resolve) => setTimeout(resolve, Number(process.env.BENCH_SETTLE_MS ?? 0)))
   }
 
   const throughput: Record<string, ThroughputResult> = {}

@@ -108,3 +108,28 @@ t.test('usage is read from a gzip-compressed answer, which reaches the client co
   }
   t.same(usage?.totals, { requests: 1, prompt: 11, candidates: 22, total: 33 })
 })
+
+t.test('usage-spoofing: a usageMetadata key inside the model\'s own output is not what gets counted', async (t) => {
+  const stack = await startProxyStack(t, { memory: true })
+  const holder = await signInWithKey(stack)
+  // The real usage comes first here; the model's output (a function call's arguments) carries a
+  // usageMetadata of its own later in the body, where a scan from the end would find it first.
+  const spoofed = { usageMetadata: { promptTokenCount: 1, candidatesTokenCount: 1, totalTokenCount: 999_999 } }
+  const answer = {
+    usageMetadata: { promptTokenCount: 6, candidatesTokenCount: 7, totalTokenCount: 13 },
+    candidates: [{ content: { role: 'model', parts: [{ functionCall: { name: 'report', args: spoofed } }] } }],
+  }
+  stack.gemini.onNext((_req, res) => {
+    res.writeHead(200, { 'content-type': 'application/json; charset=UTF-8' })
+    res.end(JSON.stringify(answer))
+  })
+  const ai = new GoogleGenAI({ apiKey: holder.key, httpOptions: { baseUrl: stack.url } })
+  const generated = await ai.models.generateContent({ model: MODEL, contents: 'spoof' })
+  t.same(generated.functionCalls?.[0]?.args, spoofed, 'the client gets the answer untouched')
+  let usage: { totals: Record<string, number> } | undefined
+  for (let attempt = 0; attempt < 50 && usage?.totals.requests !== 1; attempt++) {
+    usage = (await (await holder.browser.fetch('/auth/me')).json() as { usage: typeof usage }).usage
+    await new Promise((resolve) => setTimeout(resolve, 20))
+  }
+  t.same(usage?.totals, { requests: 1, prompt: 6, candidates: 7, total: 13 })
+})

@@ -91,3 +91,46 @@ t.test('request bodies stream upstream: a large chunked upload arrives whole', a
   t.equal(stack.gemini.files.get(file.name)?.content.at(-1), 63, 'the last part arrived last')
   t.notOk(JSON.stringify(stack.gemini.requests.map((request) => request.query)).includes('gk_'))
 })
+
+t.test('a client that reads slowly holds the upstream back: the gateway never buffers a whole answer', async (t) => {
+  const stack = await startProxyStack(t, { memory: true })
+  const holder = await personWithKey(stack)
+  const total = 64 * 1024 * 1024
+  const chunk = Buffer.alloc(256 * 1024, 0x61)
+  let written = 0
+  let upstreamFinished = false
+  stack.gemini.onNext((_request, response) => {
+    response.writeHead(200, { 'content-type': 'application/octet-stream', 'content-length': total })
+    const pump = (): void => {
+      while (written < total) {
+        written += chunk.length
+        if (!response.write(chunk)) {
+          response.once('drain', pump)
+          return
+        }
+      }
+      response.end()
+      upstreamFinished = true
+    }
+    pump()
+  })
+  const request = httpRequest(`${stack.url}/v1beta/files/big:download`, { method: 'POST', headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/json' } })
+  request.end('{}')
+  const [response] = await once(request, 'response') as [import('node:http').IncomingMessage]
+  t.equal(response.statusCode, 200)
+  response.pause()
+  // The client reads nothing. Wait (boundedly) until the upstream has stopped writing or has written everything.
+  let last = -1
+  for (let quiet = 0, polls = 0; quiet < 10 && !upstreamFinished && polls < 600; polls++) {
+    quiet = written === last ? quiet + 1 : 0
+    last = written
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  t.notOk(upstreamFinished, 'the upstream could not send the whole answer into a client that reads nothing')
+  t.ok(written < total / 2, `the upstream was held back after ${(written / 1024 / 1024).toFixed(1)} MB of ${total / 1024 / 1024} MB`)
+  let received = 0
+  response.on('data', (data: Buffer) => { received += data.length })
+  response.resume()
+  await once(response, 'end')
+  t.equal(received, total, 'once the client reads, the whole answer arrives')
+})

@@ -94,9 +94,7 @@ declare module 'fastify' {
   }
 }
 
-async function resolveAssertion (app: FastifyInstance, request: FastifyRequest): Promise<Identity | null> {
-  const token = presentedAssertion(request)
-  if (token === null) return null
+async function resolveAssertion (app: FastifyInstance, token: string): Promise<Identity> {
   const sub = await app.assertions.verify(token)
   const personId = personIdFor(app.config.oidc.issuer, sub)
   const [profile, tokens] = await Promise.all([app.profiles.load(personId), app.vault.load(personId)])
@@ -112,6 +110,9 @@ async function resolveAssertion (app: FastifyInstance, request: FastifyRequest):
 export default fp(async function assertionPlugin (app) {
   const ring = new SigningKeyRing(app.store, new TokenCipher(app.config.tokenEncryptionKeys))
   app.decorate('assertions', new Assertions(ring, app.config.publicUrl))
-  app.credentialResolvers.push(async (request) => await resolveAssertion(app, request))
+  app.credentialResolvers.push((request) => {
+    const token = presentedAssertion(request)
+    return token === null ? null : resolveAssertion(app, token)
+  })
   await app.register(jwksRoute, { ring })
 }, { name: 'gemgate-assertion', dependencies: ['gemgate-identity', 'gemgate-sessions', 'gemgate-vault'] })

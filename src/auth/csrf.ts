@@ -44,20 +44,30 @@ export default fp(async function csrfPlugin (app) {
     return true
   }
 
-  app.addHook('onRequest', async (request, reply) => {
+  // A callback hook, not an async one: it runs on every request.
+  app.addHook('onRequest', (request, reply, done) => {
     const allowed = allowCors(request, reply)
     if (request.method === 'OPTIONS' && request.headers['access-control-request-method'] !== undefined) {
-      if (!allowed) return await reply.code(403).send()
-      return await reply.code(204)
+      if (!allowed) {
+        reply.code(403).send()
+        return
+      }
+      reply.code(204)
         .header('access-control-allow-methods', 'GET, POST, PUT, PATCH, DELETE')
         .header('access-control-allow-headers', ALLOWED_REQUEST_HEADERS)
         .header('access-control-max-age', String(PREFLIGHT_MAX_AGE))
         .send()
+      return
     }
-    if (!UNSAFE_METHODS.has(request.method) || request.cookies[app.cookieNames.session] === undefined) return
+    if (!UNSAFE_METHODS.has(request.method) || request.cookies[app.cookieNames.session] === undefined) {
+      done()
+      return
+    }
     const origin = requestOrigin(request)
     if (origin === null || !trustedOrigins.has(origin)) {
-      throw new ForbiddenError('Cross-site request refused: this request carries the session cookie but not an allowed Origin.')
+      done(new ForbiddenError('Cross-site request refused: this request carries the session cookie but not an allowed Origin.'))
+      return
     }
+    done()
   })
 }, { name: 'gemgate-csrf', dependencies: ['gemgate-sessions'] })

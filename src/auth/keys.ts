@@ -122,12 +122,7 @@ export default fp(async function keysPlugin (app) {
   const keys = new KeyStore(app.store, app.personChanges)
   app.decorate('keys', keys)
 
-  app.credentialResolvers.push(async (request) => {
-    const secret = presentedKey(request)
-    if (secret === null) return null
-    const cacheKey = KEY_PATTERN.test(secret) ? `key:${keyHash(secret)}` : null
-    const cached = cacheKey === null ? undefined : app.identityCache.get(cacheKey)
-    if (cached !== undefined) return cached
+  async function resolveKey (secret: string, cacheKey: string | null): Promise<Identity> {
     const ticket = app.identityCache.ticket()
     const key = await keys.verify(secret)
     if (key === null || cacheKey === null) throw new UnauthenticatedError('This gateway key is unknown, expired or revoked.')
@@ -136,6 +131,13 @@ export default fp(async function keysPlugin (app) {
     const identity: Identity = { ...profile, personId: key.personId, via: 'key', keyId: key.id }
     app.identityCache.set(cacheKey, key.personId, identity, ticket, key.expiresAt ?? Infinity)
     return identity
+  }
+
+  app.credentialResolvers.push((request) => {
+    const secret = presentedKey(request)
+    if (secret === null) return null
+    const cacheKey = KEY_PATTERN.test(secret) ? `key:${keyHash(secret)}` : null
+    return (cacheKey === null ? undefined : app.identityCache.get(cacheKey)) ?? resolveKey(secret, cacheKey)
   })
   app.signOutHooks.push(async (personId) => { await keys.revokeAll(personId) })
   app.statusSections.push(async (identity) => keysSection(await keys.list(identity.personId)))

@@ -65,6 +65,8 @@ declare module 'fastify' {
     cookieNames: CookieNames
     /** Starts a session for a person: a new id, the old cookie replaced. */
     startSession: (reply: FastifyReply, personId: string) => Promise<void>
+    /** The Set-Cookie header that clears a stale session cookie, for replies written outside Fastify's send. */
+    clearedSessionCookie: string
   }
   interface FastifyRequest {
     /** A session cookie was sent but is bad or stale: clear it in the response. */
@@ -82,16 +84,18 @@ export default fp(async function sessionsPlugin (app) {
   app.decorate('profiles', profiles)
   app.decorate('cookieNames', names)
   app.decorateRequest('staleSessionCookie', false)
+  app.decorate('clearedSessionCookie', app.serializeCookie(names.session, '', { path: '/', httpOnly: true, secure: names.secure, sameSite: 'lax', expires: new Date(0) }))
 
   app.decorate('startSession', async (reply: FastifyReply, personId: string) => {
     const sessionId = await sessions.create(personId)
     reply.setCookie(names.session, sessionId, cookieOptions(names, app.config.sessionTtlSeconds))
   })
 
-  async function resolveSession (sessionId: string): Promise<Identity | null> {
-    const cacheKey = `session:${sessionId}`
-    const cached = app.identityCache.get(cacheKey)
-    if (cached !== undefined) return cached
+  /** A cache miss: the cookie's signature, then the session, profile and tokens in the store. */
+  async function resolveSession (request: FastifyRequest, cookie: string): Promise<Identity | null> {
+    const unsigned = request.unsignCookie(cookie)
+    if (!unsigned.valid || unsigned.value === null) return null
+    const sessionId = unsigned.value
     // A miss touches the session: its idle expiry is renewed at most once per cache lifetime, not per request.
     const ticket = app.identityCache.ticket()
     const session = await sessions.touch(sessionId)
@@ -99,16 +103,14 @@ export default fp(async function sessionsPlugin (app) {
     const [profile, tokens] = await Promise.all([profiles.load(session.personId), app.vault.load(session.personId)])
     if (profile === null || tokens === null) throw new SignInAgainError(app.config.publicUrl)
     const identity: Identity = { ...profile, personId: session.personId, via: 'session', sessionId }
-    app.identityCache.set(cacheKey, session.personId, identity, ticket)
+    // Kept under the signed cookie itself: a hit skips the signature check too, and only a cookie that passed it gets in.
+    app.identityCache.set(`cookie:${cookie}`, session.personId, identity, ticket)
     return identity
   }
 
-  app.credentialResolvers.push(async (request: FastifyRequest) => {
-    const raw = request.cookies[names.session]
-    if (raw === undefined) return null
-    const unsigned = request.unsignCookie(raw)
+  async function resolveStale (request: FastifyRequest, cookie: string): Promise<Identity | null> {
     try {
-      const identity = unsigned.valid && unsigned.value !== null ? await resolveSession(unsigned.value) : null
+      const identity = await resolveSession(request, cookie)
       // A tampered, unknown or expired cookie means signed out, not an error.
       if (identity === null) request.staleSessionCookie = true
       return identity
@@ -116,6 +118,12 @@ export default fp(async function sessionsPlugin (app) {
       if (error instanceof SignInAgainError) request.staleSessionCookie = true
       throw error
     }
+  }
+
+  app.credentialResolvers.push((request: FastifyRequest) => {
+    const cookie = request.cookies[names.session]
+    if (cookie === undefined) return null
+    return app.identityCache.get(`cookie:${cookie}`) ?? resolveStale(request, cookie)
   })
 
   app.addHook('onSend', async (request, reply) => {

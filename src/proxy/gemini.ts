@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream'
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import { Counter } from 'prom-client'
 import type { Dispatcher } from 'undici'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -8,12 +8,22 @@ import { UnauthenticatedError } from '../errors.js'
 import { bodyForUpstream, readRequestBody, type RequestBody } from './body.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { API_PREFIXES, upstreamTarget, type UpstreamTarget } from './target.js'
-import { createUpstreamPool, sendUpstream } from './upstream.js'
+import { type BodySink, type UpstreamExchange, type UpstreamHead } from './exchange.js'
+import { createUpstreamPool, dispatchUpstream, upstreamFailure } from './upstream.js'
 import { loadUsage, modelInPath, UsageRecorder, type PersonUsage } from './usage.js'
 import { UsageTap } from './usage-tap.js'
 
 const METERED_TYPES = /^(application\/json|text\/event-stream)\b/i
 const NO_BODY_STATUSES = new Set([204, 304])
+
+/** The upstream's status and headers, or the gateway's 502/504 when it failed first. */
+async function headOf (exchange: UpstreamExchange, request: FastifyRequest): Promise<UpstreamHead> {
+  try {
+    return await exchange.head
+  } catch (error) {
+    throw upstreamFailure(error, request.id)
+  }
+}
 
 function usageSection (usage: PersonUsage) {
   const rows = Object.entries(usage.byModel).sort(([a], [b]) => a.localeCompare(b))
@@ -50,53 +60,88 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
 
-  async function attempt (request: FastifyRequest, identity: Identity, target: UpstreamTarget, body: RequestBody, signal: AbortSignal, force: boolean): Promise<Dispatcher.ResponseData> {
+  /** One call upstream with the person's token (refreshed first when `force`). */
+  async function attempt (request: FastifyRequest, identity: Identity, target: UpstreamTarget, body: RequestBody, force: boolean): Promise<UpstreamExchange> {
     const accessToken = await app.vault.accessToken(identity.personId, { force })
-    return await sendUpstream(pool, {
+    return dispatchUpstream(pool, {
       method: request.method as Dispatcher.HttpMethod,
       path: target.path + target.search,
       headers: upstreamRequestHeaders(request.headers, { accessToken, requestId: request.id, quotaProject: upstream.quotaProject }),
       body: bodyForUpstream(body),
-      signal,
-    }, request.id)
-  }
-
-  function meter (identity: Identity, target: UpstreamTarget, response: Dispatcher.ResponseData, reply: FastifyReply): Readable {
-    const contentType = String(response.headers['content-type'] ?? '')
-    if (response.statusCode < 200 || response.statusCode >= 300 || !METERED_TYPES.test(contentType)) return response.body
-    const tap = new UsageTap(contentType, String(response.headers['content-encoding'] ?? ''), (observed) => {
-      usage.record(identity.personId, modelInPath(target.path) ?? observed.modelVersion, observed.usage)
+      idempotent: false,
     })
-    tap.watch(response.body, reply.raw)
-    return response.body
   }
 
-  async function proxy (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
+  /** The client's response headers: the gateway's own (request id, CORS), then the upstream's. */
+  function responseHeaders (request: FastifyRequest, reply: FastifyReply, head: UpstreamHead): OutgoingHttpHeaders {
+    const headers: OutgoingHttpHeaders = clientResponseHeaders(head.headers, publicUrl)
+    const own = reply.getHeaders()
+    for (const name in own) {
+      const value = own[name]
+      if (value === undefined) continue
+      const upstreamValue = headers[name]
+      headers[name] = name === 'vary' && upstreamValue !== undefined ? `${String(value)}, ${String(upstreamValue)}` : typeof value === 'number' ? String(value) : value
+    }
+    if (request.staleSessionCookie) headers['set-cookie'] = app.clearedSessionCookie
+    return headers
+  }
+
+  /** Where the body goes: the client's socket as it arrives (paused while the socket is full), and a usage tap beside it. */
+  function clientSink (request: FastifyRequest, identity: Identity, target: UpstreamTarget, head: UpstreamHead, response: ServerResponse): BodySink {
+    const contentType = String(head.headers['content-type'] ?? '')
+    const tap = head.statusCode >= 200 && head.statusCode < 300 && METERED_TYPES.test(contentType)
+      ? new UsageTap(contentType, String(head.headers['content-encoding'] ?? ''), (observed) => {
+        usage.record(identity.personId, modelInPath(target.path) ?? observed.modelVersion, observed.usage)
+      })
+      : undefined
+    return {
+      data (chunk, resume) {
+        tap?.write(chunk)
+        if (response.write(chunk)) return true
+        response.once('drain', resume)
+        return false
+      },
+      end () {
+        tap?.end()
+        response.end()
+      },
+      error (error) {
+        tap?.close()
+        if (!response.destroyed) request.log.warn({ err: error }, 'the upstream answer broke off')
+        response.destroy()
+      },
+    }
+  }
+
+  async function proxy (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const target = upstreamTarget(request.raw.url ?? '')
     const identity = await app.identify(request)
     if (identity === null) {
       throw new UnauthenticatedError(`Not signed in: sign in at ${publicUrl}/auth/login, or send a gateway key in x-goog-api-key.`)
     }
-    const abort = new AbortController()
-    reply.raw.once('close', () => { if (!reply.raw.writableFinished) abort.abort() })
+    const response = reply.raw
+    let exchange: UpstreamExchange | undefined
+    // A client that leaves stops the upstream call wherever it is: queued, generating or streaming.
+    response.once('close', () => { if (!response.writableFinished) exchange?.abandon(new Error('the client closed the connection')) })
     const body = await readRequestBody(request.raw, upstream.retryBodyLimitBytes)
-    let response = await attempt(request, identity, target, body, abort.signal, false)
+    exchange = await attempt(request, identity, target, body, false)
+    let head = await headOf(exchange, request)
     // A token the vault thought valid was refused (revoked, rotated elsewhere): refresh once and retry, if the body can be sent again.
-    if (response.statusCode === 401 && body.kind !== 'streamed') {
-      await response.body.dump()
+    if (head.statusCode === 401 && body.kind !== 'streamed') {
+      exchange.discard()
       retries.inc()
-      response = await attempt(request, identity, target, body, abort.signal, true)
+      exchange = await attempt(request, identity, target, body, true)
+      head = await headOf(exchange, request)
     }
-    reply.code(response.statusCode)
-    for (const [name, value] of Object.entries(clientResponseHeaders(response.headers, publicUrl))) {
-      const existing = reply.getHeader(name)
-      reply.header(name, name === 'vary' && existing !== undefined ? `${String(existing)}, ${String(value)}` : value)
+    // From here the gateway writes the response itself, straight from the upstream's chunks.
+    reply.hijack()
+    response.writeHead(head.statusCode, responseHeaders(request, reply, head))
+    if (request.method === 'HEAD' || NO_BODY_STATUSES.has(head.statusCode)) {
+      exchange.discard()
+      response.end()
+      return
     }
-    if (request.method === 'HEAD' || NO_BODY_STATUSES.has(response.statusCode)) {
-      await response.body.dump()
-      return await reply.send()
-    }
-    return await reply.send(meter(identity, target, response, reply))
+    exchange.pipe(clientSink(request, identity, target, head, response))
   }
 
   for (const prefix of API_PREFIXES) app.all(`${prefix}*`, proxy)

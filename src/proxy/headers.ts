@@ -35,9 +35,14 @@ function first (value: HeaderValue): string | undefined {
   return Array.isArray(value) ? value.join(',') : value
 }
 
+const NONE: ReadonlySet<string> = new Set()
+
 /** The header names a `Connection` header lists: hop-by-hop for this message only. */
-export function connectionNamed (headers: Headers): Set<string> {
-  return new Set((first(headers.connection) ?? '').split(',').map((name) => name.trim().toLowerCase()).filter(Boolean))
+export function connectionNamed (headers: Headers): ReadonlySet<string> {
+  const listed = first(headers.connection)
+  // The usual values name no other header.
+  if (listed === undefined || listed === 'keep-alive' || listed === 'close') return NONE
+  return new Set(listed.split(',').map((name) => name.trim().toLowerCase()).filter(Boolean))
 }
 
 /** What the gateway adds to every upstream request. */
@@ -55,7 +60,8 @@ export interface Injected {
 export function upstreamRequestHeaders (incoming: IncomingHttpHeaders, injected: Injected): Record<string, string | string[]> {
   const named = connectionNamed(incoming)
   const headers: Record<string, string | string[]> = {}
-  for (const [name, value] of Object.entries(incoming)) {
+  for (const name in incoming) {
+    const value = incoming[name]
     if (value === undefined || HOP_BY_HOP.has(name) || CLIENT_ONLY.has(name) || named.has(name) || name.startsWith('x-forwarded-')) continue
     headers[name] = value
   }
@@ -83,7 +89,8 @@ export function gatewayUploadUrl (value: string, publicUrl: string): string | nu
 export function clientResponseHeaders (upstream: Headers, publicUrl: string): Record<string, string | string[]> {
   const named = connectionNamed(upstream)
   const headers: Record<string, string | string[]> = {}
-  for (const [name, value] of Object.entries(upstream)) {
+  for (const name in upstream) {
+    const value = upstream[name]
     if (value === undefined || HOP_BY_HOP.has(name) || UPSTREAM_ONLY.has(name) || named.has(name) || name.startsWith('access-control-')) continue
     if (UPLOAD_URL_HEADERS.has(name)) {
       const rewritten = gatewayUploadUrl(first(value) ?? '', publicUrl)

@@ -24,19 +24,32 @@ export function isApiPath (path: string): boolean {
   return API_PREFIXES.some((prefix) => path.startsWith(prefix) && path.length > prefix.length)
 }
 
-function checkPath (path: string): void {
-  if (!path.startsWith('/')) refuse('only origin-form request targets (starting with /) are accepted')
-  // Printable ASCII only: no backslashes, fragments, spaces or control characters.
-  if (!/^[\x21-\x7e]*$/.test(path) || /[\\#]/.test(path)) refuse('it contains a backslash, fragment or non-printable character')
-  for (const escape of path.matchAll(/%(.{0,2})/g)) {
-    const hex = escape[1] ?? ''
-    if (!/^[0-9a-fA-F]{2}$/.test(hex)) refuse('it contains a malformed percent-escape')
+const HEX = /^[0-9a-fA-F]{2}$/
+
+/** One pass over the path's characters: printable ASCII only, and every escape well formed and harmless once decoded. */
+function checkCharacters (path: string): void {
+  for (let index = 0; index < path.length; index++) {
+    const code = path.charCodeAt(index)
+    // Printable ASCII only: no spaces or control characters; no backslashes or fragments.
+    if (code < 0x21 || code > 0x7e || code === 0x5c || code === 0x23) refuse('it contains a backslash, fragment or non-printable character')
+    if (code !== 0x25) continue
+    const hex = path.slice(index + 1, index + 3)
+    if (!HEX.test(hex)) refuse('it contains a malformed percent-escape')
     const decoded = String.fromCharCode(parseInt(hex, 16))
     if (FORBIDDEN_ENCODED.has(decoded) || decoded < ' ' || decoded > '~') refuse(`it encodes ${JSON.stringify(decoded)}`)
+    index += 2
   }
-  const segments = path.split('/').slice(1)
-  if (segments.some((segment) => segment === '.' || segment === '..')) refuse('it contains a dot segment')
-  if (segments.slice(0, -1).includes('')) refuse('it contains an empty segment')
+}
+
+function checkPath (path: string): void {
+  if (!path.startsWith('/')) refuse('only origin-form request targets (starting with /) are accepted')
+  checkCharacters(path)
+  const segments = path.split('/')
+  for (let index = 1; index < segments.length; index++) {
+    const segment = segments[index]
+    if (segment === '.' || segment === '..') refuse('it contains a dot segment')
+    if (segment === '' && index < segments.length - 1) refuse('it contains an empty segment')
+  }
   if (!isApiPath(path)) refuse(`it is not under ${API_PREFIXES.join(', ')}`)
 }
 

@@ -4,6 +4,7 @@ import type { Readable } from 'node:stream'
 import { Pool, type Dispatcher } from 'undici'
 import type { Config } from '../config/schema.js'
 import { BadGatewayError, GatewayTimeoutError } from '../errors.js'
+import { UpstreamExchange } from './exchange.js'
 
 /** How long to wait for a TCP + TLS connection to the upstream. */
 export const DEFAULT_CONNECT_TIMEOUT = 10_000
@@ -22,7 +23,8 @@ export interface UpstreamRequest {
   path: string
   headers: Record<string, string | string[]>
   body: Buffer | Readable | null
-  signal: AbortSignal
+  /** Never resent by undici on a broken connection: a POST to Gemini is not idempotent. */
+  idempotent: false
 }
 
 /**
@@ -59,11 +61,9 @@ export function upstreamFailure (error: unknown, requestId: string): Error {
   return new BadGatewayError(`The Gemini API could not be reached (request id ${requestId}).`, { cause: error })
 }
 
-/** Sends one request upstream; the response body streams and must be consumed or destroyed. */
-export async function sendUpstream (pool: Pool, request: UpstreamRequest, requestId: string): Promise<Dispatcher.ResponseData> {
-  try {
-    return await pool.request({ ...request, idempotent: false })
-  } catch (error) {
-    throw upstreamFailure(error, requestId)
-  }
+/** Starts one request upstream; its answer arrives through the exchange. */
+export function dispatchUpstream (pool: Pool, request: UpstreamRequest): UpstreamExchange {
+  const exchange = new UpstreamExchange()
+  pool.dispatch(request, exchange)
+  return exchange
 }

@@ -1,4 +1,5 @@
-import type { Readable, Transform } from 'node:stream'
+import type { Transform } from 'node:stream'
+import { TextDecoder } from 'node:util'
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
 
 /** The token counts Gemini reports in `usageMetadata`. */
@@ -43,6 +44,21 @@ function parse (text: string): unknown {
   }
 }
 
+const USAGE_KEY = Buffer.from('"usageMetadata"')
+
+/**
+ * What a whole JSON answer reported. Gemini puts `usageMetadata` among the last top-level
+ * members, so only the tail from its key on is parsed, as an object of its own; that parses
+ * only when the key is a top-level one (a nested key leaves the braces unbalanced), and
+ * anything else (an array, a nested key, no key) falls back to parsing the whole body.
+ */
+function observeJson (body: Buffer): ObservedUsage | undefined {
+  const at = body.lastIndexOf(USAGE_KEY)
+  if (at === -1) return undefined
+  const tail = body[0] === 0x7b ? parse(`{${body.toString('utf8', at)}`) : undefined
+  return observe(tail ?? parse(body.toString('utf8')))
+}
+
 function decoderFor (contentEncoding: string): Transform | null | undefined {
   switch (contentEncoding.trim().toLowerCase()) {
     case '': case 'identity': return null
@@ -63,8 +79,10 @@ function decoderFor (contentEncoding: string): Transform | null | undefined {
 export class UsageTap {
   readonly #sse: boolean
   readonly #decoder: Transform | null | undefined
-  readonly #text = new TextDecoder()
+  // Only SSE bodies are decoded as they pass (a decoder costs more to make than a small JSON answer to read).
+  readonly #text: TextDecoder | undefined
   #pending = ''
+  #json: Buffer[] = []
   #jsonBytes = 0
   #observed: ObservedUsage | undefined
   #reported = false
@@ -72,19 +90,10 @@ export class UsageTap {
 
   constructor (contentType: string, contentEncoding: string, private readonly onUsage: (observed: ObservedUsage) => void) {
     this.#sse = contentType.toLowerCase().startsWith('text/event-stream')
+    this.#text = this.#sse ? new TextDecoder() : undefined
     this.#decoder = decoderFor(contentEncoding)
     this.#decoder?.on('data', (chunk: Buffer) => this.#read(chunk))
     this.#decoder?.on('error', () => { this.#pending = '' })
-  }
-
-  /**
-   * Watches `body` once it is being sent: the `pipe` event of the client's response fires after
-   * the pipe's own data listener is attached, so adding ours cannot start the flow early.
-   */
-  watch (body: Readable, destination: NodeJS.EventEmitter): void {
-    destination.once('pipe', () => { body.on('data', (chunk: Buffer) => this.write(chunk)) })
-    body.once('end', () => this.end())
-    body.once('close', () => this.close())
   }
 
   /** A chunk of the body, as it passes. */
@@ -116,13 +125,13 @@ export class UsageTap {
   }
 
   #read (chunk: Buffer): void {
-    const text = this.#text.decode(chunk, { stream: true })
     if (!this.#sse) {
       this.#jsonBytes += chunk.length
-      this.#pending = this.#jsonBytes > MAX_METERED_JSON_BYTES ? '' : this.#pending + text
+      if (this.#jsonBytes > MAX_METERED_JSON_BYTES) this.#json = []
+      else this.#json.push(chunk)
       return
     }
-    this.#pending += text
+    this.#pending += this.#text!.decode(chunk, { stream: true })
     const lines = this.#pending.split('\n')
     this.#pending = lines.pop() ?? ''
     if (this.#pending.length > MAX_SSE_LINE_BYTES) this.#pending = ''
@@ -136,8 +145,9 @@ export class UsageTap {
 
   #finish (): void {
     if (this.#sse) this.#readEvent(this.#pending)
-    else if (this.#jsonBytes <= MAX_METERED_JSON_BYTES) this.#observed = observe(parse(this.#pending))
+    else if (this.#jsonBytes <= MAX_METERED_JSON_BYTES) this.#observed = observeJson(this.#json.length === 1 ? this.#json[0]! : Buffer.concat(this.#json))
     this.#pending = ''
+    this.#json = []
     this.#report()
   }
 

@@ -46,18 +46,28 @@ function add (into: Fields, fields: Fields): void {
  * per call. What is counted but not yet written is added to what this replica reads back.
  */
 export class UsageRecorder {
-  readonly #tokens: Counter<'model' | 'kind'>
-  // Per model label: prom-client would otherwise hash the labels on every call.
-  readonly #byModel = new Map<string, Record<Kind, { inc: (amount: number) => void }>>()
+  // Tokens counted since the last scrape, per model label: added to the Prometheus counter when
+  // it is read, so a call costs a few additions instead of three labelled increments.
+  readonly #unscraped = new Map<string, Record<Kind, number>>()
+  // Per model label, the store fields a call adds to (`<model>|<kind>`), built once.
+  readonly #fieldNames = new Map<string, Record<Kind | 'requests', string>>()
   #pending = new Map<string, Fields>()
   #timer: NodeJS.Timeout | undefined
 
   constructor (private readonly store: Store, registry: Registry, private readonly onError: (error: unknown) => void) {
-    this.#tokens = new Counter({
+    const unscraped = this.#unscraped
+    // The registry keeps the counter; it is only ever read through it.
+    new Counter({
       name: 'gemgate_gemini_tokens_total',
       help: 'Gemini tokens reported in usageMetadata, by model and kind (prompt, candidates, total).',
       labelNames: ['model', 'kind'] as const,
       registers: [registry],
+      collect () {
+        for (const [model, counts] of unscraped) {
+          for (const kind of KINDS) this.inc({ model, kind }, counts[kind])
+        }
+        unscraped.clear()
+      },
     })
   }
 
@@ -69,20 +79,22 @@ export class UsageRecorder {
       candidates: usage.candidatesTokenCount,
       total: usage.totalTokenCount,
     }
-    const fields: Fields = { requests: 1, [`${label}|requests`]: 1 }
-    let counters = this.#byModel.get(label)
-    if (counters === undefined) {
-      counters = Object.fromEntries(KINDS.map((kind) => [kind, this.#tokens.labels({ model: label, kind })])) as Record<Kind, { inc: (amount: number) => void }>
-      this.#byModel.set(label, counters)
-    }
-    for (const kind of KINDS) {
-      counters[kind].inc(counts[kind])
-      fields[kind] = counts[kind]
-      fields[`${label}|${kind}`] = counts[kind]
+    const unscraped = this.#unscraped.get(label)
+    if (unscraped === undefined) this.#unscraped.set(label, { ...counts })
+    else for (const kind of KINDS) unscraped[kind] += counts[kind]
+    let names = this.#fieldNames.get(label)
+    if (names === undefined) {
+      names = { requests: `${label}|requests`, prompt: `${label}|prompt`, candidates: `${label}|candidates`, total: `${label}|total` }
+      this.#fieldNames.set(label, names)
     }
     let pending = this.#pending.get(personId)
     if (pending === undefined) this.#pending.set(personId, pending = {})
-    add(pending, fields)
+    pending.requests = (pending.requests ?? 0) + 1
+    pending[names.requests] = (pending[names.requests] ?? 0) + 1
+    for (const kind of KINDS) {
+      pending[kind] = (pending[kind] ?? 0) + counts[kind]
+      pending[names[kind]] = (pending[names[kind]] ?? 0) + counts[kind]
+    }
     this.#timer ??= setTimeout(() => { void this.flush() }, USAGE_FLUSH_INTERVAL_MS).unref()
   }
 

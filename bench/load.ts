@@ -1,4 +1,5 @@
-import { execFile } from 'node:child_process'
+import { execFile, spawn } from 'node:child_process'
+import { once } from 'node:events'
 import { writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { performance } from 'node:perf_hooks'
@@ -78,38 +79,21 @@ export function percentile (sorted: number[], fraction: number): number {
 const round = (ms: number): number => Math.round(ms * 1000) / 1000
 
 /**
- * Sends `call` at a fixed rate (an open model: each request leaves at its scheduled time
- * whether or not earlier ones have finished, so a stall shows in the latencies instead of
- * slowing the load) and measures each from its scheduled start to the end of its body.
+ * Sends `call` at a fixed rate from bench/fixed-rate.mjs, a process of its own on the helper
+ * core (see there for how requests are timed), and gives the latency percentiles.
  */
-export async function fixedRate (call: Call, rate: number, seconds: number): Promise<FixedRateResult> {
-  const pool = new Pool(call.origin, { connections: 64, pipelining: 1, keepAliveTimeout: 30_000 })
-  const latencies: number[] = []
-  let failures = 0
-  const total = rate * seconds
-  const started = performance.now()
-  const pending: Array<Promise<void>> = []
-  for (let index = 0; index < total; index++) {
-    const due = started + (index * 1000) / rate
-    const wait = due - performance.now()
-    if (wait > 1) await sleep(wait)
-    pending.push((async () => {
-      try {
-        const response = await pool.request({ method: call.method, path: call.path, headers: call.headers, body: call.body ?? null })
-        await response.body.arrayBuffer()
-        if (response.statusCode >= 300) failures++
-        else latencies.push(performance.now() - due)
-      } catch {
-        failures++
-      }
-    })())
-  }
-  await Promise.all(pending)
-  await pool.close()
+export async function fixedRate (call: Call, rate: number, seconds: number, pin: string[]): Promise<FixedRateResult> {
+  const [file, ...args] = [...pin, process.execPath, join(import.meta.dirname, 'fixed-rate.mjs')]
+  const child = spawn(file!, args, { env: { ...process.env, BENCH_CALL: JSON.stringify({ call, rate, seconds }) }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  const [{ latencies, failures }] = await Promise.race([
+    once(child, 'message') as Promise<[{ latencies: number[], failures: number }]>,
+    once(child, 'exit').then(([code]) => { throw new Error(`the fixed-rate generator exited (${String(code)})`) }),
+    sleep((seconds + 30) * 1000).then(() => { child.kill(); throw new Error('the fixed-rate generator did not finish') }),
+  ])
   latencies.sort((a, b) => a - b)
   return {
     rate,
-    sent: total,
+    sent: rate * seconds,
     p50Ms: round(percentile(latencies, 0.5)),
     p90Ms: round(percentile(latencies, 0.9)),
     p99Ms: round(percentile(latencies, 0.99)),

@@ -87,7 +87,11 @@ function nodeScript (pin: string[], script: string, env: NodeJS.ProcessEnv, flag
 /** Stops every child, and waits (a few seconds at most) until they are gone. */
 async function cleanup (): Promise<void> {
   const running = children.filter((child) => child.exitCode === null && child.signalCode === null)
-  for (const child of running) child.kill('SIGTERM')
+  for (const child of running) {
+    // A child paused for another's measurement would not act on SIGTERM until resumed.
+    child.kill('SIGCONT')
+    child.kill('SIGTERM')
+  }
   await Promise.race([Promise.all(running.map(async (child) => await once(child, 'exit'))), sleep(5_000)])
   for (const child of running) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL')
 }
@@ -186,6 +190,20 @@ async function main (): Promise<void> {
     ['gateway, session', post(gatewayUrl, { cookie: seeded.cookie, origin: gatewayUrl })],
   ]
 
+  // Only the process under test runs on the proxy core: an idle Node process still collects
+  // garbage and shrinks its heap in the background, which would land in another's figures.
+  const proxies: Record<string, ChildProcess> = { gateway, bare }
+  const owner = (name: string): string | undefined => name.startsWith('gateway') ? 'gateway' : name.startsWith('bare') ? 'bare' : undefined
+  async function alone<T> (name: string, measure: () => Promise<T>): Promise<T> {
+    const paused = Object.entries(proxies).filter(([key]) => key !== owner(name)).map(([, child]) => child)
+    for (const child of paused) child.kill('SIGSTOP')
+    try {
+      return await measure()
+    } finally {
+      for (const child of paused) child.kill('SIGCONT')
+    }
+  }
+
   const keyCall = post(gatewayUrl, { 'x-goog-api-key': seeded.key })
   const streamPath = (chunks: number, intervalMs: number): string => `/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse&chunks=${chunks}&interval=${intervalMs}`
 
@@ -193,7 +211,7 @@ async function main (): Promise<void> {
   let held: HeldStreamsResult | undefined
   if (PHASES.has('held')) {
     process.stdout.write(`holding ${HELD.streams} streams open through the gateway …\n`)
-    held = await holdStreams({ ...keyCall, path: streamPath(HELD.chunks, HELD.intervalMs) }, HELD.streams, gateway.pid!, HELD.timeoutMs)
+    held = await alone('gateway', async () => await holdStreams({ ...keyCall, path: streamPath(HELD.chunks, HELD.intervalMs) }, HELD.streams, gateway.pid!, HELD.timeoutMs))
     // BENCH_SETTLE_MS: a pause after the burst, to tell a lasting slowdown from one that passes.
     await new Promise((resolve) => setTimeout(resolve, Number(process.env.BENCH_SETTLE_MS ?? 0)))
   }
@@ -207,7 +225,7 @@ async function main (): Promise<void> {
     for (const [name, call] of targets) {
       process.stdout.write(`throughput, round ${round}/${THROUGHPUT.rounds}: ${name} …\n`)
       const before = await redisCommands(redis)
-      const result = await wrk(call, { ...THROUGHPUT, dir, pin: helperCore })
+      const result = await alone(name, async () => await wrk(call, { ...THROUGHPUT, dir, pin: helperCore }))
       const requests = result.requestsPerSecond * (THROUGHPUT.seconds + THROUGHPUT.warmupSeconds)
       ;(runs[name] ??= []).push(result)
       ;(commands[name] ??= []).push(((await redisCommands(redis)) - before) / requests)
@@ -230,7 +248,7 @@ async function main (): Promise<void> {
   for (let round = 1; round <= (PHASES.has('latency') ? FIXED_RATE.rounds : 0); round++) {
     for (const [name, call] of latencyTargets) {
       process.stdout.write(`fixed rate ${FIXED_RATE.rate}/s, round ${round}/${FIXED_RATE.rounds}: ${name} …\n`)
-      ;(latencyRuns[name] ??= []).push(await fixedRate(call, FIXED_RATE.rate, FIXED_RATE.seconds, helperCore))
+      ;(latencyRuns[name] ??= []).push(await alone(name, async () => await fixedRate(call, FIXED_RATE.rate, FIXED_RATE.seconds, helperCore)))
     }
   }
   for (const [name, results] of Object.entries(latencyRuns)) {
@@ -248,8 +266,8 @@ async function main (): Promise<void> {
   const streams: Record<string, StreamResult> = {}
   if (PHASES.has('sse')) {
     process.stdout.write('SSE: direct, gateway …\n')
-    streams.direct = await sse({ ...targets[0]![1], path: streamPath(SSE.chunks, SSE.intervalMs) }, SSE.streams, SSE.chunks)
-    streams.gateway = await sse({ ...keyCall, path: streamPath(SSE.chunks, SSE.intervalMs) }, SSE.streams, SSE.chunks)
+    streams.direct = await alone('direct', async () => await sse({ ...targets[0]![1], path: streamPath(SSE.chunks, SSE.intervalMs) }, SSE.streams, SSE.chunks))
+    streams.gateway = await alone('gateway', async () => await sse({ ...keyCall, path: streamPath(SSE.chunks, SSE.intervalMs) }, SSE.streams, SSE.chunks))
   }
 
   const rps = (name: string): number => throughput[name]?.requestsPerSecond ?? Number.NaN

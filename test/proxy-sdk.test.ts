@@ -133,3 +133,17 @@ t.test('usage-spoofing: a usageMetadata key inside the model\'s own output is no
   }
   t.same(usage?.totals, { requests: 1, prompt: 6, candidates: 7, total: 13 })
 })
+
+t.test('the access log line names the key a call used by its id, never the key itself', async (t) => {
+  const logLines: string[] = []
+  const stack = await startProxyStack(t, { memory: true, logLines })
+  const holder = await signInWithKey(stack)
+  const ai = new GoogleGenAI({ apiKey: holder.key, httpOptions: { baseUrl: stack.url } })
+  await ai.models.generateContent({ model: MODEL, contents: 'which key?' })
+  const lines = logLines.map((line) => JSON.parse(line) as Record<string, unknown>)
+    .filter((line) => line.msg === 'request' && typeof line.url === 'string' && line.url.includes(':generateContent'))
+  t.equal(lines.length, 1, 'one line for the call', { lines })
+  t.match(lines[0], { status: 200, person: String, keyId: holder.keyId })
+  t.notOk(logLines.join('').includes(holder.key), 'the key never appears in the log')
+  t.notOk(logLines.join('').includes(holder.key.slice(3)), 'nor its secret part')
+})

@@ -3,6 +3,7 @@ import type { FastifyInstance } from 'fastify'
 import type { Test } from 'tap'
 import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config/load.js'
+import { loggerOptions } from '../../src/ops/logger.js'
 import type { Config } from '../../src/config/schema.js'
 import { startProvider, type OidcProviderFixture, type StartProviderOptions } from '../fixtures/oidc.js'
 import { freePort } from '../fixtures/ports.js'
@@ -50,6 +51,8 @@ export interface StackOptions {
   provider?: StartProviderOptions
   /** Use the in-memory store instead of a private redis-server. */
   memory?: boolean
+  /** Collects the gateway's log lines (as written, at LOG_LEVEL, `info` unless env says) into this array. */
+  logLines?: string[]
 }
 
 /** A gateway on a real port with its own Redis and OIDC provider. */
@@ -91,10 +94,12 @@ export async function startStack (t: Test, options: StackOptions = {}): Promise<
     env: {
       ...testEnvironment(url, provider.issuer, provider.clientId, provider.clientSecret),
       ...(redis === undefined ? {} : { REDIS_URL: redis.url }),
+      ...(options.logLines === undefined ? {} : { LOG_LEVEL: 'info' }),
       ...options.env,
     },
   })
-  const app = await buildApp(config)
+  const lines = options.logLines
+  const app = await buildApp(config, lines === undefined ? {} : { logger: { ...(loggerOptions(config, false) as object), stream: { write (line: string) { lines.push(line) } } } })
   t.teardown(async () => { await app.close() })
   await app.listen({ port, host: '127.0.0.1' })
   const browser = (): Browser => new Browser(url)

@@ -134,3 +134,39 @@ t.test('a client that reads slowly holds the upstream back: the gateway never bu
   await once(response, 'end')
   t.equal(received, total, 'once the client reads, the whole answer arrives')
 })
+
+t.test('answers without a body (a 204, a HEAD) reach the client with their headers and no body, and the connection is reused', async (t) => {
+  const stack = await startProxyStack(t, { memory: true })
+  const holder = await personWithKey(stack)
+  const { Agent } = await import('node:http')
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 })
+  t.teardown(() => { agent.destroy() })
+  const call = async (method: string, path: string): Promise<{ status: number, headers: import('node:http').IncomingHttpHeaders, body: string, socket: unknown }> => {
+    const request = httpRequest(`${stack.url}${path}`, { method, agent, headers: { 'x-goog-api-key': holder.key } })
+    request.end()
+    const [response] = await once(request, 'response') as [import('node:http').IncomingMessage]
+    let body = ''
+    for await (const chunk of response) body += String(chunk)
+    return { status: response.statusCode ?? 0, headers: response.headers, body, socket: request.socket }
+  }
+  stack.gemini.onNext((_request, response) => {
+    response.writeHead(204, { 'x-upstream-said': 'deleted' })
+    response.end()
+  })
+  const deleted = await call('DELETE', '/v1beta/cachedContents/abc')
+  t.equal(deleted.status, 204)
+  t.equal(deleted.headers['x-upstream-said'], 'deleted')
+  t.equal(deleted.body, '')
+  stack.gemini.onNext((_request, response) => {
+    response.writeHead(200, { 'content-type': 'application/json', 'content-length': '17', 'x-upstream-said': 'head' })
+    response.end()
+  })
+  const head = await call('HEAD', '/v1beta/models/gemini-2.5-flash')
+  t.equal(head.status, 200)
+  t.equal(head.headers['x-upstream-said'], 'head')
+  t.equal(head.headers['content-length'], '17', 'the length of the body a GET would have had')
+  t.equal(head.body, '')
+  const after = await call('GET', '/v1beta/models')
+  t.equal(after.status, 200, 'the next call on the same connection is answered')
+  t.equal(after.socket, deleted.socket, 'over the same kept-alive connection')
+})

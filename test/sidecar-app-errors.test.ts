@@ -45,3 +45,18 @@ t.test('a slow app gets a 504 once APP_TIMEOUT_SECONDS passes', async (t) => {
   t.match(await api.json(), { error: { code: 504, status: 'DEADLINE_EXCEEDED', message: /did not answer in time/ } })
   t.equal((await browser.fetch('/auth/me')).status, 200, 'the gateway\'s own routes answer meanwhile')
 })
+
+t.test('a browser that gives up on a slow page ends the gateway\'s request to the app too', async (t) => {
+  const stack = await startSidecarStack(t)
+  const { browser } = await stack.signIn()
+  const controller = new AbortController()
+  const call = browser.fetch('/slow', { headers: { accept: 'application/json' }, signal: controller.signal })
+  for (let attempt = 0; attempt < 500 && !stack.echo.requests.some((request) => request.url === '/slow'); attempt++) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.ok(stack.echo.requests.some((request) => request.url === '/slow'), 'the app got the request')
+  t.same(stack.echo.abandoned, [], 'and it is still open')
+  controller.abort()
+  await t.rejects(call)
+  // Bounded well below APP_TIMEOUT_SECONDS (300 s by default), so only the client's leaving can end it.
+  for (let attempt = 0; attempt < 1000 && stack.echo.abandoned.length === 0; attempt++) await new Promise((resolve) => setTimeout(resolve, 10))
+  t.same(stack.echo.abandoned, ['/slow'], 'the app saw the gateway hang up')
+})

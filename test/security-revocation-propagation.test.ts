@@ -67,6 +67,13 @@ async function pollUntil (status: number, call: () => Promise<Response>): Promis
   return seen
 }
 
+/** An X-Gemgate-Assertion for the holder, as the gateway gives the fronted app, for its backend to present. */
+async function assertionFor (stack: ProxyStack, personId: string): Promise<string> {
+  const profile = await stack.app.profiles.load(personId)
+  if (profile === null) throw new Error('no profile for the holder')
+  return await stack.app.assertions.issue(profile)
+}
+
 async function status (url: string, headers: Record<string, string>): Promise<number> {
   const response = await fetch(url, { headers })
   await response.arrayBuffer()
@@ -79,14 +86,17 @@ t.test('steady-state calls on a replica are served from its caches: no store rea
   const b = await replicaOf(t, stack)
   const key = { 'x-goog-api-key': holder.key }
   const cookie = { cookie: holder.browser.cookieHeader() }
+  const assertion = { 'x-goog-api-key': await assertionFor(stack, holder.personId) }
   t.equal(await status(`${b.url}${MODEL_PATH}`, key), 200, 'a key works on B')
   t.equal(await status(`${b.url}${MODEL_PATH}`, cookie), 200, 'the session works on B')
+  t.equal(await status(`${b.url}${MODEL_PATH}`, assertion), 200, 'an assertion works on B')
   const before = b.reads()
   for (let call = 0; call < 5; call++) {
     t.equal(await status(`${b.url}${MODEL_PATH}`, key), 200)
     t.equal(await status(`${b.url}${MODEL_PATH}`, cookie), 200)
+    t.equal(await status(`${b.url}${MODEL_PATH}`, assertion), 200)
   }
-  t.equal(b.reads() - before, 0, 'ten calls, no store read')
+  t.equal(b.reads() - before, 0, 'fifteen calls, no store read')
 })
 
 t.test('a key revoked on replica A is refused by replica B within a second', async (t) => {
@@ -102,19 +112,22 @@ t.test('a key revoked on replica A is refused by replica B within a second', asy
   t.equal(stack.gemini.requests.length, 1, 'only the call before revocation went upstream')
 })
 
-t.test('a person signed out on replica A is refused by replica B within a second, key and session alike', async (t) => {
+t.test('a person signed out on replica A is refused by replica B within a second, key, session and assertion alike', async (t) => {
   const stack = await startProxyStack(t)
   const holder = await signInWithKey(stack)
   const b = await replicaOf(t, stack)
   const key = { 'x-goog-api-key': holder.key }
   const cookie = { cookie: holder.browser.cookieHeader() }
+  const assertion = { 'x-goog-api-key': await assertionFor(stack, holder.personId) }
   t.equal(await status(`${b.url}${MODEL_PATH}`, key), 200)
   t.equal(await status(`${b.url}${MODEL_PATH}`, cookie), 200)
+  t.equal(await status(`${b.url}${MODEL_PATH}`, assertion), 200)
   const logout = await holder.browser.fetch('/auth/logout', { method: 'POST', headers: { origin: stack.url } })
   t.equal(logout.status, 204)
   t.equal(await pollUntil(401, async () => await fetch(`${b.url}${MODEL_PATH}`, { headers: key })), 401, 'B refuses the key')
   t.equal(await pollUntil(401, async () => await fetch(`${b.url}${MODEL_PATH}`, { headers: cookie })), 401, 'B refuses the session')
-  t.equal(stack.gemini.requests.length, 2, 'only the calls before sign-out went upstream')
+  t.equal(await pollUntil(401, async () => await fetch(`${b.url}${MODEL_PATH}`, { headers: assertion })), 401, 'B refuses the assertion')
+  t.equal(stack.gemini.requests.length, 3, 'only the calls before sign-out went upstream')
 })
 
 t.test('a token refreshed on replica A is the one replica B sends next', async (t) => {

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import fp from 'fastify-plugin'
-import { decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from 'jose'
+import { decodeJwt, decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload } from 'jose'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { SignInAgainError, UnauthenticatedError } from '../errors.js'
 import { TokenCipher } from '../tokens/crypto.js'
@@ -94,13 +94,19 @@ declare module 'fastify' {
   }
 }
 
+/** A cache miss: the signature and claims, then the profile and tokens in the store. */
 async function resolveAssertion (app: FastifyInstance, token: string): Promise<Identity> {
+  const ticket = app.identityCache.ticket()
   const sub = await app.assertions.verify(token)
   const personId = personIdFor(app.config.oidc.issuer, sub)
   const [profile, tokens] = await Promise.all([app.profiles.load(personId), app.vault.load(personId)])
   // Signed out (or refused by the provider) since the assertion was issued: it no longer speaks for them.
   if (profile === null || tokens === null) throw new SignInAgainError(app.config.publicUrl)
-  return { ...profile, personId, via: 'assertion' }
+  const identity: Identity = { ...profile, personId, via: 'assertion' }
+  // Verified above, so its exp can be read as is: the cache never outlives the assertion.
+  const { exp } = decodeJwt(token)
+  app.identityCache.set(`assertion:${token}`, personId, identity, ticket, (exp ?? 0) * 1000)
+  return identity
 }
 
 /**
@@ -112,7 +118,9 @@ export default fp(async function assertionPlugin (app) {
   app.decorate('assertions', new Assertions(ring, app.config.publicUrl))
   app.credentialResolvers.push((request) => {
     const token = presentedAssertion(request)
-    return token === null ? null : resolveAssertion(app, token)
+    if (token === null) return null
+    // Expiry is judged by the signing keys' clock, the one verification uses.
+    return app.identityCache.get(`assertion:${token}`, app.assertions.ring.now()) ?? resolveAssertion(app, token)
   })
   await app.register(jwksRoute, { ring })
 }, { name: 'gemgate-assertion', dependencies: ['gemgate-identity', 'gemgate-sessions', 'gemgate-vault'] })

@@ -35,7 +35,7 @@ declare module 'fastify' {
     /** Announces changes to a person's sessions, keys and tokens to every replica's caches. */
     personChanges: PersonChanges
     /**
-     * Credentials recently proven (`cookie:<signed session cookie>`, `key:<hash>`) and whom they identify, so the
+     * Credentials recently proven (`cookie:<signed session cookie>`, `key:<hash>`, `assertion:<jwt>`) and whom they identify, so the
      * steady state costs no store round trip; dropped per person on any announced change.
      */
     identityCache: PersonCache<Identity>

@@ -54,7 +54,8 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
     connectionTimeout: 0,
     keepAliveTimeout: DEFAULT_KEEP_ALIVE_TIMEOUT,
     requestTimeout: DEFAULT_REQUEST_TIMEOUT,
-    return503OnClosing: true,
+    // The health plugin answers requests that reach a closing replica, in the API's error shape.
+    return503OnClosing: false,
     // Malformed URLs and headers Fastify refuses before routing still answer in Google's shape.
     frameworkErrors: (error, request, reply) => errorHandler({ ...error, statusCode: error.statusCode ?? 400, message: error.message }, request, reply),
   })

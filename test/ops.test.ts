@@ -19,6 +19,7 @@ const SECRETS = {
 
 interface Gateway {
   url: string
+  app: Awaited<ReturnType<typeof buildApp>>
   /** Every log line so far, parsed. */
   logs(): Array<Record<string, unknown>>
   /** Every log line so far, raw. */
@@ -50,6 +51,7 @@ async function startGateway (t: Test, redisUrl: string, issuer: string): Promise
   const { port } = app.server.address() as { port: number }
   return {
     url: `http://127.0.0.1:${port}`,
+    app,
     logs: () => lines.map((line) => JSON.parse(line) as Record<string, unknown>),
     logText: () => lines.join(''),
   }
@@ -132,6 +134,37 @@ t.test('/readyz is 503 naming provider while the provider is down, 200 once it i
   t.same(body.checks, { redis: 'ok', provider: 'ok' })
   await provider.stop()
   t.equal((await readiness(gateway.url)).status, 200, 'metadata once loaded stays loaded through a later outage')
+})
+
+t.test('a request that reaches a closing replica gets 503 in Google\'s error shape and Connection: close', async (t) => {
+  const redis = await startRedis(t)
+  // The provider holds its discovery answer, so GET /readyz stays in flight while the app closes.
+  const provider = await startDiscovery(t, { hold: true })
+  const gateway = await startGateway(t, redis.url, provider.issuer)
+  await provider.requested()
+  const { port } = new URL(gateway.url)
+  const held = fetch(`${gateway.url}/readyz`)
+  // A second connection has sent half of its request when the replica starts closing.
+  const socket = connect(Number(port), '127.0.0.1')
+  t.teardown(() => { socket.destroy() })
+  let received = ''
+  socket.setEncoding('latin1')
+  socket.on('data', (data: string) => { received += data })
+  const ended = new Promise<void>((resolve) => socket.once('close', () => resolve()))
+  await new Promise<void>((resolve) => socket.once('connect', () => resolve()))
+  socket.write('GET /v1beta/models HTTP/1.1\r\nhost: 127.0.0.1\r\n')
+  await sleep(300) // let both reach the gateway
+  const closed = gateway.app.close()
+  await sleep(50)
+  socket.write('accept: application/json\r\n\r\n')
+  await ended
+  provider.release()
+  t.equal((await held).status, 200, 'the request in flight completes')
+  await closed
+  t.match(received, /^HTTP\/1\.1 503 /, 'the late request is not served', { received })
+  t.match(received, /\r\nconnection: close\r\n/i)
+  const body = JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4)) as unknown
+  t.match(body, { error: { code: 503, status: 'UNAVAILABLE', message: /shutting down/ } })
 })
 
 t.test('/metrics, request ids, 404s and the request log', async (t) => {

@@ -1,4 +1,5 @@
 import fp from 'fastify-plugin'
+import { ServiceUnavailableError } from '../errors.js'
 
 /** A dependency the gateway needs before it can serve: resolves when it is up, rejects with why not. */
 export type ReadinessCheck = () => Promise<void>
@@ -39,6 +40,16 @@ export default fp(async function healthPlugin (app) {
   let sweep: NodeJS.Timeout | undefined
   app.addHook('preClose', async () => {
     sweep = setInterval(() => { app.server.closeIdleConnections() }, DRAIN_SWEEP_INTERVAL).unref()
+  })
+  // A request that still reaches a closing replica (pipelined, or on a connection in use) is not
+  // served: 503 in the API's error shape, so clients and load balancers retry elsewhere.
+  app.addHook('onRequest', (_request, reply, done) => {
+    if (sweep === undefined) {
+      done()
+      return
+    }
+    reply.header('connection', 'close')
+    done(new ServiceUnavailableError('This gateway replica is shutting down; send the request again.'))
   })
   app.addHook('onSend', async (_request, reply, payload) => {
     if (sweep !== undefined) reply.header('connection', 'close')

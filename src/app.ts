@@ -8,6 +8,7 @@ import { OidcProvider } from './auth/provider.js'
 import type { Config } from './config/schema.js'
 import { errorHandler, notFoundHandler } from './errors.js'
 import healthPlugin from './ops/health.js'
+import lateHeadersPlugin from './ops/late-headers.js'
 import metricsPlugin from './ops/metrics.js'
 import requestLogPlugin from './ops/request-log.js'
 import appProxyPlugin from './proxy/app-proxy.js'
@@ -72,6 +73,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   app.setErrorHandler(errorHandler)
   app.setNotFoundHandler(notFoundHandler)
 
+  await app.register(lateHeadersPlugin)
   await app.register(healthPlugin)
   await app.register(metricsPlugin)
   await app.register(requestLogPlugin)

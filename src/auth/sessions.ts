@@ -4,7 +4,7 @@ import fastifyCookie from '@fastify/cookie'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { PersonChanges } from '../store/cache.js'
 import type { Store } from '../store/store.js'
-import { clearCookie, cookieNames, cookieOptions, type CookieNames } from './cookies.js'
+import { cookieNames, cookieOptions, type CookieNames } from './cookies.js'
 import type { Identity } from './identity.js'
 import { ProfileStore } from './person.js'
 import { SignInAgainError } from '../errors.js'
@@ -65,8 +65,6 @@ declare module 'fastify' {
     cookieNames: CookieNames
     /** Starts a session for a person: a new id, the old cookie replaced. */
     startSession: (reply: FastifyReply, personId: string) => Promise<void>
-    /** The Set-Cookie header that clears a stale session cookie, for replies written outside Fastify's send. */
-    clearedSessionCookie: string
   }
   interface FastifyRequest {
     /** A session cookie was sent but is bad or stale: clear it in the response. */
@@ -84,7 +82,6 @@ export default fp(async function sessionsPlugin (app) {
   app.decorate('profiles', profiles)
   app.decorate('cookieNames', names)
   app.decorateRequest('staleSessionCookie', false)
-  app.decorate('clearedSessionCookie', app.serializeCookie(names.session, '', { path: '/', httpOnly: true, secure: names.secure, sameSite: 'lax', expires: new Date(0) }))
 
   app.decorate('startSession', async (reply: FastifyReply, personId: string) => {
     const sessionId = await sessions.create(personId)
@@ -126,7 +123,9 @@ export default fp(async function sessionsPlugin (app) {
     return app.identityCache.get(`cookie:${cookie}`) ?? resolveStale(request, cookie)
   })
 
-  app.addHook('onSend', async (request, reply) => {
-    if (request.staleSessionCookie) clearCookie(reply, names, names.session)
+  // A late header, not reply.clearCookie: it must reach replies a route writes itself (the API proxy) too.
+  const cleared = app.serializeCookie(names.session, '', { path: '/', httpOnly: true, secure: names.secure, sameSite: 'lax', expires: new Date(0) })
+  app.lateHeaders.push((request, reply) => {
+    if (request.staleSessionCookie) reply.header('set-cookie', cleared)
   })
 }, { name: 'gemgate-sessions', dependencies: ['gemgate-identity'] })

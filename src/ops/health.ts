@@ -41,19 +41,14 @@ export default fp(async function healthPlugin (app) {
   app.addHook('preClose', async () => {
     sweep = setInterval(() => { app.server.closeIdleConnections() }, DRAIN_SWEEP_INTERVAL).unref()
   })
-  // A request that still reaches a closing replica (pipelined, or on a connection in use) is not
-  // served: 503 in the API's error shape, so clients and load balancers retry elsewhere.
-  app.addHook('onRequest', (_request, reply, done) => {
-    if (sweep === undefined) {
-      done()
-      return
-    }
-    reply.header('connection', 'close')
-    done(new ServiceUnavailableError('This gateway replica is shutting down; send the request again.'))
+  // A request that still reaches a closing replica (on a connection in use) is not served: 503
+  // in the API's error shape, so clients and load balancers retry elsewhere.
+  app.addHook('onRequest', (_request, _reply, done) => {
+    done(sweep === undefined ? undefined : new ServiceUnavailableError('This gateway replica is shutting down; send the request again.'))
   })
-  app.addHook('onSend', async (_request, reply, payload) => {
+  // Every answer given while closing tells the client not to reuse the connection.
+  app.lateHeaders.push((_request, reply) => {
     if (sweep !== undefined) reply.header('connection', 'close')
-    return payload
   })
   app.addHook('onClose', async () => { clearInterval(sweep) })
 
@@ -74,4 +69,4 @@ export default fp(async function healthPlugin (app) {
     reply.code(down.length === 0 ? 200 : 503)
     return down.length === 0 ? { status: 'ready', checks } : { status: 'not ready', down, checks }
   })
-}, { name: 'gemgate-health' })
+}, { name: 'gemgate-health', dependencies: ['gemgate-late-headers'] })

@@ -72,8 +72,8 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
     })
   }
 
-  /** The client's response headers: the gateway's own (request id, CORS), then the upstream's. */
-  function responseHeaders (request: FastifyRequest, reply: FastifyReply, head: UpstreamHead): OutgoingHttpHeaders {
+  /** The client's response headers: the upstream's, under the gateway's own (request id, CORS, late headers). */
+  function responseHeaders (reply: FastifyReply, head: UpstreamHead): OutgoingHttpHeaders {
     const headers: OutgoingHttpHeaders = clientResponseHeaders(head.headers, publicUrl)
     const own = reply.getHeaders()
     for (const name in own) {
@@ -82,7 +82,6 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
       const upstreamValue = headers[name]
       headers[name] = name === 'vary' && upstreamValue !== undefined ? `${String(value)}, ${String(upstreamValue)}` : typeof value === 'number' ? String(value) : value
     }
-    if (request.staleSessionCookie) headers['set-cookie'] = app.clearedSessionCookie
     return headers
   }
 
@@ -135,7 +134,8 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
     }
     // From here the gateway writes the response itself, straight from the upstream's chunks.
     reply.hijack()
-    response.writeHead(head.statusCode, responseHeaders(request, reply, head))
+    app.finishHeaders(request, reply)
+    response.writeHead(head.statusCode, responseHeaders(reply, head))
     if (request.method === 'HEAD' || NO_BODY_STATUSES.has(head.statusCode)) {
       exchange.discard()
       response.end()

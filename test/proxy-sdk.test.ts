@@ -5,6 +5,18 @@ import { signInWithKey, startProxyStack } from './helpers/person.js'
 
 const MODEL = 'gemini-2.5-flash'
 
+type Counts = Record<string, number>
+
+/** The person's usage from /auth/me, once it counts `requests` calls (usage is written after the last byte has gone), or as it is after about a second. */
+async function usageOnceCounted (holder: { browser: { fetch: (path: string) => Promise<Response> } }, requests: number): Promise<{ totals: Counts, byModel: Record<string, Counts> } | undefined> {
+  let usage: { totals: Counts, byModel: Record<string, Counts> } | undefined
+  for (let attempt = 0; attempt < 50 && usage?.totals.requests !== requests; attempt++) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 20))
+    usage = (await (await holder.browser.fetch('/auth/me')).json() as { usage: typeof usage }).usage
+  }
+  return usage
+}
+
 t.test('the official SDK, given only a gateway key and the gateway URL, works unchanged', async (t) => {
   const stack = await startProxyStack(t, { gemini: { chunkCount: 4 } })
   const holder = await signInWithKey(stack)
@@ -71,16 +83,10 @@ t.test('usage from JSON answers and from the last SSE chunk is counted per perso
 
   await ai.models.generateContent({ model: MODEL, contents: 'count these four words' })
   for await (const _chunk of await ai.models.generateContentStream({ model: 'gemini-2.5-pro', contents: 'and these three' })) { /* drain */ }
-  // Usage is written after the last byte has gone; /auth/me reads the store.
-  let me: { usage: { totals: Record<string, number>, byModel: Record<string, Record<string, number>> } } | undefined
-  for (let attempt = 0; attempt < 50; attempt++) {
-    me = await (await holder.browser.fetch('/auth/me')).json() as typeof me
-    if (me!.usage.totals.requests === 2) break
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  t.same(me!.usage.byModel[MODEL], { requests: 1, prompt: 4, candidates: 5, total: 9 })
-  t.same(me!.usage.byModel['gemini-2.5-pro'], { requests: 1, prompt: 3, candidates: 4, total: 7 })
-  t.same(me!.usage.totals, { requests: 2, prompt: 7, candidates: 9, total: 16 })
+  const usage = await usageOnceCounted(holder, 2)
+  t.same(usage?.byModel[MODEL], { requests: 1, prompt: 4, candidates: 5, total: 9 })
+  t.same(usage?.byModel['gemini-2.5-pro'], { requests: 1, prompt: 3, candidates: 4, total: 7 })
+  t.same(usage?.totals, { requests: 2, prompt: 7, candidates: 9, total: 16 })
 
   const metrics = await (await fetch(`${stack.url}/metrics`)).text()
   t.match(metrics, /gemgate_gemini_tokens_total\{model="gemini-2.5-flash",kind="total"\} 9/)
@@ -101,12 +107,7 @@ t.test('usage is read from a gzip-compressed answer, which reaches the client co
   const ai = new GoogleGenAI({ apiKey: holder.key, httpOptions: { baseUrl: stack.url } })
   const generated = await ai.models.generateContent({ model: MODEL, contents: 'compress' })
   t.equal(generated.text, 'zipped')
-  let usage: { totals: Record<string, number> } | undefined
-  for (let attempt = 0; attempt < 50 && usage?.totals.total !== 33; attempt++) {
-    usage = (await (await holder.browser.fetch('/auth/me')).json() as { usage: typeof usage }).usage
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  t.same(usage?.totals, { requests: 1, prompt: 11, candidates: 22, total: 33 })
+  t.same((await usageOnceCounted(holder, 1))?.totals, { requests: 1, prompt: 11, candidates: 22, total: 33 })
 })
 
 t.test('usage-spoofing: a usageMetadata key inside the model\'s own output is not what gets counted', async (t) => {
@@ -126,12 +127,7 @@ t.test('usage-spoofing: a usageMetadata key inside the model\'s own output is no
   const ai = new GoogleGenAI({ apiKey: holder.key, httpOptions: { baseUrl: stack.url } })
   const generated = await ai.models.generateContent({ model: MODEL, contents: 'spoof' })
   t.same(generated.functionCalls?.[0]?.args, spoofed, 'the client gets the answer untouched')
-  let usage: { totals: Record<string, number> } | undefined
-  for (let attempt = 0; attempt < 50 && usage?.totals.requests !== 1; attempt++) {
-    usage = (await (await holder.browser.fetch('/auth/me')).json() as { usage: typeof usage }).usage
-    await new Promise((resolve) => setTimeout(resolve, 20))
-  }
-  t.same(usage?.totals, { requests: 1, prompt: 6, candidates: 7, total: 13 })
+  t.same((await usageOnceCounted(holder, 1))?.totals, { requests: 1, prompt: 6, candidates: 7, total: 13 })
 })
 
 t.test('the access log line names the key a call used by its id, never the key itself', async (t) => {
@@ -146,4 +142,17 @@ t.test('the access log line names the key a call used by its id, never the key i
   t.match(lines[0], { status: 200, person: String, keyId: holder.keyId })
   t.notOk(logLines.join('').includes(holder.key), 'the key never appears in the log')
   t.notOk(logLines.join('').includes(holder.key.slice(3)), 'nor its secret part')
+})
+
+t.test('a stale session cookie sent beside a valid key is cleared on the API answer', async (t) => {
+  const stack = await startProxyStack(t, { memory: true })
+  const holder = await signInWithKey(stack)
+  const response = await fetch(`${stack.url}/v1beta/models/${MODEL}:generateContent`, {
+    method: 'POST',
+    headers: { 'x-goog-api-key': holder.key, cookie: 'gemgate=forged.value', origin: stack.url, 'content-type': 'application/json' },
+    body: JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'hi' }] }] }),
+  })
+  t.equal(response.status, 200, 'the key still answers for the person')
+  await response.arrayBuffer()
+  t.ok(response.headers.getSetCookie().some((line) => /^gemgate=;.*Expires=Thu, 01 Jan 1970/i.test(line)), 'and the bad cookie is cleared', { setCookie: response.headers.getSetCookie() })
 })

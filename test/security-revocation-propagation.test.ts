@@ -4,7 +4,8 @@ import { buildApp } from '../src/app.js'
 import { createRedisClient, RedisStore } from '../src/store/redis.js'
 import type { Store } from '../src/store/store.js'
 import { freePort } from './fixtures/ports.js'
-import { ageTokens, signInWithKey, startProxyStack, type ProxyStack } from './helpers/person.js'
+import { ageTokens, signInWithKey, startProxyStack, type KeyHolder, type ProxyStack } from './helpers/person.js'
+import type { Browser } from './helpers/stack.js'
 
 // Replicas cache who a credential is and the person's access token, so the steady state costs
 // no Redis round trip. These tests hold them to the promise that makes that safe: a change on
@@ -67,11 +68,18 @@ async function pollUntil (status: number, call: () => Promise<Response>): Promis
   return seen
 }
 
-/** An X-Gemgate-Assertion for the holder, as the gateway gives the fronted app, for its backend to present. */
-async function assertionFor (stack: ProxyStack, personId: string): Promise<string> {
-  const profile = await stack.app.profiles.load(personId)
+/**
+ * The holder's three credentials as request headers: their gateway key, their session cookie,
+ * and an X-Gemgate-Assertion as the gateway gives the fronted app, for its backend to present.
+ */
+async function credentialsOf (stack: ProxyStack, holder: KeyHolder & { browser: Browser }): Promise<Record<'key' | 'cookie' | 'assertion', Record<string, string>>> {
+  const profile = await stack.app.profiles.load(holder.personId)
   if (profile === null) throw new Error('no profile for the holder')
-  return await stack.app.assertions.issue(profile)
+  return {
+    key: { 'x-goog-api-key': holder.key },
+    cookie: { cookie: holder.browser.cookieHeader() },
+    assertion: { 'x-goog-api-key': await stack.app.assertions.issue(profile) },
+  }
 }
 
 async function status (url: string, headers: Record<string, string>): Promise<number> {
@@ -84,9 +92,7 @@ t.test('steady-state calls on a replica are served from its caches: no store rea
   const stack = await startProxyStack(t)
   const holder = await signInWithKey(stack)
   const b = await replicaOf(t, stack)
-  const key = { 'x-goog-api-key': holder.key }
-  const cookie = { cookie: holder.browser.cookieHeader() }
-  const assertion = { 'x-goog-api-key': await assertionFor(stack, holder.personId) }
+  const { key, cookie, assertion } = await credentialsOf(stack, holder)
   t.equal(await status(`${b.url}${MODEL_PATH}`, key), 200, 'a key works on B')
   t.equal(await status(`${b.url}${MODEL_PATH}`, cookie), 200, 'the session works on B')
   t.equal(await status(`${b.url}${MODEL_PATH}`, assertion), 200, 'an assertion works on B')
@@ -116,9 +122,7 @@ t.test('a person signed out on replica A is refused by replica B within a second
   const stack = await startProxyStack(t)
   const holder = await signInWithKey(stack)
   const b = await replicaOf(t, stack)
-  const key = { 'x-goog-api-key': holder.key }
-  const cookie = { cookie: holder.browser.cookieHeader() }
-  const assertion = { 'x-goog-api-key': await assertionFor(stack, holder.personId) }
+  const { key, cookie, assertion } = await credentialsOf(stack, holder)
   t.equal(await status(`${b.url}${MODEL_PATH}`, key), 200)
   t.equal(await status(`${b.url}${MODEL_PATH}`, cookie), 200)
   t.equal(await status(`${b.url}${MODEL_PATH}`, assertion), 200)

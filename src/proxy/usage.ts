@@ -49,8 +49,6 @@ export class UsageRecorder {
   // Tokens counted since the last scrape, per model label: added to the Prometheus counter when
   // it is read, so a call costs a few additions instead of three labelled increments.
   readonly #unscraped = new Map<string, Record<Kind, number>>()
-  // Per model label, the store fields a call adds to (`<model>|<kind>`), built once.
-  readonly #fieldNames = new Map<string, Record<Kind | 'requests', string>>()
   #pending = new Map<string, Fields>()
   #timer: NodeJS.Timeout | undefined
 
@@ -82,19 +80,14 @@ export class UsageRecorder {
     const unscraped = this.#unscraped.get(label)
     if (unscraped === undefined) this.#unscraped.set(label, { ...counts })
     else for (const kind of KINDS) unscraped[kind] += counts[kind]
-    let names = this.#fieldNames.get(label)
-    if (names === undefined) {
-      names = { requests: `${label}|requests`, prompt: `${label}|prompt`, candidates: `${label}|candidates`, total: `${label}|total` }
-      this.#fieldNames.set(label, names)
+    const fields: Fields = { requests: 1, [`${label}|requests`]: 1 }
+    for (const kind of KINDS) {
+      fields[kind] = counts[kind]
+      fields[`${label}|${kind}`] = counts[kind]
     }
     let pending = this.#pending.get(personId)
     if (pending === undefined) this.#pending.set(personId, pending = {})
-    pending.requests = (pending.requests ?? 0) + 1
-    pending[names.requests] = (pending[names.requests] ?? 0) + 1
-    for (const kind of KINDS) {
-      pending[kind] = (pending[kind] ?? 0) + counts[kind]
-      pending[names[kind]] = (pending[names[kind]] ?? 0) + counts[kind]
-    }
+    add(pending, fields)
     this.#timer ??= setTimeout(() => { void this.flush() }, USAGE_FLUSH_INTERVAL_MS).unref()
   }
 

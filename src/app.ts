@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import assertionPlugin from './auth/assertion.js'
+import auditPlugin from './audit/plugin.js'
 import identityPlugin from './auth/identity.js'
 import authPlugin from './auth/plugin.js'
 import keysPlugin from './auth/keys.js'
@@ -77,6 +78,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(healthPlugin)
   await app.register(metricsPlugin)
   await app.register(requestLogPlugin)
+  await app.register(auditPlugin)
   await app.register(identityPlugin)
   // The token vault registers before sign-in, which stores tokens in it.
   await app.register(vaultPlugin)

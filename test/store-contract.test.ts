@@ -231,6 +231,27 @@ function storeContract (t: Test, factory: StoreFactory): void {
     t.equal((await store.getFields(usage)).outputTokens, '25')
   })
 
+  t.test('appendToLog and readLog: an append-only log by time, paged, trimmed by age', async (t) => {
+    const store = await factory(t)
+    const log = key('log')
+    const before = Date.now()
+    t.same(await store.readLog(log, { fromMs: 0, toMs: Date.now(), count: 10 }), [], 'a missing log reads as empty')
+    for (const entry of ['one', 'two', 'three']) await store.appendToLog(log, entry, 60_000)
+    const all = await store.readLog(log, { fromMs: before, toMs: Date.now(), count: 10 })
+    t.same(all.map(({ entry }) => entry), ['one', 'two', 'three'], 'oldest first')
+    t.ok(all.every(({ id }) => Number(id.split('-')[0]) >= before), 'ids start with the time in ms')
+    t.equal(new Set(all.map(({ id }) => id)).size, 3, 'ids are unique')
+    const first = await store.readLog(log, { fromMs: before, toMs: Date.now(), count: 2 })
+    t.same(first.map(({ entry }) => entry), ['one', 'two'], 'at most count')
+    const next = await store.readLog(log, { fromMs: before, toMs: Date.now(), count: 2, after: first[1]!.id })
+    t.same(next.map(({ entry }) => entry), ['three'], 'after an id: the next page')
+    t.same(await store.readLog(log, { fromMs: Date.now() + 60_000, toMs: Date.now() + 120_000, count: 10 }), [], 'nothing in a later range')
+    await sleep(30)
+    await store.appendToLog(log, 'four', 10)
+    const kept = await store.readLog(log, { fromMs: 0, toMs: Date.now(), count: 10 })
+    t.ok(kept.length < 4 && kept.at(-1)?.entry === 'four', 'entries older than the retention are dropped on append')
+  })
+
   t.test('publish and subscribe', async (t) => {
     const store = await factory(t)
     const channel = key('channel')

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { BadRequestError, NotFoundError, SignInAgainError, UnauthenticatedError } from '../errors.js'
+import { audit } from '../audit/plugin.js'
 import type { Identity } from './identity.js'
 import { KEY_PATTERN, KEY_PREFIX, keyHash, KeyStore, MAX_KEY_LIFETIME_DAYS, MAX_KEYS_PER_PERSON, type GatewayKey } from './key-store.js'
 import { html, layout, sendPage, type Html } from './pages.js'
@@ -87,6 +88,7 @@ async function keyRoutes (app: FastifyInstance): Promise<void> {
     }
     const { key, secret } = await app.keys.create(identity.personId, request.body.name.trim(), request.body.expiresInDays)
     request.log.info({ keyId: key.id }, 'gateway key created')
+    audit(request, { event: 'key.created', outcome: 'success', actor: identity.personId, actorEmail: identity.email, subject: key.id, ...(key.expiresAt === null ? {} : { detail: { expiresAt: iso(key.expiresAt)! } }) })
     reply.header('cache-control', 'no-store')
     if (wantsPage(request)) return sendPage(reply, 201, createdPage(key, secret))
     return await reply.code(201).send({ id: key.id, name: key.name, key: secret, expiresAt: iso(key.expiresAt) })
@@ -102,6 +104,7 @@ async function keyRoutes (app: FastifyInstance): Promise<void> {
     const identity = await requireSession(app, request)
     if (!await app.keys.revoke(identity.personId, request.params.id)) throw new NotFoundError('You have no key with this id.')
     request.log.info({ keyId: request.params.id }, 'gateway key revoked')
+    audit(request, { event: 'key.revoked', outcome: 'success', actor: identity.personId, actorEmail: identity.email, subject: request.params.id })
   }
   app.delete<{ Params: { id: string } }>('/auth/keys/:id', { schema: idSchema }, async (request, reply: FastifyReply) => {
     await revoke(request)

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import * as oidc from 'openid-client'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { audit } from '../audit/plugin.js'
 import { checkEmail, type EmailClaims, type Refusal } from './allow.js'
 import { clearCookie, cookieOptions } from './cookies.js'
 import { errorPage, sendPage } from './pages.js'
@@ -119,6 +120,7 @@ async function finishLogin (app: FastifyInstance, request: FastifyRequest<{ Quer
   const refusal = checkEmail(claims, app.config)
   if (refusal !== null) {
     request.log.info({ refusal }, 'sign-in refused by the allow-list')
+    audit(request, { event: 'sign-in.refused', outcome: 'denied', actorEmail: String(claims.email ?? ''), reason: `allow-list:${refusal}` })
     throw new SignInFailure(403, 'Access denied', REFUSALS[refusal])
   }
   const personId = personIdFor(app.config.oidc.issuer, claims.sub)
@@ -131,6 +133,7 @@ async function finishLogin (app: FastifyInstance, request: FastifyRequest<{ Quer
   })
   await app.startSession(reply, personId)
   request.log.info({ person: personId }, 'signed in')
+  audit(request, { event: 'sign-in', outcome: 'success', actor: personId, actorEmail: String(claims.email) })
   return reply.header('cache-control', 'no-store').redirect(transaction.returnPath, 302)
 }
 
@@ -146,6 +149,8 @@ export default fp(async function loginPlugin (app) {
       return await finishLogin(app, request, reply)
     } catch (error) {
       if (!(error instanceof SignInFailure)) throw error
+      // The allow-list refusal was recorded with its reason where it was decided.
+      if (error.status !== 403 || request.query.error !== undefined) audit(request, { event: 'sign-in.refused', outcome: 'failure', reason: request.query.error === undefined ? 'callback-invalid' : 'provider-error' })
       return sendPage(reply, error.status, errorPage(error.title, error.message))
     }
   })

@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
 import * as oidc from 'openid-client'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
+import { audit } from '../audit/plugin.js'
 import { clearCookie } from './cookies.js'
 import { html, layout, sendPage } from './pages.js'
 
@@ -14,6 +15,7 @@ async function signOut (app: FastifyInstance, request: FastifyRequest, personId:
   await app.vault.delete(personId)
   await endEverythingFor(app, personId)
   request.log.info({ person: personId }, 'signed out')
+  audit(request, { event: 'sign-out', outcome: 'success', actor: personId, subject: personId })
 }
 
 /** Deletes what points at a person: sessions here, keys through the hooks. */

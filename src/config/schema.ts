@@ -124,6 +124,7 @@ export const configSchema = z.strictObject({
   allowedEmails: setting(stringList().default([]), { env: 'ALLOWED_EMAILS', example: 'alice@example.com,bob@example.com', description: 'Email addresses allowed to sign in.' }),
   refreshAheadSeconds: setting(integer(0, 3600).default(300), { env: 'REFRESH_AHEAD_SECONDS', example: '300', description: 'Refresh an access token this long before it expires.' }),
   refreshConcurrency: setting(integer(1, 1000).default(8), { env: 'REFRESH_CONCURRENCY', example: '8', description: 'Most refreshes one replica runs at once.' }),
+  auditRetentionDays: setting(integer(1, 3650).default(90), { env: 'AUDIT_RETENTION_DAYS', example: '90', description: 'How long audit records stay in the store (they are also written to the log stream).' }),
   sessionTtlSeconds: setting(integer(60, 31_536_000).default(604_800), { env: 'SESSION_TTL_SECONDS', example: '604800', description: 'Idle lifetime of a session.' }),
   app: group({
     upstreamUrl: setting(httpsUrl().optional(), { env: 'APP_UPSTREAM_URL', example: 'http://127.0.0.1:3000', description: 'The internal app the gateway fronts (sidecar mode); unset means no app.' }),

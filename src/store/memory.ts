@@ -1,5 +1,5 @@
 import { EventEmitter } from 'node:events'
-import type { Store } from './store.js'
+import type { LogEntry, LogRange, Store } from './store.js'
 
 interface Entry<T> { value: T, expiresAt: number }
 
@@ -11,6 +11,8 @@ export class MemoryStore implements Store {
   readonly #schedules = new Map<string, Map<string, number>>()
   readonly #hashes = new Map<string, Map<string, number>>()
   readonly #channels = new EventEmitter()
+  readonly #logs = new Map<string, Array<LogEntry & { time: number }>>()
+  #lastLogId = { time: 0, sequence: 0 }
 
   #live (key: string): Entry<string> | undefined {
     const entry = this.#strings.get(key)
@@ -47,6 +49,7 @@ export class MemoryStore implements Store {
       this.#sets.delete(key)
       this.#schedules.delete(key)
       this.#hashes.delete(key)
+      this.#logs.delete(key)
     }
   }
 
@@ -112,6 +115,25 @@ export class MemoryStore implements Store {
     return Object.fromEntries([...(this.#hashes.get(key) ?? [])].map(([field, value]) => [field, String(value)]))
   }
 
+  async appendToLog (key: string, entry: string, retainMs: number): Promise<void> {
+    const now = Date.now()
+    // Ids increase even if the clock steps back, as Redis stream ids do.
+    const time = Math.max(now, this.#lastLogId.time)
+    const sequence = time === this.#lastLogId.time ? this.#lastLogId.sequence + 1 : 0
+    this.#lastLogId = { time, sequence }
+    const log = (this.#logs.get(key) ?? []).filter((kept) => kept.time >= now - retainMs)
+    log.push({ id: `${time}-${sequence}`, entry, time })
+    this.#logs.set(key, log)
+  }
+
+  async readLog (key: string, range: LogRange): Promise<LogEntry[]> {
+    const after = range.after === undefined ? undefined : logIdParts(range.after)
+    return (this.#logs.get(key) ?? [])
+      .filter(({ id, time }) => time >= range.fromMs && time <= range.toMs && (after === undefined || compareLogIds(logIdParts(id), after) > 0))
+      .slice(0, range.count)
+      .map(({ id, entry }) => ({ id, entry }))
+  }
+
   async publish (channel: string, message: string): Promise<void> {
     this.#channels.emit(channel, message)
   }
@@ -126,4 +148,13 @@ export class MemoryStore implements Store {
   async close (): Promise<void> {
     this.#channels.removeAllListeners()
   }
+}
+
+function logIdParts (id: string): [number, number] {
+  const [time = '0', sequence = '0'] = id.split('-')
+  return [Number(time), Number(sequence)]
+}
+
+function compareLogIds (a: [number, number], b: [number, number]): number {
+  return a[0] - b[0] || a[1] - b[1]
 }

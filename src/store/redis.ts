@@ -1,6 +1,6 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { Config } from '../config/schema.js'
-import type { Store } from './store.js'
+import type { LogEntry, LogRange, Store } from './store.js'
 
 /** How long one Redis command may take before the request that needs it fails. */
 export const DEFAULT_COMMAND_TIMEOUT = 2_000
@@ -117,6 +117,19 @@ export class RedisStore implements Store {
 
   async getFields (key: string): Promise<Record<string, string>> {
     return await this.client.hgetall(key)
+  }
+
+  async appendToLog (key: string, entry: string, retainMs: number): Promise<void> {
+    // Exact MINID: what is older than retainMs is gone at once (each entry is trimmed once).
+    await this.client.xadd(key, 'MINID', String(Math.max(0, Date.now() - retainMs)), '*', 'e', entry)
+  }
+
+  async readLog (key: string, range: LogRange): Promise<LogEntry[]> {
+    const start = range.after === undefined ? String(range.fromMs) : `(${range.after}`
+    const rows = await this.client.xrange(key, start, `${range.toMs}`, 'COUNT', range.count)
+    return rows
+      .filter(([id]) => Number(id.split('-')[0]) >= range.fromMs)
+      .map(([id, fields]) => ({ id, entry: fields[1] ?? '' }))
   }
 
   async publish (channel: string, message: string): Promise<void> {

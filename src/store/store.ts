@@ -1,3 +1,18 @@
+/** Which entries of a log {@link Store.readLog} answers. */
+export interface LogRange {
+  fromMs: number
+  toMs: number
+  count: number
+  /** An entry id: only entries after it (the next page). */
+  after?: string
+}
+
+/** One entry of an append-only log: its id (`<ms>-<sequence>`) and what was appended. */
+export interface LogEntry {
+  id: string
+  entry: string
+}
+
 /**
  * The few storage verbs the gateway needs, so sessions, tokens and keys run on Redis in
  * production and in memory for a single replica. Values are opaque strings: callers encrypt
@@ -30,6 +45,13 @@ export interface Store {
   /** Adds to numeric fields of a hash (usage counters). */
   incrementFields (key: string, increments: Record<string, number>): Promise<void>
   getFields (key: string): Promise<Record<string, string>>
+  /**
+   * Appends `entry` to an append-only log (a Redis stream) and drops what is older than
+   * `retainMs`. Entries get increasing ids that start with their time in ms.
+   */
+  appendToLog (key: string, entry: string, retainMs: number): Promise<void>
+  /** Log entries with `fromMs <= time <= toMs`, oldest first, at most `count`, after the entry id `after` if given. */
+  readLog (key: string, range: LogRange): Promise<LogEntry[]>
   publish (channel: string, message: string): Promise<void>
   /**
    * Calls `listener` with every message published on `channel` (by any process) once the

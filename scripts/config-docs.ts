@@ -5,10 +5,10 @@ import { stringify } from 'yaml'
 import { DEFAULT_CONFIG_PATH } from '../src/config/load.js'
 import { SETTINGS, type SettingEntry } from '../src/config/schema.js'
 
-/** Marks where the generated configuration table starts in README.md. */
-export const README_START = '<!-- config:start -->'
-/** Marks where the generated configuration table ends in README.md. */
-export const README_END = '<!-- config:end -->'
+/** Marks where the generated configuration table starts in docs/configuration.md. */
+export const TABLE_START = '<!-- config:start -->'
+/** Marks where the generated configuration table ends in docs/configuration.md. */
+export const TABLE_END = '<!-- config:end -->'
 
 /**
  * Settings of which at least one must be set. The schema checks this in a refinement that
@@ -18,7 +18,7 @@ export const REQUIRED_ONE_OF: ReadonlyArray<readonly string[]> = [['ALLOWED_EMAI
 
 /** The generated files, relative to the repository root. */
 export const GENERATED_FILES = {
-  readme: 'README.md',
+  reference: 'docs/configuration.md',
   envExample: '.env.example',
   exampleYaml: 'config/gemgate.example.yaml',
 } as const
@@ -82,12 +82,12 @@ export function renderConfigTable (settings: readonly SettingEntry[] = SETTINGS)
 
 /** Replaces whatever sits between the config markers of `document` with `content`. */
 export function replaceBetweenMarkers (document: string, content: string): string {
-  const start = document.indexOf(README_START)
-  const end = document.indexOf(README_END)
-  if (start === -1 || end === -1 || end < start || document.indexOf(README_START, start + 1) !== -1) {
-    throw new Error(`README.md needs exactly one ${README_START} followed by ${README_END}`)
+  const start = document.indexOf(TABLE_START)
+  const end = document.indexOf(TABLE_END)
+  if (start === -1 || end === -1 || end < start || document.indexOf(TABLE_START, start + 1) !== -1) {
+    throw new Error(`${GENERATED_FILES.reference} needs exactly one ${TABLE_START} followed by ${TABLE_END}`)
   }
-  return `${document.slice(0, start + README_START.length)}\n${content}\n${document.slice(end)}`
+  return `${document.slice(0, start + TABLE_START.length)}\n${content}\n${document.slice(end)}`
 }
 
 function requiredNames (settings: readonly SettingEntry[]): string {
@@ -195,10 +195,10 @@ export function renderExampleYaml (settings: readonly SettingEntry[] = SETTINGS)
   return blocks.join('\n\n') + '\n'
 }
 
-/** Every generated file's expected content, given the current README. */
-export function renderAll (readme: string, settings: readonly SettingEntry[] = SETTINGS): Record<string, string> {
+/** Every generated file's expected content, given the current configuration reference. */
+export function renderAll (reference: string, settings: readonly SettingEntry[] = SETTINGS): Record<string, string> {
   return {
-    [GENERATED_FILES.readme]: replaceBetweenMarkers(readme, renderConfigTable(settings)),
+    [GENERATED_FILES.reference]: replaceBetweenMarkers(reference, renderConfigTable(settings)),
     [GENERATED_FILES.envExample]: renderEnvExample(settings),
     [GENERATED_FILES.exampleYaml]: renderExampleYaml(settings),
   }
@@ -214,7 +214,7 @@ function readOrEmpty (path: string): string {
 
 function runCli (argv: readonly string[]): number {
   const root = resolve(fileURLToPath(new URL('..', import.meta.url)))
-  const files = renderAll(readFileSync(resolve(root, GENERATED_FILES.readme), 'utf8'))
+  const files = renderAll(readFileSync(resolve(root, GENERATED_FILES.reference), 'utf8'))
   const mode = argv[0]
   if (mode === '--write') {
     for (const [path, content] of Object.entries(files)) {

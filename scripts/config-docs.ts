@@ -5,10 +5,10 @@ import { stringify } from 'yaml'
 import { DEFAULT_CONFIG_PATH } from '../src/config/load.js'
 import { SETTINGS, type SettingEntry } from '../src/config/schema.js'
 
-/** Marks where the generated configuration table starts in README.md. */
-export const README_START = '<!-- config:start -->'
-/** Marks where the generated configuration table ends in README.md. */
-export const README_END = '<!-- config:end -->'
+/** Marks where the generated configuration table starts in docs/configuration.md. */
+export const TABLE_START = '<!-- config:start -->'
+/** Marks where the generated configuration table ends in docs/configuration.md. */
+export const TABLE_END = '<!-- config:end -->'
 
 /**
  * Settings of which at least one must be set. The schema checks this in a refinement that
@@ -18,7 +18,7 @@ export const REQUIRED_ONE_OF: ReadonlyArray<readonly string[]> = [['ALLOWED_EMAI
 
 /** The generated files, relative to the repository root. */
 export const GENERATED_FILES = {
-  readme: 'README.md',
+  reference: 'docs/configuration.md',
   envExample: '.env.example',
   exampleYaml: 'config/gemgate.example.yaml',
 } as const
@@ -64,9 +64,14 @@ function markdownRequired (entry: SettingEntry): string {
   return 'no'
 }
 
+/** How the docs point at a good value: the command that makes one, else an example. */
+function remedy (entry: SettingEntry): string {
+  return entry.generate === undefined ? `E.g. \`${entry.example}\`.` : `Make one with \`${entry.generate}\`.`
+}
+
 function markdownMeaning (entry: SettingEntry): string {
   const secret = entry.secret === true ? ` Secret: also read from the file named by \`${entry.env}_FILE\`; never logged.` : ''
-  return markdownCell(`${entry.description}${secret} E.g. \`${entry.example}\`.`)
+  return markdownCell(`${entry.description}${secret} ${remedy(entry)}`)
 }
 
 /** The Markdown configuration reference: one row per setting, in schema order. */
@@ -82,12 +87,12 @@ export function renderConfigTable (settings: readonly SettingEntry[] = SETTINGS)
 
 /** Replaces whatever sits between the config markers of `document` with `content`. */
 export function replaceBetweenMarkers (document: string, content: string): string {
-  const start = document.indexOf(README_START)
-  const end = document.indexOf(README_END)
-  if (start === -1 || end === -1 || end < start || document.indexOf(README_START, start + 1) !== -1) {
-    throw new Error(`README.md needs exactly one ${README_START} followed by ${README_END}`)
+  const start = document.indexOf(TABLE_START)
+  const end = document.indexOf(TABLE_END)
+  if (start === -1 || end === -1 || end < start || document.indexOf(TABLE_START, start + 1) !== -1) {
+    throw new Error(`${GENERATED_FILES.reference} needs exactly one ${TABLE_START} followed by ${TABLE_END}`)
   }
-  return `${document.slice(0, start + README_START.length)}\n${content}\n${document.slice(end)}`
+  return `${document.slice(0, start + TABLE_START.length)}\n${content}\n${document.slice(end)}`
 }
 
 function requiredNames (settings: readonly SettingEntry[]): string {
@@ -96,28 +101,22 @@ function requiredNames (settings: readonly SettingEntry[]): string {
   return [...names, ...groups].join(', ')
 }
 
-/** Set in the examples: required and not secret (secrets are left for the reader to fill in). */
-function activeInExamples (entry: SettingEntry): boolean {
-  const need = requirement(entry)
-  if (entry.secret === true) return false
-  return need.kind === 'required' || (need.kind === 'one-of' && need.group[0] === entry.env)
-}
-
 /** Whether it is needed and what it is without a value, for the comment above a setting. */
 function status (entry: SettingEntry): string {
   const need = requirement(entry)
-  if (need.kind === 'required') return entry.secret === true ? `Required (e.g. ${entry.example}).` : 'Required.'
-  if (need.kind === 'one-of') return `Required: this or ${need.group.filter((name) => name !== entry.env).join(' / ')}.`
+  const good = entry.generate === undefined ? `e.g. ${entry.example}` : `make one with: ${entry.generate}`
+  if (need.kind === 'required') return `Required, ${good}.`
+  if (need.kind === 'one-of') return `Required: this or ${need.group.filter((name) => name !== entry.env).join(' / ')}, ${good}.`
   if (hasDefault(entry)) return `Default: ${envValue(entry.defaultValue)}.`
   return Array.isArray(entry.defaultValue) ? 'Default: empty.' : 'Unset by default.'
 }
 
+// Required values are left empty, never a sample: a half-filled copy must stop at start with
+// one line per missing value, not start and fail at the provider.
 function envEntry (entry: SettingEntry): string[] {
   const facts = [status(entry), `YAML: ${yamlKey(entry)}.`]
   if (entry.secret === true) facts.push(`Or ${entry.env}_FILE=/path/to/file.`)
-  let line = `# ${entry.env}=${entry.example}`
-  if (activeInExamples(entry)) line = `${entry.env}=${entry.example}`
-  else if (entry.required) line = `${entry.env}=`
+  const line = requirement(entry).kind === 'optional' ? `# ${entry.env}=${entry.example}` : `${entry.env}=`
   return [`# ${entry.description}`, `# ${facts.join(' ')}`, line]
 }
 
@@ -132,8 +131,9 @@ export function renderEnvExample (settings: readonly SettingEntry[] = SETTINGS):
     '# Precedence: built-in defaults < YAML file (--config PATH or GEMGATE_CONFIG) < these variables.',
     '# An empty value counts as unset. A missing or bad value stops the gateway with exit code 78',
     '# and one message per bad key.',
-    `# Required: ${requiredNames(settings)}.`,
-    '# Generate secrets with: openssl rand -base64 32 (one per key or cookie secret).',
+    `# Required, and left empty below for you to fill in: ${requiredNames(settings)}.`,
+    '# Values are literal: this file runs no shell. Make each secret with: openssl rand -base64 32',
+    '# and paste its output (one per key or cookie secret).',
     '# docker-compose.yml sets REDIS_URL itself.',
     '',
     `# YAML file with the same settings as nested keys. Default: ${DEFAULT_CONFIG_PATH} if present.`,
@@ -157,14 +157,10 @@ function yamlValue (value: unknown, isList: boolean): string {
 function yamlEntry (entry: SettingEntry, indent: string): string[] {
   const facts = [`Env: ${entry.env}.`, status(entry)]
   if (entry.secret === true) facts.push(`Secret: better set through ${entry.env} or ${entry.env}_FILE than here.`)
-  const shown = activeInExamples(entry) || !hasDefault(entry) ? entry.example : entry.defaultValue
-  if (shown !== entry.example && envValue(shown) !== entry.example) facts.push(`E.g. ${entry.example}.`)
+  const shown = hasDefault(entry) ? entry.defaultValue : entry.example
+  if (requirement(entry).kind === 'optional' && shown !== entry.example && envValue(shown) !== entry.example) facts.push(`E.g. ${entry.example}.`)
   const line = `${entry.path.at(-1)!}: ${yamlValue(shown, Array.isArray(entry.defaultValue))}`
-  return [
-    `${indent}# ${entry.description}`,
-    `${indent}# ${facts.join(' ')}`,
-    activeInExamples(entry) ? `${indent}${line}` : `${indent}# ${line}`,
-  ]
+  return [`${indent}# ${entry.description}`, `${indent}# ${facts.join(' ')}`, `${indent}# ${line}`]
 }
 
 /** The example YAML file: every key nested as in the schema, optional ones commented out. */
@@ -176,7 +172,8 @@ export function renderExampleYaml (settings: readonly SettingEntry[] = SETTINGS)
     '#',
     '# Precedence: built-in defaults < this file < environment variables.',
     '# Secrets are better kept out of this file: set them through the environment or <NAME>_FILE.',
-    '# Lists take YAML lists or comma-separated strings.',
+    '# Lists take YAML lists or comma-separated strings. Every key is commented out: uncomment and',
+    '# fill in at least the required ones (or set them in the environment).',
   ].join('\n')]
   let openGroup = ''
   for (const entry of settings) {
@@ -184,9 +181,8 @@ export function renderExampleYaml (settings: readonly SettingEntry[] = SETTINGS)
     const group = parents.join('.')
     const lines: string[] = []
     if (group !== openGroup && parents.length > 0) {
-      // A section whose keys are all commented out is commented too: an empty key would be null.
-      const active = settings.some((other) => other.path.slice(0, -1).join('.') === group && activeInExamples(other))
-      parents.forEach((name, depth) => lines.push(`${'  '.repeat(depth)}${active ? '' : '# '}${name}:`))
+      // Every key is commented out, so its section is too: an empty section would be null.
+      parents.forEach((name, depth) => lines.push(`${'  '.repeat(depth)}# ${name}:`))
     }
     openGroup = group
     lines.push(...yamlEntry(entry, '  '.repeat(parents.length)))
@@ -195,10 +191,10 @@ export function renderExampleYaml (settings: readonly SettingEntry[] = SETTINGS)
   return blocks.join('\n\n') + '\n'
 }
 
-/** Every generated file's expected content, given the current README. */
-export function renderAll (readme: string, settings: readonly SettingEntry[] = SETTINGS): Record<string, string> {
+/** Every generated file's expected content, given the current configuration reference. */
+export function renderAll (reference: string, settings: readonly SettingEntry[] = SETTINGS): Record<string, string> {
   return {
-    [GENERATED_FILES.readme]: replaceBetweenMarkers(readme, renderConfigTable(settings)),
+    [GENERATED_FILES.reference]: replaceBetweenMarkers(reference, renderConfigTable(settings)),
     [GENERATED_FILES.envExample]: renderEnvExample(settings),
     [GENERATED_FILES.exampleYaml]: renderExampleYaml(settings),
   }
@@ -214,7 +210,7 @@ function readOrEmpty (path: string): string {
 
 function runCli (argv: readonly string[]): number {
   const root = resolve(fileURLToPath(new URL('..', import.meta.url)))
-  const files = renderAll(readFileSync(resolve(root, GENERATED_FILES.readme), 'utf8'))
+  const files = renderAll(readFileSync(resolve(root, GENERATED_FILES.reference), 'utf8'))
   const mode = argv[0]
   if (mode === '--write') {
     for (const [path, content] of Object.entries(files)) {

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { startStack } from './helpers/stack.js'
 
@@ -80,7 +81,7 @@ t.test('every sign-in gets a new session id (no fixation)', async (t) => {
 
 t.test('Google defaults ask for offline access so a refresh token comes back', async (t) => {
   const { loadConfig } = await import('../src/config/load.js')
-  const config = loadConfig({ env: { PUBLIC_URL: 'https://gemgate.example.com', OIDC_CLIENT_ID: 'id', OIDC_CLIENT_SECRET: 'secret', COOKIE_SECRETS: 'x'.repeat(32), TOKEN_ENCRYPTION_KEYS: Buffer.alloc(32, 1).toString('base64'), ALLOWED_EMAILS: 'a@example.com' } })
+  const config = loadConfig({ env: { PUBLIC_URL: 'https://gemgate.example.com', OIDC_CLIENT_ID: 'id', OIDC_CLIENT_SECRET: 'secret', COOKIE_SECRETS: randomBytes(32).toString('base64url'), TOKEN_ENCRYPTION_KEYS: randomBytes(32).toString('base64'), ALLOWED_EMAILS: 'a@example.com' } })
   t.equal(config.oidc.authParams, 'access_type=offline&prompt=consent')
   t.match(config.oidc.scopes, /generative-language/)
 })

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import t from 'tap'
 import { buildApp } from '../src/app.js'
 import { loadConfig } from '../src/config/load.js'
@@ -76,7 +77,7 @@ t.test('cookie secret rotation: the first secret signs, all verify', async (t) =
   const stack = await startStack(t)
   const { browser } = await stack.signIn()
   const oldSecret = stack.config.cookieSecrets[0]!
-  const rotated = loadConfig({ env: { ...testEnvironment(stack.url, stack.provider.issuer, stack.provider.clientId, stack.provider.clientSecret), REDIS_URL: stack.redis!.url, COOKIE_SECRETS: `${'n'.repeat(40)},${oldSecret}`, TOKEN_ENCRYPTION_KEYS: stack.config.tokenEncryptionKeys.join(',') } })
+  const rotated = loadConfig({ env: { ...testEnvironment(stack.url, stack.provider.issuer, stack.provider.clientId, stack.provider.clientSecret), REDIS_URL: stack.redis!.url, COOKIE_SECRETS: `${randomBytes(32).toString('base64url')},${oldSecret}`, TOKEN_ENCRYPTION_KEYS: stack.config.tokenEncryptionKeys.join(',') } })
   const app = await buildApp(rotated)
   t.teardown(async () => { await app.close() })
   const me = await app.inject({ method: 'GET', url: '/auth/me', headers: { cookie: browser.cookieHeader() } })

@@ -6,7 +6,7 @@ import { promisify } from 'node:util'
 import t from 'tap'
 import { parse as parseYaml } from 'yaml'
 import {
-  GENERATED_FILES, README_END, README_START, renderAll, renderConfigTable, renderEnvExample, renderExampleYaml, replaceBetweenMarkers,
+  GENERATED_FILES, TABLE_END, TABLE_START, renderAll, renderConfigTable, renderEnvExample, renderExampleYaml, replaceBetweenMarkers,
 } from '../scripts/config-docs.js'
 import { loadConfig } from '../src/config/load.js'
 import { SETTINGS } from '../src/config/schema.js'
@@ -34,17 +34,17 @@ function parseEnvFile (text: string): Record<string, string> {
 }
 
 t.test('the generated files match the schema', async (t) => {
-  const expected = renderAll(read(GENERATED_FILES.readme))
+  const expected = renderAll(read(GENERATED_FILES.reference))
   for (const [path, content] of Object.entries(expected)) {
     t.equal(read(path), content, `${path} is ${REGENERATE}`)
   }
 })
 
-t.test('README holds the table between one pair of markers', async (t) => {
-  const readme = read(GENERATED_FILES.readme)
-  t.equal(readme.split(README_START).length, 2, `one ${README_START}`)
-  t.equal(readme.split(README_END).length, 2, `one ${README_END}`)
-  for (const entry of SETTINGS) t.match(readme, `| \`${entry.env}\` | \`${entry.path.join('.')}\` |`, `README documents ${entry.env}`)
+t.test('docs/configuration.md holds the table between one pair of markers', async (t) => {
+  const reference = read(GENERATED_FILES.reference)
+  t.equal(reference.split(TABLE_START).length, 2, `one ${TABLE_START}`)
+  t.equal(reference.split(TABLE_END).length, 2, `one ${TABLE_END}`)
+  for (const entry of SETTINGS) t.match(reference, `| \`${entry.env}\` | \`${entry.path.join('.')}\` |`, `docs/configuration.md documents ${entry.env}`)
 })
 
 t.test('the table has one row per setting and escapes pipes', async (t) => {
@@ -56,11 +56,11 @@ t.test('the table has one row per setting and escapes pipes', async (t) => {
 })
 
 t.test('replaceBetweenMarkers keeps the text around the markers and insists on them', async (t) => {
-  const document = `intro\n${README_START}\nold\n${README_END}\noutro\n`
-  t.equal(replaceBetweenMarkers(document, 'new'), `intro\n${README_START}\nnew\n${README_END}\noutro\n`)
+  const document = `intro\n${TABLE_START}\nold\n${TABLE_END}\noutro\n`
+  t.equal(replaceBetweenMarkers(document, 'new'), `intro\n${TABLE_START}\nnew\n${TABLE_END}\noutro\n`)
   t.throws(() => replaceBetweenMarkers('no markers', 'new'), /needs exactly one/)
-  t.throws(() => replaceBetweenMarkers(`${README_END}${README_START}`, 'new'), /needs exactly one/)
-  t.throws(() => replaceBetweenMarkers(`${README_START}${README_START}${README_END}`, 'new'), /needs exactly one/)
+  t.throws(() => replaceBetweenMarkers(`${TABLE_END}${TABLE_START}`, 'new'), /needs exactly one/)
+  t.throws(() => replaceBetweenMarkers(`${TABLE_START}${TABLE_START}${TABLE_END}`, 'new'), /needs exactly one/)
 })
 
 t.test('.env.example lists every variable, and every secret file variant', async (t) => {
@@ -71,25 +71,36 @@ t.test('.env.example lists every variable, and every secret file variant', async
   }
 })
 
-t.test('.env.example, with its secrets filled in, is a valid configuration', async (t) => {
-  const env = { ...parseEnvFile(read(GENERATED_FILES.envExample)), ...secrets() }
+/** What a reader fills in: every required value, the secrets freshly made. */
+function filledIn (): Record<string, string> {
+  return {
+    PUBLIC_URL: 'https://gemgate.example.com',
+    OIDC_CLIENT_ID: '1234-abc.apps.googleusercontent.com',
+    ALLOWED_EMAIL_DOMAINS: 'example.com',
+    ...secrets(),
+  }
+}
+
+t.test('.env.example, with its required values filled in, is a valid configuration', async (t) => {
+  const env = { ...parseEnvFile(read(GENERATED_FILES.envExample)), ...filledIn() }
   const config = loadConfig({ argv: [], env, cwd: t.testdir() })
   t.equal(config.publicUrl, 'https://gemgate.example.com')
   t.same(config.allowedEmailDomains, ['example.com'])
 })
 
-t.test('.env.example without its secrets names each missing one', async (t) => {
+t.test('.env.example as shipped leaves every required value empty, so a half-filled copy stops at start', async (t) => {
   const env = parseEnvFile(read(GENERATED_FILES.envExample))
+  for (const entry of SETTINGS.filter((entry) => entry.required)) t.equal(env[entry.env], '', `${entry.env} is empty`)
   const error = t.throws(() => loadConfig({ argv: [], env, cwd: t.testdir() })) as { problems?: string[] }
-  for (const name of Object.keys(secrets())) t.ok(error.problems?.some((line) => line.startsWith(`${name} `)), `${name} is reported`)
+  for (const name of Object.keys(filledIn())) {
+    t.ok(error.problems?.some((line) => line.startsWith(`${name} `)), `${name} is reported`)
+  }
 })
 
-t.test('config/gemgate.example.yaml loads, with the secrets from the environment', async (t) => {
+t.test('config/gemgate.example.yaml loads, with the required values from the environment', async (t) => {
   const path = resolve(ROOT, GENERATED_FILES.exampleYaml)
-  const config = loadConfig({ argv: ['--config', path], env: secrets(), cwd: t.testdir() })
+  const config = loadConfig({ argv: ['--config', path], env: filledIn(), cwd: t.testdir() })
   t.equal(config.publicUrl, 'https://gemgate.example.com')
-  t.equal(config.oidc.clientId, '1234-abc.apps.googleusercontent.com')
-  t.same(config.allowedEmailDomains, ['example.com'])
   t.equal(config.port, 8080, 'commented keys keep their defaults')
 })
 

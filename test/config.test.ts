@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { join } from 'node:path'
 import t, { type Test } from 'tap'
@@ -7,7 +8,7 @@ import type { Config } from '../src/config/schema.js'
 import { buildGateway } from './helpers/build.js'
 
 const COOKIE_SECRET = 'cookie-secret-that-is-long-enough-0001'
-const ENCRYPTION_KEY = Buffer.alloc(32, 7).toString('base64')
+const ENCRYPTION_KEY = randomBytes(32).toString('base64')
 const CLIENT_SECRET = 'client-secret-value-do-not-print'
 
 /** The smallest environment that makes a valid config. */
@@ -201,7 +202,7 @@ t.test('each bad setting gets its own line naming the key and a good example', a
     t.equal(lines.length, 1, { lines })
     const line = lineAbout(t, lines, 'COOKIE_SECRETS')
     t.match(line, 'at least 32 bytes')
-    t.match(line, 'e.g. COOKIE_SECRETS=')
+    t.match(line, 'make one with: openssl rand -base64 32')
     t.notMatch(line, secret)
     t.notMatch(line, COOKIE_SECRET, 'not even the good one')
   })
@@ -217,7 +218,7 @@ t.test('each bad setting gets its own line naming the key and a good example', a
       const lines = problems({ env: { ...VALID_ENV, TOKEN_ENCRYPTION_KEYS: `${ENCRYPTION_KEY},${key}` } })
       const line = lineAbout(t, lines, 'TOKEN_ENCRYPTION_KEYS')
       t.match(line, '32 random bytes in base64')
-      t.match(line, 'e.g. TOKEN_ENCRYPTION_KEYS=')
+      t.match(line, 'make one with: openssl rand -base64 32')
       t.notMatch(line, key)
       t.notMatch(line, ENCRYPTION_KEY)
     }
@@ -243,6 +244,53 @@ t.test('each bad setting gets its own line naming the key and a good example', a
     try { load({ env: { ...VALID_ENV, PORT: 'abc', COOKIE_SECRETS: 'short-secret-1' } }) } catch (error) { message = (error as Error).message }
     t.equal(message.split('\n').length, 3, 'the thrown message is a header and one line per problem')
   })
+})
+
+t.test('secrets that are examples or guessable are refused, without printing them', async (t) => {
+  const documentedKey = 'q3Jx0cM1pW8vX4Zb6n2YtKe9RfUa7LhGdSsNw5oTiEc='
+  const cases: Array<[string, string]> = [
+    ['COOKIE_SECRETS', 'a-random-string-of-at-least-32-bytes'],
+    ['COOKIE_SECRETS', 'x'.repeat(40)],
+    ['COOKIE_SECRETS', 'changeme-changeme-changeme-changeme'],
+    ['TOKEN_ENCRYPTION_KEYS', documentedKey],
+    ['TOKEN_ENCRYPTION_KEYS', Buffer.alloc(32, 7).toString('base64')],
+  ]
+  for (const [name, value] of cases) {
+    const line = lineAbout(t, problems({ env: { ...VALID_ENV, [name]: value } }), name)
+    t.match(line, /example|guessable/, `${name}=${value.slice(0, 12)}… is refused`)
+    t.match(line, 'openssl rand -base64 32', 'says how to make a good one')
+    t.notMatch(line, value)
+  }
+})
+
+t.test('a shell command written as a secret is named as such, and no example is one', async (t) => {
+  for (const name of ['COOKIE_SECRETS', 'TOKEN_ENCRYPTION_KEYS']) {
+    const line = lineAbout(t, problems({ env: { ...VALID_ENV, [name]: '$(openssl rand -base64 32)' } }), name)
+    t.match(line, /shell/, `${name}: the line says .env and YAML run no shell`)
+  }
+  const { TOKEN_ENCRYPTION_KEYS: _key, ...withoutKey } = VALID_ENV
+  t.notMatch(lineAbout(t, problems({ env: withoutKey }), 'TOKEN_ENCRYPTION_KEYS'), '$(', 'the message gives no shell syntax to paste')
+})
+
+t.test('values nobody could then sign in with are refused', async (t) => {
+  t.match(lineAbout(t, problems({ env: { ...VALID_ENV, ALLOWED_EMAIL_DOMAINS: '@example.com' } }), 'ALLOWED_EMAIL_DOMAINS'), 'domain')
+  t.match(lineAbout(t, problems({ env: { ...VALID_ENV, ALLOWED_EMAIL_DOMAINS: 'example.com,https://example.org' } }), 'ALLOWED_EMAIL_DOMAINS'), 'domain')
+  t.match(lineAbout(t, problems({ env: { ...VALID_ENV, ALLOWED_EMAILS: 'alice@example.com,notanemail' } }), 'ALLOWED_EMAILS'), 'email address')
+  t.match(lineAbout(t, problems({ env: { ...VALID_ENV, PUBLIC_URL: 'https://gemgate.example.com/gateway' } }), 'PUBLIC_URL'), 'no path')
+  t.match(lineAbout(t, problems({ env: { ...VALID_ENV, PUBLIC_URL: 'https://gemgate.example.com/?x=1' } }), 'PUBLIC_URL'), 'no path')
+  t.equal(load({ env: { ...VALID_ENV, PUBLIC_URL: 'https://gemgate.example.com/' } }).publicUrl, 'https://gemgate.example.com', 'a trailing slash is fine')
+  t.same(load({ env: { ...VALID_ENV, ALLOWED_EMAIL_DOMAINS: '*' } }).allowedEmailDomains, ['*'])
+})
+
+t.test('an unknown command-line argument is refused, with the likely meaning', async (t) => {
+  t.match(lineAbout(t, problems({ argv: ['--confg', 'gemgate.yaml'] }), '--confg'), 'did you mean --config?')
+  t.match(lineAbout(t, problems({ argv: ['gemgate.yaml'] }), 'gemgate.yaml'), 'unknown argument')
+})
+
+t.test('UPSTREAM_CA_FILE must be a readable PEM bundle', async (t) => {
+  const dir = t.testdir({ 'not-pem.txt': 'hello' })
+  t.match(lineAbout(t, problems({ env: { ...VALID_ENV, UPSTREAM_CA_FILE: join(dir, 'missing.pem') } }), 'UPSTREAM_CA_FILE'), /cannot read .*missing\.pem \(ENOENT\)/)
+  t.match(lineAbout(t, problems({ env: { ...VALID_ENV, UPSTREAM_CA_FILE: join(dir, 'not-pem.txt') } }), 'UPSTREAM_CA_FILE'), 'no PEM certificate')
 })
 
 t.test('http:// is refused off loopback and accepted on it', async (t) => {
@@ -297,7 +345,7 @@ t.test('the built gateway refuses to start on bad configuration', async (t) => {
     const lines = stderr.trim().split('\n').slice(1).map((line) => line.replace(/^\s*-\s*/, ''))
     const required = ['PUBLIC_URL', 'OIDC_CLIENT_ID', 'OIDC_CLIENT_SECRET', 'COOKIE_SECRETS', 'TOKEN_ENCRYPTION_KEYS', 'ALLOWED_EMAIL_DOMAINS']
     t.equal(lines.length, required.length, 'nothing else', { stderr })
-    for (const key of required) t.match(lineAbout(t, lines, key), /is required.*e\.g\. /)
+    for (const key of required) t.match(lineAbout(t, lines, key), /is required.*(e\.g\. |make one with: )/)
   })
 
   t.test('a bad YAML file via --config: exit 78 and one line per bad key', async (t) => {

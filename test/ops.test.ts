@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto'
 import { connect } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
@@ -35,7 +36,7 @@ async function startGateway (t: Test, redisUrl: string, issuer: string): Promise
       OIDC_CLIENT_ID: 'gemgate',
       OIDC_CLIENT_SECRET: 'client-secret-for-ops-tests',
       COOKIE_SECRETS: 'cookie-secret-for-ops-tests-0123456789',
-      TOKEN_ENCRYPTION_KEYS: Buffer.alloc(32, 3).toString('base64'),
+      TOKEN_ENCRYPTION_KEYS: randomBytes(32).toString('base64'),
       ALLOWED_EMAIL_DOMAINS: 'example.com',
       REDIS_URL: redisUrl,
       LOG_LEVEL: 'info',

@@ -3,7 +3,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { copyFile, mkdtemp, rm } from 'node:fs/promises'
+import { access, copyFile, mkdtemp, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -18,6 +18,8 @@ const START_TIMEOUT = 20_000
 const EXIT_TIMEOUT = 15_000
 /** sysexits.h EX_CONFIG, what main.ts exits with on a bad configuration. */
 const EX_CONFIG = 78
+/** Packages only bench/ uses: the production install must not carry them (issue 17, item 12). */
+const BENCH_ONLY = ['@fastify/http-proxy', '@fastify/reply-from']
 const REQUIRED = ['PUBLIC_URL', 'OIDC_CLIENT_ID', 'OIDC_CLIENT_SECRET', 'COOKIE_SECRETS', 'TOKEN_ENCRYPTION_KEYS', 'ALLOWED_EMAIL_DOMAINS']
 
 const run = promisify(execFile)
@@ -115,6 +117,13 @@ t.test('a production install of a fresh build', async (t) => {
     t.equal(code, 0, `exit code 0\n${stderr}`)
     t.match(stdout, /REDIS_URL is not set/, 'warns about the in-memory store')
     for (const line of stdout.trim().split('\n')) t.doesNotThrow(() => JSON.parse(line), 'logs JSON lines when not on a terminal')
+  })
+
+  await t.test('carries no package that only the bench uses', async (t) => {
+    for (const name of BENCH_ONLY) {
+      const installed = await access(join(directory, 'node_modules', name)).then(() => true, () => false)
+      t.notOk(installed, `${name} is not installed`)
+    }
   })
 
   await t.test('with no configuration at all it exits 78 and names every required setting', async (t) => {

@@ -1,4 +1,5 @@
 import { spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { request as httpRequest } from 'node:http'
 import { connect } from 'node:net'
@@ -35,7 +36,7 @@ async function startGateway (t: Test, main: string, issuer: string, env: Record<
       OIDC_CLIENT_ID: 'gemgate',
       OIDC_CLIENT_SECRET: 'client-secret-for-shutdown-tests',
       COOKIE_SECRETS: 'cookie-secret-for-shutdown-tests-0123456789',
-      TOKEN_ENCRYPTION_KEYS: Buffer.alloc(32, 5).toString('base64'),
+      TOKEN_ENCRYPTION_KEYS: randomBytes(32).toString('base64'),
       ALLOWED_EMAIL_DOMAINS: 'example.com',
       LOG_LEVEL: 'info',
       ...env,

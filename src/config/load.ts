@@ -28,13 +28,31 @@ type Tree = Record<string, unknown>
 /** Where the YAML file comes from, and the name to blame when it cannot be read. */
 interface ConfigFile { path: string, source: '--config' | 'GEMGATE_CONFIG' }
 
-function configFile (argv: readonly string[], env: ConfigSources['env'], cwd: string): ConfigFile | undefined {
-  const flag = argv.findIndex((arg) => arg === '--config' || arg.startsWith('--config='))
-  if (flag !== -1) {
-    const value = argv[flag]!.includes('=') ? argv[flag]!.slice('--config='.length) : argv[flag + 1]
-    if (value === undefined || value === '') throw new ConfigError(['--config: needs a path, e.g. --config config/gemgate.yaml'])
-    return { path: resolve(cwd, value), source: '--config' }
+/** The one flag the gateway takes; anything else on the command line is a mistake worth stopping for. */
+const CONFIG_FLAG = '--config'
+
+function unknownArgument (arg: string): string {
+  const name = arg.split('=')[0]!
+  const near = name.startsWith('-') && editDistance(name, CONFIG_FLAG) <= 3
+  return `${arg}: unknown argument; ${near ? `did you mean ${CONFIG_FLAG}? ` : ''}the only one is ${CONFIG_FLAG} PATH, e.g. ${CONFIG_FLAG} config/gemgate.yaml`
+}
+
+/** The `--config` path from the command line; throws on any other argument. */
+function configArgument (argv: readonly string[]): string | undefined {
+  let path: string | undefined
+  for (let index = 0; index < argv.length; index++) {
+    const arg = argv[index]!
+    if (arg === CONFIG_FLAG) path = argv[++index] ?? ''
+    else if (arg.startsWith(`${CONFIG_FLAG}=`)) path = arg.slice(CONFIG_FLAG.length + 1)
+    else throw new ConfigError([unknownArgument(arg)])
   }
+  if (path === '') throw new ConfigError(['--config: needs a path, e.g. --config config/gemgate.yaml'])
+  return path
+}
+
+function configFile (argv: readonly string[], env: ConfigSources['env'], cwd: string): ConfigFile | undefined {
+  const flag = configArgument(argv)
+  if (flag !== undefined) return { path: resolve(cwd, flag), source: '--config' }
   if (env?.GEMGATE_CONFIG !== undefined && env.GEMGATE_CONFIG !== '') return { path: resolve(cwd, env.GEMGATE_CONFIG), source: 'GEMGATE_CONFIG' }
   const fallback = resolve(cwd, DEFAULT_CONFIG_PATH)
   return existsSync(fallback) ? { path: fallback, source: 'GEMGATE_CONFIG' } : undefined
@@ -128,7 +146,8 @@ function describe (issue: z.core.$ZodIssue): string[] {
   if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => unknownKey(issue.path, key))
   const entry = entryFor(issue.path)
   if (entry === undefined) return [`${issue.path.map(String).join('.') || '(config)'}: ${issue.message}`]
-  return [`${entry.env} (${entry.path.join('.')}): ${problemText(issue, entry.secret === true)}, e.g. ${entry.env}=${entry.example}`]
+  const remedy = entry.generate === undefined ? `e.g. ${entry.env}=${entry.example}` : `make one with: ${entry.generate}`
+  return [`${entry.env} (${entry.path.join('.')}): ${problemText(issue, entry.secret === true)}, ${remedy}`]
 }
 
 function problemText (issue: z.core.$ZodIssue, secret: boolean): string {
@@ -159,8 +178,26 @@ export function loadConfig (sources: ConfigSources = {}): Config {
   const { problems, unread } = fromEnvironment(tree, env, cwd)
   const result = configSchema.safeParse(tree, { reportInput: true })
   problems.push(...onePerSetting(result.error?.issues ?? [], unread).flatMap(describe))
+  const caFile = result.data?.upstream.caFile
+  if (caFile !== undefined) problems.push(...caFileProblems(caFile, cwd))
   if (problems.length > 0) throw new ConfigError(problems)
   return deepFreeze(result.data!)
+}
+
+const PEM_CERTIFICATE = '-----BEGIN CERTIFICATE-----'
+
+// Read here, at start, so a wrong path is one line naming the setting, not a stack trace from
+// the first upstream call.
+function caFileProblems (path: string, cwd: string): string[] {
+  const entry = entryFor(['upstream', 'caFile'])!
+  const name = `${entry.env} (${entry.path.join('.')})`
+  let text: string
+  try {
+    text = readFileSync(resolve(cwd, path), 'utf8')
+  } catch (error) {
+    return [`${name}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'}), e.g. ${entry.env}=${entry.example}`]
+  }
+  return text.includes(PEM_CERTIFICATE) ? [] : [`${name}: ${path} holds no PEM certificate (${PEM_CERTIFICATE}), e.g. ${entry.env}=${entry.example}`]
 }
 
 function deepFreeze<T> (value: T): T {

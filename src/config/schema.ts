@@ -1,4 +1,7 @@
 import { z } from 'zod'
+import {
+  EXAMPLE_COOKIE_SECRET, EXAMPLE_ENCRYPTION_KEY, MAKE_SECRET, isExampleSecret, isGuessableKey, isGuessableSecret, isShellCommand,
+} from './secrets.js'
 
 /** What every leaf setting carries besides its type: how to spell it and a good value. */
 export interface SettingMeta {
@@ -10,6 +13,8 @@ export interface SettingMeta {
   description: string
   /** Read from `<env>_FILE` too, and never printed. */
   secret?: boolean
+  /** A command whose output is a good value: quoted instead of the example where one is asked for. */
+  generate?: string
 }
 
 const settings = z.registry<SettingMeta>()
@@ -60,14 +65,58 @@ function hostPortList () {
   return z.preprocess(splitList, z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'each entry must be host:port')).min(1, 'must list at least one host:port'))
 }
 
-const cookieSecrets = z.preprocess(splitList, z.array(
-  z.string().refine((secret) => Buffer.byteLength(secret) >= 32, 'each secret must be at least 32 bytes long')
-).min(1, 'must hold at least one secret'))
+/** What is wrong with one secret value before its own format is checked, if anything. */
+function commonSecretProblem (value: string): string | undefined {
+  if (isShellCommand(value)) return 'is a shell command written as a value: .env and YAML files run no shell, so paste the command\'s output instead'
+  if (isExampleSecret(value)) return 'is the example from the docs, which anyone can read'
+  return undefined
+}
 
-const encryptionKeys = z.preprocess(splitList, z.array(
-  z.string().refine((key) => /^[A-Za-z0-9+/_-]+={0,2}$/.test(key) && Buffer.from(key, 'base64').length === 32,
-    'each key must be 32 random bytes in base64 (44 characters)')
-).min(1, 'must hold at least one key'))
+/** A refinement that reports the first problem `check` finds. */
+function problemCheck (check: (value: string) => string | undefined) {
+  return (value: string, ctx: z.RefinementCtx): void => {
+    const message = check(value)
+    if (message !== undefined) ctx.addIssue({ code: 'custom', message })
+  }
+}
+
+const cookieSecrets = z.preprocess(splitList, z.array(z.string().superRefine(problemCheck((secret) => {
+  const common = commonSecretProblem(secret)
+  if (common !== undefined) return common
+  if (Buffer.byteLength(secret) < 32) return 'each secret must be at least 32 bytes long'
+  return isGuessableSecret(secret) ? 'is guessable (repeated characters or words), not random' : undefined
+}))).min(1, 'must hold at least one secret'))
+
+const encryptionKeys = z.preprocess(splitList, z.array(z.string().superRefine(problemCheck((key) => {
+  const common = commonSecretProblem(key)
+  if (common !== undefined) return common
+  if (!/^[A-Za-z0-9+/_-]+={0,2}$/.test(key) || Buffer.from(key, 'base64').length !== 32) return 'each key must be 32 random bytes in base64 (44 characters)'
+  return isGuessableKey(Buffer.from(key, 'base64')) ? 'is guessable (a few byte values repeated), not random bytes' : undefined
+}))).min(1, 'must hold at least one key'))
+
+/** A domain people's emails end in: a hostname with a dot, without `@` or a scheme. */
+const EMAIL_DOMAIN = /^(\*|[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+)$/i
+/** One `@` between a local part and a dotted domain: enough to catch a name or a domain pasted here. */
+const EMAIL_ADDRESS = /^[^@\s]+@[^@\s.]+(\.[^@\s.]+)+$/
+
+function emailDomainList () {
+  return z.preprocess(splitList, z.array(z.string().regex(EMAIL_DOMAIN, 'each entry must be a domain such as example.com (no @, no scheme), or *'),
+    { error: 'must be a comma-separated list' }))
+}
+
+function emailList () {
+  return z.preprocess(splitList, z.array(z.string().regex(EMAIL_ADDRESS, 'each entry must be an email address such as alice@example.com'),
+    { error: 'must be a comma-separated list' }))
+}
+
+/** PUBLIC_URL: the gateway's routes sit at the root, so the URL is an origin and nothing more. */
+function originUrl () {
+  return httpsUrl().refine((value) => {
+    if (!URL.canParse(value)) return true
+    const url = new URL(value)
+    return url.pathname === '/' && url.search === '' && url.hash === ''
+  }, 'must be an origin with no path, query or fragment (the gateway\'s routes sit at the root)')
+}
 
 const trustProxy = z.preprocess((value) => {
   if (typeof value !== 'string') return value
@@ -92,7 +141,7 @@ const GOOGLE_ISSUER = 'https://accounts.google.com'
 export const configSchema = z.strictObject({
   port: setting(integer(0, 65535).default(8080), { env: 'PORT', example: '8080', description: 'TCP port to listen on.' }),
   host: setting(z.string().min(1).default('0.0.0.0'), { env: 'HOST', example: '0.0.0.0', description: 'Address to listen on.' }),
-  publicUrl: setting(httpsUrl(), { env: 'PUBLIC_URL', example: 'https://gemgate.example.com', description: 'External base URL; the redirect URI is PUBLIC_URL + /auth/callback.' }),
+  publicUrl: setting(originUrl(), { env: 'PUBLIC_URL', example: 'https://gemgate.example.com', description: 'External base URL; the redirect URI is PUBLIC_URL + /auth/callback.' }),
   logLevel: setting(logLevel.default('info'), { env: 'LOG_LEVEL', example: 'info', description: 'pino log level.' }),
   trustProxy: setting(trustProxy.default(false), { env: 'TRUST_PROXY', example: '10.0.0.0/8', description: 'Honour X-Forwarded-* from these proxies: true, false, a hop count or a CIDR list.' }),
   corsOrigins: setting(stringList().default([]), { env: 'CORS_ORIGINS', example: 'https://app.example.com', description: 'Exact origins allowed to call the API with credentials.' }),
@@ -118,10 +167,10 @@ export const configSchema = z.strictObject({
     sentinelName: setting(z.string().trim().min(1).optional(), { env: 'REDIS_SENTINEL_NAME', example: 'mymaster', description: 'Sentinel master name.' }),
     clusterNodes: setting(hostPortList().optional(), { env: 'REDIS_CLUSTER_NODES', example: 'redis-1:6379,redis-2:6379', description: 'Redis Cluster seed nodes.' }),
   }),
-  cookieSecrets: setting(cookieSecrets, { env: 'COOKIE_SECRETS', example: 'a-random-string-of-at-least-32-bytes', description: 'Comma-separated cookie signing secrets, each >= 32 bytes; the first signs, all verify.', secret: true }),
-  tokenEncryptionKeys: setting(encryptionKeys, { env: 'TOKEN_ENCRYPTION_KEYS', example: '$(openssl rand -base64 32)', description: 'Comma-separated base64 32-byte AES keys; the first encrypts, all decrypt.', secret: true }),
-  allowedEmailDomains: setting(stringList().default([]), { env: 'ALLOWED_EMAIL_DOMAINS', example: 'example.com', description: 'Email domains allowed to sign in; * allows any verified email.' }),
-  allowedEmails: setting(stringList().default([]), { env: 'ALLOWED_EMAILS', example: 'alice@example.com,bob@example.com', description: 'Email addresses allowed to sign in.' }),
+  cookieSecrets: setting(cookieSecrets, { env: 'COOKIE_SECRETS', example: EXAMPLE_COOKIE_SECRET, generate: MAKE_SECRET, description: 'Comma-separated cookie signing secrets, each >= 32 bytes; the first signs, all verify.', secret: true }),
+  tokenEncryptionKeys: setting(encryptionKeys, { env: 'TOKEN_ENCRYPTION_KEYS', example: EXAMPLE_ENCRYPTION_KEY, generate: MAKE_SECRET, description: 'Comma-separated base64 32-byte AES keys; the first encrypts, all decrypt.', secret: true }),
+  allowedEmailDomains: setting(emailDomainList().default([]), { env: 'ALLOWED_EMAIL_DOMAINS', example: 'example.com', description: 'Email domains allowed to sign in; * allows any verified email.' }),
+  allowedEmails: setting(emailList().default([]), { env: 'ALLOWED_EMAILS', example: 'alice@example.com,bob@example.com', description: 'Email addresses allowed to sign in.' }),
   refreshAheadSeconds: setting(integer(0, 3600).default(300), { env: 'REFRESH_AHEAD_SECONDS', example: '300', description: 'Refresh an access token this long before it expires.' }),
   refreshConcurrency: setting(integer(1, 1000).default(8), { env: 'REFRESH_CONCURRENCY', example: '8', description: 'Most refreshes one replica runs at once.' }),
   auditRetentionDays: setting(integer(1, 3650).default(90), { env: 'AUDIT_RETENTION_DAYS', example: '90', description: 'How long audit records stay in the store (they are also written to the log stream).' }),

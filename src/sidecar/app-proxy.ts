@@ -7,7 +7,7 @@ import { safeReturnPath } from '../auth/redirect.js'
 import { BadGatewayError, BadRequestError, GatewayTimeoutError, notFoundHandler, UnauthenticatedError } from '../errors.js'
 import { appRequestHeaders, appResponseHeaders } from './app-headers.js'
 import { isGatewayPath, isPublicPath, pathOf } from './app-paths.js'
-import { isUpgrade, proxyUpgrade, routeUpgrades } from './app-websocket.js'
+import { assertWebSocketHandshake, isUpgrade, proxyUpgrade, routeUpgrades } from './app-websocket.js'
 
 /** How long to wait for a TCP (+ TLS) connection to the app. */
 export const DEFAULT_APP_CONNECT_TIMEOUT = 5_000
@@ -77,6 +77,8 @@ export default async function appProxyPlugin (app: FastifyInstance): Promise<voi
   app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
 
   function failure (request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
+    // Already the gateway's own verdict (a 101 to a protocol other than WebSocket).
+    if (error instanceof BadGatewayError) throw error
     const timedOut = TIMEOUT_CODES.has((error as { code?: string }).code ?? '')
     const failed = timedOut
       ? new GatewayTimeoutError(`The app did not answer in time (request id ${request.id}).`, { cause: error })
@@ -121,6 +123,7 @@ export default async function appProxyPlugin (app: FastifyInstance): Promise<voi
     if (!rawUrl.startsWith('/')) throw new BadRequestError('Request path refused: only origin-form request targets (starting with /) are accepted.')
     const rawPath = pathOf(rawUrl)
     if (isGatewayPath(rawPath)) return notFoundHandler(request, reply)
+    if (isUpgrade(request)) assertWebSocketHandshake(request)
     const identity = await sessionIdentity(app, request)
     if (identity === null && !isPublicPath(rawPath, publicPaths)) return await signInFirst(request, reply, rawUrl)
     const headers = appRequestHeaders(request.headers, {

@@ -3,6 +3,7 @@ import { request as httpsRequest } from 'node:https'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { BadGatewayError, BadRequestError } from '../errors.js'
 import { appResponseHeaders } from './app-headers.js'
 
 /** The client's side of an upgrade while Fastify routes its request. */
@@ -21,6 +22,27 @@ const pending = new WeakMap<IncomingMessage, PendingUpgrade>()
 /** The upgrade a request asks for, when it came in as one (a WebSocket handshake). */
 export function isUpgrade (request: FastifyRequest): boolean {
   return pending.has(request.raw)
+}
+
+/** True when an `Upgrade` header names exactly the WebSocket protocol (any case). */
+export function isWebSocketUpgrade (value: string | string[] | undefined): boolean {
+  return typeof value === 'string' && value.trim().toLowerCase() === 'websocket'
+}
+
+/**
+ * Refuses any upgrade but a WebSocket handshake: a GET asking for `websocket` alone, with no
+ * body. Another protocol (h2c, TLS) would open a tunnel past the gateway's per-request checks,
+ * and a body on a handshake is what lets one request hide inside another on the way to the app.
+ */
+export function assertWebSocketHandshake (request: FastifyRequest): void {
+  const { headers } = request.raw
+  if (request.method !== 'GET' || !isWebSocketUpgrade(headers.upgrade)) {
+    throw new BadRequestError('Only WebSocket upgrades (GET with Upgrade: websocket) are forwarded to the app.')
+  }
+  const length = headers['content-length']
+  if (headers['transfer-encoding'] !== undefined || (length !== undefined && length.trim() !== '0')) {
+    throw new BadRequestError('A WebSocket handshake carries no body.')
+  }
 }
 
 /**
@@ -50,6 +72,11 @@ export function routeUpgrades (app: FastifyInstance): void {
   })
 }
 
+/**
+ * Sends a handshake on a connection of its own (never a pooled one: a connection an app
+ * answered without switching protocols may still be waiting for something, and must not carry
+ * the next request), closed as soon as a non-101 answer has been read.
+ */
 function sendHandshake (target: URL, path: string, headers: Record<string, string | string[]>, timeoutMs: number): Promise<Handshake> {
   const options: RequestOptions = {
     host: target.hostname.replace(/^\[(.*)\]$/, '$1'),
@@ -57,6 +84,7 @@ function sendHandshake (target: URL, path: string, headers: Record<string, strin
     path,
     method: 'GET',
     headers,
+    agent: false,
   }
   return new Promise((resolve, reject) => {
     const upstream = (target.protocol === 'https:' ? httpsRequest : httpRequest)(options)
@@ -64,7 +92,12 @@ function sendHandshake (target: URL, path: string, headers: Record<string, strin
       upstream.destroy(Object.assign(new Error('the app did not answer the WebSocket handshake in time'), { code: 'ETIMEDOUT' }))
     }, timeoutMs)
     upstream.once('upgrade', (response, socket, head) => { clearTimeout(timer); resolve({ kind: 'upgrade', response, socket, head }) })
-    upstream.once('response', (response) => { clearTimeout(timer); resolve({ kind: 'response', response }) })
+    upstream.once('response', (response) => {
+      clearTimeout(timer)
+      response.once('end', () => { upstream.destroy() })
+      response.once('close', () => { upstream.destroy() })
+      resolve({ kind: 'response', response })
+    })
     upstream.once('error', (error) => { clearTimeout(timer); reject(error) })
     upstream.end()
   })
@@ -99,6 +132,10 @@ export interface UpgradeTarget {
 export async function proxyUpgrade (request: FastifyRequest, reply: FastifyReply, target: UpgradeTarget): Promise<FastifyReply> {
   const client = pending.get(request.raw)!
   const handshake = await sendHandshake(target.url, target.path, target.headers, target.timeoutMs)
+  if (handshake.kind === 'upgrade' && !isWebSocketUpgrade(handshake.response.headers.upgrade)) {
+    handshake.socket.destroy()
+    throw new BadGatewayError(`The app switched to a protocol other than WebSocket (request id ${request.id}).`)
+  }
   const headers = appResponseHeaders(handshake.response.headers, target.url.origin, target.publicUrl, handshake.kind === 'upgrade')
   if (handshake.kind === 'response') {
     return await reply.code(handshake.response.statusCode ?? 502).headers(headers).send(handshake.response)

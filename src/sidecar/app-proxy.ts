@@ -4,7 +4,7 @@ import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from
 import type { Identity } from '../auth/identity.js'
 import { html, layout, sendPage } from '../auth/pages.js'
 import { safeReturnPath } from '../auth/redirect.js'
-import { BadGatewayError, BadRequestError, GatewayTimeoutError, notFoundHandler, UnauthenticatedError } from '../errors.js'
+import { BadGatewayError, BadRequestError, ForbiddenError, GatewayTimeoutError, notFoundHandler, UnauthenticatedError } from '../errors.js'
 import { appRequestHeaders, appResponseHeaders } from './app-headers.js'
 import { isGatewayPath, isPublicPath, pathOf } from './app-paths.js'
 import { assertWebSocketHandshake, isUpgrade, proxyUpgrade, routeUpgrades } from './app-websocket.js'
@@ -63,6 +63,7 @@ export default async function appProxyPlugin (app: FastifyInstance): Promise<voi
   const basePath = target.pathname === '/' ? '' : target.pathname
   // Until the app has a timeout setting of its own, it shares the Gemini upstream's.
   const timeoutMs = app.config.app.timeoutSeconds * 1000
+  const websocketOrigins = new Set([new URL(publicUrl).origin, ...app.config.app.websocketOrigins])
   const pool = new Pool(target.origin, {
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
@@ -126,6 +127,11 @@ export default async function appProxyPlugin (app: FastifyInstance): Promise<voi
     if (isUpgrade(request)) assertWebSocketHandshake(request)
     const identity = await sessionIdentity(app, request)
     if (identity === null && !isPublicPath(rawPath, publicPaths)) return await signInFirst(request, reply, rawUrl)
+    // Browsers send the cookie with a WebSocket handshake from any page and no CORS applies:
+    // only Origin tells the gateway's own pages from a sibling site's (cross-site WebSocket hijacking).
+    if (identity !== null && isUpgrade(request) && !websocketOrigins.has(request.headers.origin ?? '')) {
+      throw new ForbiddenError(`A WebSocket signed in with the session must come from a page of ${publicUrl} (or APP_WEBSOCKET_ORIGINS).`)
+    }
     const headers = appRequestHeaders(request.headers, {
       identity: identity === null ? null : { ...identity, assertion: await app.assertions.issue(identity) },
       requestId: request.id,

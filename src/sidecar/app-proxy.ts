@@ -2,12 +2,13 @@ import type { IncomingMessage } from 'node:http'
 import { Pool, type Dispatcher } from 'undici'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Identity } from '../auth/identity.js'
+import { identityStillValid } from '../connections/still-valid.js'
 import { html, layout, sendPage } from '../auth/pages.js'
 import { safeReturnPath } from '../auth/redirect.js'
 import { BadGatewayError, BadRequestError, ForbiddenError, GatewayTimeoutError, notFoundHandler, UnauthenticatedError } from '../errors.js'
 import { appRequestHeaders, appResponseHeaders } from './app-headers.js'
 import { isGatewayPath, isPublicPath, pathOf } from './app-paths.js'
-import { assertWebSocketHandshake, isUpgrade, proxyUpgrade, routeUpgrades } from './app-websocket.js'
+import { assertWebSocketHandshake, isUpgrade, proxyUpgrade, routeUpgrades, type EndTunnel } from './app-websocket.js'
 
 /** How long to wait for a TCP (+ TLS) connection to the app. */
 export const DEFAULT_APP_CONNECT_TIMEOUT = 5_000
@@ -112,6 +113,11 @@ export default async function appProxyPlugin (app: FastifyInstance): Promise<voi
     return await reply.send(response.body)
   }
 
+  /** An open WebSocket of a signed-in person ends when their sign-in does (sign-out, on any replica). */
+  function trackFor (identity: Identity) {
+    return (end: EndTunnel) => app.liveConnections.add({ personId: identity.personId, stillValid: async () => await identityStillValid(app, identity), end })
+  }
+
   async function signInFirst (request: FastifyRequest, reply: FastifyReply, rawUrl: string): Promise<FastifyReply> {
     if ((request.method === 'GET' || request.method === 'HEAD') && wantsPage(request) && !isUpgrade(request)) {
       return await reply.header('cache-control', 'no-store').redirect(`/auth/login?rd=${encodeURIComponent(rawUrl)}`, 302)
@@ -141,7 +147,7 @@ export default async function appProxyPlugin (app: FastifyInstance): Promise<voi
     })
     if (!isUpgrade(request)) return await forward(request, reply, basePath + rawUrl, headers)
     try {
-      return await proxyUpgrade(request, reply, { url: target, path: basePath + rawUrl, headers, timeoutMs, publicUrl })
+      return await proxyUpgrade(request, reply, { url: target, path: basePath + rawUrl, headers, timeoutMs, publicUrl, track: identity === null ? undefined : trackFor(identity) })
     } catch (error) {
       return failure(request, reply, error)
     }

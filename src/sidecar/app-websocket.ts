@@ -4,6 +4,7 @@ import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { BadGatewayError, BadRequestError } from '../errors.js'
+import { redactUrl } from '../ops/logger.js'
 import { appResponseHeaders } from './app-headers.js'
 
 /** The client's side of an upgrade while Fastify routes its request. */
@@ -103,16 +104,45 @@ function sendHandshake (target: URL, path: string, headers: Record<string, strin
   })
 }
 
-function splice (client: PendingUpgrade, app: Extract<Handshake, { kind: 'upgrade' }>, head: string): void {
-  const { socket } = client
-  const close = (): void => { socket.destroy(); app.socket.destroy() }
-  app.socket.on('error', close).on('close', close)
-  socket.on('close', close)
+/** Ends a relayed WebSocket, saying why (logged; the client sees the connection close). */
+export type EndTunnel = (reason: string) => void
+
+/**
+ * Splices the two sockets byte for byte until either side closes or `end` is called, then
+ * calls `closed` once with the reason and the bytes relayed each way (101 head included).
+ */
+function splice (client: PendingUpgrade, app: Extract<Handshake, { kind: 'upgrade' }>, head: string, closed: (reason: string, bytesIn: number, bytesOut: number) => void): EndTunnel {
+  const socket = client.socket as Socket
+  const readBefore = socket.bytesRead - client.head.length
+  const writtenBefore = socket.bytesWritten
+  let ended = false
+  const end: EndTunnel = (reason) => {
+    if (ended) return
+    ended = true
+    socket.destroy()
+    app.socket.destroy()
+    closed(reason, socket.bytesRead - readBefore, socket.bytesWritten - writtenBefore)
+  }
+  app.socket.on('error', () => { end('app error') }).on('close', () => { end('app closed') })
+  socket.on('close', () => { end('client closed') })
   socket.write(head)
   if (app.head.length > 0) socket.write(app.head)
   if (client.head.length > 0) app.socket.write(client.head)
   app.socket.setNoDelay(true)
   app.socket.pipe(socket).pipe(app.socket)
+  return end
+}
+
+/** The access-log fields of a WebSocket session, as a request's line has them. */
+function sessionFields (request: FastifyRequest): Record<string, unknown> {
+  return {
+    requestId: request.id,
+    method: request.method,
+    url: redactUrl(request.url),
+    route: request.routeOptions.url ?? null,
+    status: 101,
+    person: request.identity?.email ?? null,
+  }
 }
 
 /** The target of a proxied handshake. */
@@ -122,6 +152,8 @@ export interface UpgradeTarget {
   headers: Record<string, string | string[]>
   timeoutMs: number
   publicUrl: string
+  /** Called once the WebSocket is open, with a way to end it; returns what to call when it closes. */
+  track?: (end: EndTunnel) => () => void
 }
 
 /**
@@ -144,6 +176,13 @@ export async function proxyUpgrade (request: FastifyRequest, reply: FastifyReply
   const lines = [`HTTP/1.1 101 ${handshake.response.statusMessage ?? 'Switching Protocols'}`]
   for (const [name, value] of Object.entries(headers)) for (const item of [value].flat()) lines.push(`${name}: ${item}`)
   lines.push('x-request-id: ' + request.id)
-  splice(client, handshake, `${lines.join('\r\n')}\r\n\r\n`)
+  // A WebSocket never finishes a response, so the request log's line never comes: log its start and end here.
+  request.log.info(sessionFields(request), 'websocket opened')
+  let untrack = (): void => {}
+  const end = splice(client, handshake, `${lines.join('\r\n')}\r\n\r\n`, (reason, bytesIn, bytesOut) => {
+    untrack()
+    request.log.info({ ...sessionFields(request), durationMs: Math.round(reply.elapsedTime), bytesIn, bytesOut, reason }, 'websocket closed')
+  })
+  untrack = target.track?.(end) ?? untrack
   return reply
 }

@@ -1,19 +1,20 @@
 import { randomUUID } from 'node:crypto'
 import fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
-import assertionPlugin from './auth/assertion.js'
 import auditPlugin from './audit/plugin.js'
 import identityPlugin from './auth/identity.js'
 import authPlugin from './auth/plugin.js'
 import keysPlugin from './auth/keys.js'
 import { OidcProvider } from './auth/provider.js'
 import type { Config } from './config/schema.js'
+import connectionsPlugin from './connections/registry.js'
 import { errorHandler, notFoundHandler } from './errors.js'
 import healthPlugin from './ops/health.js'
 import lateHeadersPlugin from './ops/late-headers.js'
 import metricsPlugin from './ops/metrics.js'
 import requestLogPlugin from './ops/request-log.js'
-import appProxyPlugin from './proxy/app-proxy.js'
 import geminiProxyPlugin from './proxy/gemini.js'
+import appProxyPlugin from './sidecar/app-proxy.js'
+import assertionPlugin from './sidecar/assertion.js'
 import { createStore } from './store/redis.js'
 import type { Store } from './store/store.js'
 import vaultPlugin from './tokens/plugin.js'
@@ -80,6 +81,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(requestLogPlugin)
   await app.register(auditPlugin)
   await app.register(identityPlugin)
+  await app.register(connectionsPlugin)
   // The token vault registers before sign-in, which stores tokens in it.
   await app.register(vaultPlugin)
   await app.register(authPlugin)

@@ -1,6 +1,6 @@
 import { exportJWK, generateKeyPair, importJWK, SignJWT, type CryptoKey, type JWK } from 'jose'
 import t from 'tap'
-import { DEFAULT_KEY_ROTATION_MS } from '../src/auth/jwks.js'
+import { DEFAULT_KEY_ROTATION_MS } from '../src/sidecar/jwks.js'
 import { TokenCipher } from '../src/tokens/crypto.js'
 import type { EchoedRequest } from './fixtures/echo-app.js'
 import { headerValue, startSidecarStack, type SidecarStack } from './helpers/sidecar.js'

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { setsGatewayCookie, withoutGatewayCookies } from '../src/proxy/app-headers.js'
+import { setsGatewayCookie, withoutGatewayCookies } from '../src/sidecar/app-headers.js'
 import { HOSTILE_SET_COOKIES, type EchoedRequest } from './fixtures/echo-app.js'
 import { rawRequest } from './helpers/raw-http.js'
 import { startSidecarStack } from './helpers/sidecar.js'

@@ -1,5 +1,5 @@
 import t from 'tap'
-import { appRequestHeaders, isSpoofableHeader } from '../src/proxy/app-headers.js'
+import { appRequestHeaders, isSpoofableHeader } from '../src/sidecar/app-headers.js'
 import type { EchoedRequest } from './fixtures/echo-app.js'
 import { rawRequest } from './helpers/raw-http.js'
 import { headerValue, startSidecarStack } from './helpers/sidecar.js'

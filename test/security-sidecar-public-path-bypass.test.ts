@@ -1,5 +1,5 @@
 import t from 'tap'
-import { isPublicPath, normalisedPath } from '../src/proxy/app-paths.js'
+import { isPublicPath, normalisedPath } from '../src/sidecar/app-paths.js'
 import type { EchoedRequest } from './fixtures/echo-app.js'
 import { rawRequest } from './helpers/raw-http.js'
 import { NAVIGATION, startSidecarStack } from './helpers/sidecar.js'

@@ -22,7 +22,7 @@ t.test('an unreachable app gets a clear 502: a page for browsers, JSON for other
   t.notMatch(body.error.message, /ECONNREFUSED|127\.0\.0\.1/)
 
   const handshake = await new Promise<number>((resolve, reject) => {
-    const socket = new WebSocket(`${stack.url.replace(/^http/, 'ws')}/live`, { headers: { cookie: browser.cookieHeader() } })
+    const socket = new WebSocket(`${stack.url.replace(/^http/, 'ws')}/live`, { headers: { cookie: browser.cookieHeader() }, origin: stack.url })
     socket.once('unexpected-response', (_request, response) => { resolve(response.statusCode ?? 0); response.resume() })
     socket.once('open', () => { socket.terminate(); reject(new Error('opened with no app')) })
   })

@@ -8,7 +8,8 @@ import { headerValue, startSidecarStack } from './helpers/sidecar.js'
 
 /** Opens a WebSocket and resolves with it and its first message, or with the HTTP status that refused it. */
 async function openSocket (url: string, headers: Record<string, string> = {}): Promise<{ socket: WebSocket, hello: { request: EchoedRequest } } | { status: number, body: string }> {
-  const socket = new WebSocket(url, { headers })
+  // As a page of the gateway's own origin would: cookie-authenticated handshakes need it.
+  const socket = new WebSocket(url, { headers, origin: new URL(url.replace(/^ws/, 'http')).origin })
   return await new Promise((resolve, reject) => {
     socket.once('message', (data) => resolve({ socket, hello: JSON.parse(String(data)) }))
     socket.once('unexpected-response', (_request, response) => {

@@ -61,6 +61,12 @@ function stringList () {
   return z.preprocess(splitList, z.array(z.string({ error: 'must be a list of strings' }).trim().min(1), { error: 'must be a comma-separated list' }))
 }
 
+/** A list of exact web origins (`scheme://host[:port]`, no path), as browsers send in `Origin`. */
+function originList () {
+  return z.preprocess(splitList, z.array(z.string().trim().refine((value) => URL.canParse(value) && new URL(value).origin === value,
+    'each entry must be an origin: scheme://host[:port], no path or trailing slash'), { error: 'must be a comma-separated list of origins' }))
+}
+
 function hostPortList () {
   return z.preprocess(splitList, z.array(z.string().regex(/^[^\s:]+:\d{1,5}$/, 'each entry must be host:port')).min(1, 'must list at least one host:port'))
 }
@@ -179,6 +185,7 @@ export const configSchema = z.strictObject({
     upstreamUrl: setting(httpsUrl().optional(), { env: 'APP_UPSTREAM_URL', example: 'http://127.0.0.1:3000', description: 'The internal app the gateway fronts (sidecar mode); unset means no app.' }),
     timeoutSeconds: setting(integer(1, 86400).default(300), { env: 'APP_TIMEOUT_SECONDS', example: '300', description: 'Longest wait for the app\'s response headers or between its body chunks.' }),
     publicPaths: setting(stringList().default([]), { env: 'APP_PUBLIC_PATHS', example: '/public/,/favicon.ico', description: 'Path prefixes of the app served without sign-in.' }),
+    websocketOrigins: setting(originList().default([]), { env: 'APP_WEBSOCKET_ORIGINS', example: 'https://chat.example.com', description: 'Origins besides PUBLIC_URL\'s whose pages may open WebSockets to the app with the person\'s session.' }),
   }),
 }).superRefine((value, ctx) => {
   const config = value as Partial<typeof value>

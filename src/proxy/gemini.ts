@@ -4,6 +4,7 @@ import type { Dispatcher } from 'undici'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Identity } from '../auth/identity.js'
 import { html } from '../auth/pages.js'
+import { trackStreamedAnswer } from '../connections/streams.js'
 import { UnauthenticatedError } from '../errors.js'
 import { bodyForUpstream, readRequestBody, type RequestBody } from './body.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
@@ -141,6 +142,7 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
       response.end()
       return
     }
+    trackStreamedAnswer(app, identity, head.headers['content-type'], response)
     exchange.pipe(clientSink(request, identity, target, head, response))
   }
 

@@ -4,9 +4,9 @@ import { decodeJwt, decodeProtectedHeader, jwtVerify, SignJWT, type JWTPayload }
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import { SignInAgainError, UnauthenticatedError } from '../errors.js'
 import { TokenCipher } from '../tokens/crypto.js'
-import type { Identity } from './identity.js'
+import type { Identity } from '../auth/identity.js'
 import { jwksRoute, SigningKeyRing } from './jwks.js'
-import { personIdFor, type Profile } from './person.js'
+import { personIdFor, type Profile } from '../auth/person.js'
 
 /** How long an `X-Gemgate-Assertion` is valid. */
 export const ASSERTION_TTL_SECONDS = 300

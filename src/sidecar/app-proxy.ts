@@ -2,12 +2,13 @@ import type { IncomingMessage } from 'node:http'
 import { Pool, type Dispatcher } from 'undici'
 import type { FastifyError, FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Identity } from '../auth/identity.js'
+import { identityStillValid } from '../connections/still-valid.js'
 import { html, layout, sendPage } from '../auth/pages.js'
 import { safeReturnPath } from '../auth/redirect.js'
-import { BadGatewayError, BadRequestError, GatewayTimeoutError, notFoundHandler, UnauthenticatedError } from '../errors.js'
+import { BadGatewayError, BadRequestError, ForbiddenError, GatewayTimeoutError, notFoundHandler, UnauthenticatedError } from '../errors.js'
 import { appRequestHeaders, appResponseHeaders } from './app-headers.js'
 import { isGatewayPath, isPublicPath, pathOf } from './app-paths.js'
-import { isUpgrade, proxyUpgrade, routeUpgrades } from './app-websocket.js'
+import { assertWebSocketHandshake, isUpgrade, proxyUpgrade, routeUpgrades, type EndTunnel } from './app-websocket.js'
 
 /** How long to wait for a TCP (+ TLS) connection to the app. */
 export const DEFAULT_APP_CONNECT_TIMEOUT = 5_000
@@ -63,6 +64,7 @@ export default async function appProxyPlugin (app: FastifyInstance): Promise<voi
   const basePath = target.pathname === '/' ? '' : target.pathname
   // Until the app has a timeout setting of its own, it shares the Gemini upstream's.
   const timeoutMs = app.config.app.timeoutSeconds * 1000
+  const websocketOrigins = new Set([new URL(publicUrl).origin, ...app.config.app.websocketOrigins])
   const pool = new Pool(target.origin, {
     headersTimeout: timeoutMs,
     bodyTimeout: timeoutMs,
@@ -77,6 +79,8 @@ export default async function appProxyPlugin (app: FastifyInstance): Promise<voi
   app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
 
   function failure (request: FastifyRequest, reply: FastifyReply, error: unknown): FastifyReply {
+    // Already the gateway's own verdict (a 101 to a protocol other than WebSocket).
+    if (error instanceof BadGatewayError) throw error
     const timedOut = TIMEOUT_CODES.has((error as { code?: string }).code ?? '')
     const failed = timedOut
       ? new GatewayTimeoutError(`The app did not answer in time (request id ${request.id}).`, { cause: error })
@@ -109,6 +113,11 @@ export default async function appProxyPlugin (app: FastifyInstance): Promise<voi
     return await reply.send(response.body)
   }
 
+  /** An open WebSocket of a signed-in person ends when their sign-in does (sign-out, on any replica). */
+  function trackFor (identity: Identity) {
+    return (end: EndTunnel) => app.liveConnections.add({ personId: identity.personId, stillValid: async () => await identityStillValid(app, identity), end })
+  }
+
   async function signInFirst (request: FastifyRequest, reply: FastifyReply, rawUrl: string): Promise<FastifyReply> {
     if ((request.method === 'GET' || request.method === 'HEAD') && wantsPage(request) && !isUpgrade(request)) {
       return await reply.header('cache-control', 'no-store').redirect(`/auth/login?rd=${encodeURIComponent(rawUrl)}`, 302)
@@ -121,8 +130,14 @@ export default async function appProxyPlugin (app: FastifyInstance): Promise<voi
     if (!rawUrl.startsWith('/')) throw new BadRequestError('Request path refused: only origin-form request targets (starting with /) are accepted.')
     const rawPath = pathOf(rawUrl)
     if (isGatewayPath(rawPath)) return notFoundHandler(request, reply)
+    if (isUpgrade(request)) assertWebSocketHandshake(request)
     const identity = await sessionIdentity(app, request)
     if (identity === null && !isPublicPath(rawPath, publicPaths)) return await signInFirst(request, reply, rawUrl)
+    // Browsers send the cookie with a WebSocket handshake from any page and no CORS applies:
+    // only Origin tells the gateway's own pages from a sibling site's (cross-site WebSocket hijacking).
+    if (identity !== null && isUpgrade(request) && !websocketOrigins.has(request.headers.origin ?? '')) {
+      throw new ForbiddenError(`A WebSocket signed in with the session must come from a page of ${publicUrl} (or APP_WEBSOCKET_ORIGINS).`)
+    }
     const headers = appRequestHeaders(request.headers, {
       identity: identity === null ? null : { ...identity, assertion: await app.assertions.issue(identity) },
       requestId: request.id,
@@ -132,7 +147,7 @@ export default async function appProxyPlugin (app: FastifyInstance): Promise<voi
     })
     if (!isUpgrade(request)) return await forward(request, reply, basePath + rawUrl, headers)
     try {
-      return await proxyUpgrade(request, reply, { url: target, path: basePath + rawUrl, headers, timeoutMs, publicUrl })
+      return await proxyUpgrade(request, reply, { url: target, path: basePath + rawUrl, headers, timeoutMs, publicUrl, track: identity === null ? undefined : trackFor(identity) })
     } catch (error) {
       return failure(request, reply, error)
     }

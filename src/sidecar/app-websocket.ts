@@ -3,6 +3,8 @@ import { request as httpsRequest } from 'node:https'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import { BadGatewayError, BadRequestError } from '../errors.js'
+import { redactUrl } from '../ops/logger.js'
 import { appResponseHeaders } from './app-headers.js'
 
 /** The client's side of an upgrade while Fastify routes its request. */
@@ -21,6 +23,27 @@ const pending = new WeakMap<IncomingMessage, PendingUpgrade>()
 /** The upgrade a request asks for, when it came in as one (a WebSocket handshake). */
 export function isUpgrade (request: FastifyRequest): boolean {
   return pending.has(request.raw)
+}
+
+/** True when an `Upgrade` header names exactly the WebSocket protocol (any case). */
+export function isWebSocketUpgrade (value: string | string[] | undefined): boolean {
+  return typeof value === 'string' && value.trim().toLowerCase() === 'websocket'
+}
+
+/**
+ * Refuses any upgrade but a WebSocket handshake: a GET asking for `websocket` alone, with no
+ * body. Another protocol (h2c, TLS) would open a tunnel past the gateway's per-request checks,
+ * and a body on a handshake is what lets one request hide inside another on the way to the app.
+ */
+export function assertWebSocketHandshake (request: FastifyRequest): void {
+  const { headers } = request.raw
+  if (request.method !== 'GET' || !isWebSocketUpgrade(headers.upgrade)) {
+    throw new BadRequestError('Only WebSocket upgrades (GET with Upgrade: websocket) are forwarded to the app.')
+  }
+  const length = headers['content-length']
+  if (headers['transfer-encoding'] !== undefined || (length !== undefined && length.trim() !== '0')) {
+    throw new BadRequestError('A WebSocket handshake carries no body.')
+  }
 }
 
 /**
@@ -50,6 +73,11 @@ export function routeUpgrades (app: FastifyInstance): void {
   })
 }
 
+/**
+ * Sends a handshake on a connection of its own (never a pooled one: a connection an app
+ * answered without switching protocols may still be waiting for something, and must not carry
+ * the next request), closed as soon as a non-101 answer has been read.
+ */
 function sendHandshake (target: URL, path: string, headers: Record<string, string | string[]>, timeoutMs: number): Promise<Handshake> {
   const options: RequestOptions = {
     host: target.hostname.replace(/^\[(.*)\]$/, '$1'),
@@ -57,6 +85,7 @@ function sendHandshake (target: URL, path: string, headers: Record<string, strin
     path,
     method: 'GET',
     headers,
+    agent: false,
   }
   return new Promise((resolve, reject) => {
     const upstream = (target.protocol === 'https:' ? httpsRequest : httpRequest)(options)
@@ -64,22 +93,56 @@ function sendHandshake (target: URL, path: string, headers: Record<string, strin
       upstream.destroy(Object.assign(new Error('the app did not answer the WebSocket handshake in time'), { code: 'ETIMEDOUT' }))
     }, timeoutMs)
     upstream.once('upgrade', (response, socket, head) => { clearTimeout(timer); resolve({ kind: 'upgrade', response, socket, head }) })
-    upstream.once('response', (response) => { clearTimeout(timer); resolve({ kind: 'response', response }) })
+    upstream.once('response', (response) => {
+      clearTimeout(timer)
+      response.once('end', () => { upstream.destroy() })
+      response.once('close', () => { upstream.destroy() })
+      resolve({ kind: 'response', response })
+    })
     upstream.once('error', (error) => { clearTimeout(timer); reject(error) })
     upstream.end()
   })
 }
 
-function splice (client: PendingUpgrade, app: Extract<Handshake, { kind: 'upgrade' }>, head: string): void {
-  const { socket } = client
-  const close = (): void => { socket.destroy(); app.socket.destroy() }
-  app.socket.on('error', close).on('close', close)
-  socket.on('close', close)
+/** Ends a relayed WebSocket, saying why (logged; the client sees the connection close). */
+export type EndTunnel = (reason: string) => void
+
+/**
+ * Splices the two sockets byte for byte until either side closes or `end` is called, then
+ * calls `closed` once with the reason and the bytes relayed each way (101 head included).
+ */
+function splice (client: PendingUpgrade, app: Extract<Handshake, { kind: 'upgrade' }>, head: string, closed: (reason: string, bytesIn: number, bytesOut: number) => void): EndTunnel {
+  const socket = client.socket as Socket
+  const readBefore = socket.bytesRead - client.head.length
+  const writtenBefore = socket.bytesWritten
+  let ended = false
+  const end: EndTunnel = (reason) => {
+    if (ended) return
+    ended = true
+    socket.destroy()
+    app.socket.destroy()
+    closed(reason, socket.bytesRead - readBefore, socket.bytesWritten - writtenBefore)
+  }
+  app.socket.on('error', () => { end('app error') }).on('close', () => { end('app closed') })
+  socket.on('close', () => { end('client closed') })
   socket.write(head)
   if (app.head.length > 0) socket.write(app.head)
   if (client.head.length > 0) app.socket.write(client.head)
   app.socket.setNoDelay(true)
   app.socket.pipe(socket).pipe(app.socket)
+  return end
+}
+
+/** The access-log fields of a WebSocket session, as a request's line has them. */
+function sessionFields (request: FastifyRequest): Record<string, unknown> {
+  return {
+    requestId: request.id,
+    method: request.method,
+    url: redactUrl(request.url),
+    route: request.routeOptions.url ?? null,
+    status: 101,
+    person: request.identity?.email ?? null,
+  }
 }
 
 /** The target of a proxied handshake. */
@@ -89,6 +152,8 @@ export interface UpgradeTarget {
   headers: Record<string, string | string[]>
   timeoutMs: number
   publicUrl: string
+  /** Called once the WebSocket is open, with a way to end it; returns what to call when it closes. */
+  track?: (end: EndTunnel) => () => void
 }
 
 /**
@@ -99,6 +164,10 @@ export interface UpgradeTarget {
 export async function proxyUpgrade (request: FastifyRequest, reply: FastifyReply, target: UpgradeTarget): Promise<FastifyReply> {
   const client = pending.get(request.raw)!
   const handshake = await sendHandshake(target.url, target.path, target.headers, target.timeoutMs)
+  if (handshake.kind === 'upgrade' && !isWebSocketUpgrade(handshake.response.headers.upgrade)) {
+    handshake.socket.destroy()
+    throw new BadGatewayError(`The app switched to a protocol other than WebSocket (request id ${request.id}).`)
+  }
   const headers = appResponseHeaders(handshake.response.headers, target.url.origin, target.publicUrl, handshake.kind === 'upgrade')
   if (handshake.kind === 'response') {
     return await reply.code(handshake.response.statusCode ?? 502).headers(headers).send(handshake.response)
@@ -107,6 +176,13 @@ export async function proxyUpgrade (request: FastifyRequest, reply: FastifyReply
   const lines = [`HTTP/1.1 101 ${handshake.response.statusMessage ?? 'Switching Protocols'}`]
   for (const [name, value] of Object.entries(headers)) for (const item of [value].flat()) lines.push(`${name}: ${item}`)
   lines.push('x-request-id: ' + request.id)
-  splice(client, handshake, `${lines.join('\r\n')}\r\n\r\n`)
+  // A WebSocket never finishes a response, so the request log's line never comes: log its start and end here.
+  request.log.info(sessionFields(request), 'websocket opened')
+  let untrack = (): void => {}
+  const end = splice(client, handshake, `${lines.join('\r\n')}\r\n\r\n`, (reason, bytesIn, bytesOut) => {
+    untrack()
+    request.log.info({ ...sessionFields(request), durationMs: Math.round(reply.elapsedTime), bytesIn, bytesOut, reason }, 'websocket closed')
+  })
+  untrack = target.track?.(end) ?? untrack
   return reply
 }

@@ -37,7 +37,7 @@ export interface AppRequestContext {
   requestId: string
   clientIp: string
   publicUrl: string
-  /** A WebSocket handshake: keep `Upgrade` and say `Connection: Upgrade`. */
+  /** A WebSocket handshake: `Upgrade: websocket`, `Connection: Upgrade`, no body framing. */
   upgrade?: boolean
 }
 
@@ -119,9 +119,11 @@ export function appRequestHeaders (incoming: IncomingHttpHeaders, context: AppRe
     headers['x-forwarded-name'] = headerText(context.identity.name)
     headers['x-gemgate-assertion'] = context.identity.assertion
   }
-  if (context.upgrade === true && typeof incoming.upgrade === 'string') {
+  if (context.upgrade === true) {
+    // A handshake has no body: no framing header may reach the app on it.
+    delete headers['content-length']
     headers.connection = 'Upgrade'
-    headers.upgrade = incoming.upgrade
+    headers.upgrade = 'websocket'
   }
   return headers
 }

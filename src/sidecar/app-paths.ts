@@ -1,4 +1,4 @@
-import { API_PREFIXES } from './target.js'
+import { API_PREFIXES } from '../proxy/target.js'
 
 /** Exact paths the gateway serves itself; never the app's, whatever the method. */
 const GATEWAY_PATHS = new Set(['/healthz', '/readyz', '/metrics', '/.well-known/jwks.json', '/auth', ...API_PREFIXES.map((prefix) => prefix.slice(0, -1))])

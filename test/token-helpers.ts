@@ -6,7 +6,7 @@ import { OidcProvider } from '../src/auth/provider.js'
 import { MemoryStore } from '../src/store/memory.js'
 import { RedisStore, createRedisClient } from '../src/store/redis.js'
 import type { Store } from '../src/store/store.js'
-import { openidRefreshGrant, type RefreshGrant } from '../src/tokens/grant.js'
+import { openidRefreshGrant, openidRevokeGrant, type RefreshGrant, type RevokeGrant } from '../src/tokens/grant.js'
 import { StoreTokenVault, type VaultOptions } from '../src/tokens/store-vault.js'
 import type { OidcProviderFixture } from './fixtures/oidc.js'
 
@@ -68,16 +68,18 @@ export function memoryStore (t: Test): Store {
   return store
 }
 
-/** The gateway's provider client and refresh grant against the fixture provider. */
-export function providerGrant (provider: OidcProviderFixture): RefreshGrant {
-  const client = new OidcProvider({
-    issuer: provider.issuer,
-    clientId: provider.clientId,
-    clientSecret: provider.clientSecret,
-    scopes: SCOPE,
-    authParams: '',
-  }, pino({ level: 'silent' }))
-  return openidRefreshGrant(client)
+function providerClient (provider: OidcProviderFixture, clientSecret: string): OidcProvider {
+  return new OidcProvider({ issuer: provider.issuer, clientId: provider.clientId, clientSecret, scopes: SCOPE, authParams: '' }, pino({ level: 'silent' }))
+}
+
+/** The gateway's provider client and refresh grant against the fixture provider (with another client secret: a broken deploy). */
+export function providerGrant (provider: OidcProviderFixture, clientSecret = provider.clientSecret): RefreshGrant {
+  return openidRefreshGrant(providerClient(provider, clientSecret))
+}
+
+/** The gateway's token revocation against the fixture provider. */
+export function providerRevoke (provider: OidcProviderFixture): RevokeGrant {
+  return openidRevokeGrant(providerClient(provider, provider.clientSecret))
 }
 
 /** Options a test vault gets unless the test says otherwise: small timings. */

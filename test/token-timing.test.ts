@@ -8,7 +8,8 @@ import { encryptionKey, makeVault, providerGrant, redisStore, refreshSummary, si
 async function timed<T> (promise: Promise<T>): Promise<{ ms: number, value?: T, code?: string }> {
   const started = Date.now()
   try {
-    return { ms: Date.now() - started, value: await promise }
+    const value = await promise
+    return { ms: Date.now() - started, value }
   } catch (error) {
     return { ms: Date.now() - started, code: (error as { code?: string }).code ?? String(error) }
   }

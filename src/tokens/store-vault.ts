@@ -160,7 +160,8 @@ export class StoreTokenVault implements TokenVault {
   async #refreshOnDemand (personId: string, staleAccessToken: string): Promise<string> {
     const outcome = await this.#refresher.refreshNow(personId, staleAccessToken)
     if (outcome.status === 'signed-out') throw new SignInAgainError(this.options.publicUrl)
-    if (outcome.status === 'fresh' || outcome.record.expiresAt - Date.now() > this.#expirySkewMs) return outcome.record.accessToken
+    // Fresh or not (a failed refresh leaves the old token), a token is served only while it is valid.
+    if (outcome.record.expiresAt - Date.now() > this.#expirySkewMs) return outcome.record.accessToken
     throw new ServiceUnavailableError(UNAVAILABLE_MESSAGE)
   }
 

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { personIdFor } from '../src/auth/person.js'
 import { createRedisClient } from '../src/store/redis.js'
 import type { RefreshGrant } from '../src/tokens/grant.js'
@@ -55,7 +55,8 @@ t.test('Redis refuses the write exactly when a rotated refresh is saved: the new
   t.equal((await provider.introspect(record!.refreshToken!)).active, true, 'the stored refresh token is the live one')
 })
 
-t.test('a sign-in that lands between the refresh\'s read and its write is kept (compare-and-set)', async (t) => {
+/** Two replicas on one Redis: one refreshes through a hooked connection, the other (a sign-in or sign-out) lands inside it. */
+async function refreshRace (t: Test, sub: string) {
   const redis = await startRedis(t)
   const provider = await startProvider(t, { accessTokenTtlSeconds: 60, rotateRefreshTokens: true })
   const keys = [encryptionKey()]
@@ -63,40 +64,37 @@ t.test('a sign-in that lands between the refresh\'s read and its write is kept (
   const hooked = new HookedStore(createRedisClient({ url: redis.url }))
   t.teardown(async () => { await hooked.close() })
   const refreshing = makeVault(t, hooked, { keys, grant })
-  const signingIn = makeVault(t, redisStore(t, redis.url), { keys, grant })
-  const person = await signIn(provider, refreshing, 'signs-in-mid-refresh')
+  const other = makeVault(t, redisStore(t, redis.url), { keys, grant })
+  const person = await signIn(provider, refreshing, sub)
+  return { provider, hooked, refreshing, other, person }
+}
+
+t.test('a sign-in that lands between the refresh\'s read and its write is kept (compare-and-set)', async (t) => {
+  const { provider, hooked, refreshing, other, person } = await refreshRace(t, 'signs-in-mid-refresh')
   let newSignIn = ''
   hooked.once('write', isRecordKey, async () => {
     const tokens = await provider.issueTokens({ user: person.sub, scope: SCOPE })
     newSignIn = tokens.access_token
-    await signingIn.save(person.personId, person.sub, { accessToken: tokens.access_token, refreshToken: tokens.refresh_token, expiresAt: Date.now() + 60_000 })
+    await other.save(person.personId, person.sub, { accessToken: tokens.access_token, refreshToken: tokens.refresh_token, expiresAt: Date.now() + 60_000 })
   })
 
   const served = await refreshing.accessToken(person.personId, { force: true })
   t.not(newSignIn, '', 'the sign-in landed inside the refresh')
-  t.equal((await signingIn.load(person.personId))?.accessToken, newSignIn, 'the stored tokens are the new sign-in\'s')
+  t.equal((await other.load(person.personId))?.accessToken, newSignIn, 'the stored tokens are the new sign-in\'s')
   t.equal(served, newSignIn, 'and the request got them')
 })
 
 t.test('a sign-out that lands between the refresh\'s read and its write stays signed out', async (t) => {
-  const redis = await startRedis(t)
-  const provider = await startProvider(t, { accessTokenTtlSeconds: 60 })
-  const keys = [encryptionKey()]
-  const grant = providerGrant(provider)
-  const hooked = new HookedStore(createRedisClient({ url: redis.url }))
-  t.teardown(async () => { await hooked.close() })
-  const refreshing = makeVault(t, hooked, { keys, grant })
-  const signingOut = makeVault(t, redisStore(t, redis.url), { keys, grant })
-  const person = await signIn(provider, refreshing, 'signs-out-mid-refresh')
+  const { hooked, refreshing, other, person } = await refreshRace(t, 'signs-out-mid-refresh')
   let signedOut = false
   hooked.once('write', isRecordKey, async () => {
-    await signingOut.delete(person.personId)
+    await other.delete(person.personId)
     signedOut = true
   })
 
   await t.rejects(refreshing.accessToken(person.personId, { force: true }), { code: 'GEMGATE_SIGN_IN_AGAIN' }, 'the request learns of the sign-out')
   t.ok(signedOut, 'the sign-out landed inside the refresh')
-  t.equal(await signingOut.load(person.personId), null, 'the refresh did not bring the record back')
+  t.equal(await other.load(person.personId), null, 'the refresh did not bring the record back')
 })
 
 t.test('a sign-in between the invalid_grant delete and its broadcast keeps its new session', async (t) => {

@@ -261,7 +261,8 @@ export class Refresher {
   #runClaimed (personId: string, owner: string): void {
     const task = this.#underLock(personId, owner, async () => await this.#refreshLocked(personId, (record) => this.isDue(record), 'background'))
       .then(() => {}, (error: unknown) => {
-        this.options.log?.warn({ person: personId, reason: String(error) }, 'background token refresh failed')
+        // Provider failures are handled inside; what escapes is the store's.
+        this.options.log?.warn({ person: personId, reason: String(error), cause: 'store' }, 'background token refresh failed')
       })
       .finally(() => {
         this.#active.delete(personId)

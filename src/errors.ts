@@ -47,7 +47,10 @@ export const GatewayTimeoutError = createError('GEMGATE_GATEWAY_TIMEOUT', '%s', 
 /** Answers every error in Google's shape; a 5xx never carries its internals, only the request id. */
 export function errorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const status = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500
-  if (status >= 500) request.log.error({ err: error }, 'request failed')
+  // 503 UNAVAILABLE is a dependency that does not answer or a replica draining: whatever failed
+  // logs its own cause once; per request it is a warning, not an error of the gateway.
+  if (error instanceof ServiceUnavailableError) request.log.warn({ err: error }, 'request failed')
+  else if (status >= 500) request.log.error({ err: error }, 'request failed')
   // A 4xx is the client's doing: the request line (ops/request-log) carries its code, so one line per request.
   else request.log.debug({ code: error.code, status }, error.message)
   const message = status >= 500 && error.code?.startsWith('GEMGATE_') !== true

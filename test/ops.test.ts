@@ -166,6 +166,9 @@ t.test('a request that reaches a closing replica gets 503 in Google\'s error sha
   t.match(received, /\r\nconnection: close\r\n/i)
   const body = JSON.parse(received.slice(received.indexOf('\r\n\r\n') + 4)) as unknown
   t.match(body, { error: { code: 503, status: 'UNAVAILABLE', message: /shutting down/ } })
+  const drained = gateway.logs().filter((line) => line.msg === 'request failed' || (line.err as { code?: string } | undefined)?.code === 'GEMGATE_UNAVAILABLE')
+  t.ok(drained.length > 0, 'the 503 is logged')
+  t.ok(drained.every((line) => (line.level as number) < 50), 'at warn, not error: a drain is not a failure of the gateway')
 })
 
 t.test('/metrics, request ids, 404s and the request log', async (t) => {

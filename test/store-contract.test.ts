@@ -128,6 +128,36 @@ function storeContract (t: Test, factory: StoreFactory): void {
     t.equal(await store.get(handover), 'new-owner', 'the new owner still holds the lock')
   })
 
+  t.test('setIfEquals is a compare-and-set: it writes only over the value it was given', async (t) => {
+    const store = await factory(t)
+    const record = key('record')
+    t.equal(await store.setIfEquals(record, 'v1', 'v2'), false, 'nothing to compare with: no write')
+    t.equal(await store.get(record), null, 'and nothing created')
+    await store.set(record, 'v1')
+    t.equal(await store.setIfEquals(record, 'other', 'v2'), false, 'a changed value is not overwritten')
+    t.equal(await store.get(record), 'v1')
+    t.equal(await store.setIfEquals(record, 'v1', 'v2'), true, 'the value read is replaced')
+    t.equal(await store.get(record), 'v2')
+    t.equal(await store.setIfEquals(record, 'v1', 'v3'), false, 'a second writer that read v1 loses')
+    t.equal(await store.get(record), 'v2')
+
+    const leased = key('leased')
+    await store.set(leased, 'a')
+    t.equal(await store.setIfEquals(leased, 'a', 'b', 50), true, 'with a time to live')
+    await eventually(t, 'the value with a TTL expires', async () => await store.get(leased) === null)
+  })
+
+  t.test('expireIfEquals renews only the owner\'s lock', async (t) => {
+    const store = await factory(t)
+    const lock = key('heartbeat')
+    await store.setIfAbsent(lock, 'owner-a', 200)
+    t.equal(await store.expireIfEquals(lock, 'owner-b', 60_000), false, 'someone else cannot renew it')
+    t.equal(await store.expireIfEquals(lock, 'owner-a', 60_000), true, 'the owner can')
+    await new Promise((resolve) => setTimeout(resolve, 300))
+    t.equal(await store.get(lock), 'owner-a', 'renewed past its first TTL')
+    t.equal(await store.expireIfEquals(key('gone'), 'owner-a', 60_000), false, 'false when the key is gone')
+  })
+
   t.test('delete removes every kind of key', async (t) => {
     const store = await factory(t)
     const [text, set, schedule, hash] = [key('text'), key('set'), key('schedule'), key('hash')]

@@ -6,7 +6,7 @@ import { OidcProvider } from '../src/auth/provider.js'
 import { MemoryStore } from '../src/store/memory.js'
 import { RedisStore, createRedisClient } from '../src/store/redis.js'
 import type { Store } from '../src/store/store.js'
-import { openidRefreshGrant, type RefreshGrant } from '../src/tokens/grant.js'
+import { openidRefreshGrant, openidRevokeGrant, type RefreshGrant, type RevokeGrant } from '../src/tokens/grant.js'
 import { StoreTokenVault, type VaultOptions } from '../src/tokens/store-vault.js'
 import type { OidcProviderFixture } from './fixtures/oidc.js'
 
@@ -24,22 +24,62 @@ export function redisStore (t: Test, url: string): RedisStore {
   return store
 }
 
+/** Where {@link HookedStore} can stop a command: a write of a key (set or compare-and-set), or a publish on a channel. */
+export type HookPoint = 'write' | 'publish'
+
+/**
+ * A RedisStore (real server, real connection) that runs a hook just before a chosen command,
+ * once: another replica's sign-in or sign-out landing at that exact point of a refresh.
+ */
+export class HookedStore extends RedisStore {
+  readonly #hooks: Array<{ point: HookPoint, matches: (name: string) => boolean, run: () => Promise<void> }> = []
+
+  /** Runs `run` before the next `point` command whose key or channel `matches`. */
+  once (point: HookPoint, matches: (name: string) => boolean, run: () => Promise<void>): void {
+    this.#hooks.push({ point, matches, run })
+  }
+
+  async #fire (point: HookPoint, name: string): Promise<void> {
+    const index = this.#hooks.findIndex((hook) => hook.point === point && hook.matches(name))
+    if (index === -1) return
+    const [hook] = this.#hooks.splice(index, 1)
+    await hook!.run()
+  }
+
+  override async set (key: string, value: string, ttlMs?: number): Promise<void> {
+    await this.#fire('write', key)
+    await super.set(key, value, ttlMs)
+  }
+
+  override async setIfEquals (key: string, expected: string, value: string, ttlMs?: number): Promise<boolean> {
+    await this.#fire('write', key)
+    return await super.setIfEquals(key, expected, value, ttlMs)
+  }
+
+  override async publish (channel: string, message: string): Promise<void> {
+    await this.#fire('publish', channel)
+    await super.publish(channel, message)
+  }
+}
+
 export function memoryStore (t: Test): Store {
   const store = new MemoryStore()
   t.teardown(async () => { await store.close() })
   return store
 }
 
-/** The gateway's provider client and refresh grant against the fixture provider. */
-export function providerGrant (provider: OidcProviderFixture): RefreshGrant {
-  const client = new OidcProvider({
-    issuer: provider.issuer,
-    clientId: provider.clientId,
-    clientSecret: provider.clientSecret,
-    scopes: SCOPE,
-    authParams: '',
-  }, pino({ level: 'silent' }))
-  return openidRefreshGrant(client)
+function providerClient (provider: OidcProviderFixture, clientSecret: string): OidcProvider {
+  return new OidcProvider({ issuer: provider.issuer, clientId: provider.clientId, clientSecret, scopes: SCOPE, authParams: '' }, pino({ level: 'silent' }))
+}
+
+/** The gateway's provider client and refresh grant against the fixture provider (with another client secret: a broken deploy). */
+export function providerGrant (provider: OidcProviderFixture, clientSecret = provider.clientSecret): RefreshGrant {
+  return openidRefreshGrant(providerClient(provider, clientSecret))
+}
+
+/** The gateway's token revocation against the fixture provider. */
+export function providerRevoke (provider: OidcProviderFixture): RevokeGrant {
+  return openidRevokeGrant(providerClient(provider, provider.clientSecret))
 }
 
 /** Options a test vault gets unless the test says otherwise: small timings. */

@@ -59,7 +59,7 @@ t.test('the plugin decorates app.vault, refreshes in the background and exports 
   const app = fastify()
   t.teardown(async () => { await app.close() })
   const store = redisStore(t, redis.url)
-  const config = { publicUrl: PUBLIC_URL, tokenEncryptionKeys: [encryptionKey()], refreshAheadSeconds: 58, refreshConcurrency: 2 } as unknown as Config
+  const config = { publicUrl: PUBLIC_URL, tokenEncryptionKeys: [encryptionKey()], refreshAheadSeconds: 58, refreshConcurrency: 2, oidc: { timeoutSeconds: 10 }, inactivePersonDays: 30 } as unknown as Config
   app.decorate('config', config)
   app.decorate('store', store)
   app.decorate('provider', new OidcProvider({ issuer: provider.issuer, clientId: provider.clientId, clientSecret: provider.clientSecret, scopes: SCOPE, authParams: '' }, app.log))
@@ -77,6 +77,8 @@ t.test('the plugin decorates app.vault, refreshes in the background and exports 
   const metrics = (await app.inject('/metrics')).body
   t.match(metrics, /gemgate_token_refreshes_total\{result="ok"\} 1/)
   t.match(metrics, /gemgate_token_refreshes_total\{result="invalid_grant"\} 0/)
+  t.match(metrics, /gemgate_token_refreshes_total\{result="invalid_client"\} 0/)
+  t.match(metrics, /gemgate_token_refreshes_unsaved 0/)
   t.match(metrics, /gemgate_token_refresh_duration_seconds_count 1/)
   t.match(metrics, /gemgate_tokens_held 1/)
   const soonest = Number(/gemgate_token_soonest_expiry_seconds ([\d.e+-]+)/.exec(metrics)?.[1])

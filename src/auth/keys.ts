@@ -143,6 +143,8 @@ export default fp(async function keysPlugin (app) {
     return (cacheKey === null ? undefined : app.identityCache.get(cacheKey)) ?? resolveKey(secret, cacheKey)
   })
   app.signOutHooks.push(async (personId) => { await keys.revokeAll(personId) })
+  // An unexpired key keeps its person's tokens worth refreshing (INACTIVE_PERSON_DAYS).
+  app.vault.addAccessCheck(async (personId) => (await keys.list(personId)).length > 0)
   app.statusSections.push(async (identity) => keysSection(await keys.list(identity.personId)))
   await app.register(keyRoutes)
 }, { name: 'gemgate-keys', dependencies: ['gemgate-identity', 'gemgate-sessions', 'gemgate-logout', 'gemgate-status'] })

@@ -18,9 +18,12 @@ async function signOut (app: FastifyInstance, request: FastifyRequest, personId:
   audit(request, { event: 'sign-out', outcome: 'success', actor: personId, subject: personId })
 }
 
-/** Deletes what points at a person: sessions here, keys through the hooks. */
-async function endEverythingFor (app: FastifyInstance, personId: string): Promise<void> {
-  await app.sessions.deleteAllFor(personId)
+/**
+ * Deletes what points at a person: sessions here, keys through the hooks. With `startedBefore`
+ * (a lost refresh token) sessions of a sign-in after that time stay.
+ */
+async function endEverythingFor (app: FastifyInstance, personId: string, startedBefore?: number): Promise<void> {
+  await app.sessions.deleteAllFor(personId, startedBefore)
   await Promise.all(app.signOutHooks.map(async (hook) => { await hook(personId) }))
 }
 
@@ -54,8 +57,8 @@ export default fp(async function logoutPlugin (app) {
   // The provider refused the refresh token (invalid_grant): the person must sign in again,
   // so their sessions and keys end too rather than coming back after the next sign-in.
   app.addHook('onReady', async () => {
-    await app.vault.onSignedOut((personId) => {
-      endEverythingFor(app, personId).catch((error: unknown) => app.log.warn({ person: personId, reason: String(error) }, 'ending sessions after sign-out failed'))
+    await app.vault.onSignedOut((personId, at) => {
+      endEverythingFor(app, personId, at).catch((error: unknown) => app.log.warn({ person: personId, reason: String(error) }, 'ending sessions after sign-out failed'))
     })
   })
 

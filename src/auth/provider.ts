@@ -3,8 +3,11 @@ import type { FastifyBaseLogger } from 'fastify'
 import type { Config } from '../config/schema.js'
 import { ServiceUnavailableError } from '../errors.js'
 
-/** Seconds openid-client waits for any one call to the provider. */
+/** Seconds openid-client waits for any one call to the provider (PROVIDER_TIMEOUT_SECONDS overrides it). */
 export const DEFAULT_PROVIDER_TIMEOUT = 10
+
+/** The provider settings; the timeout may be left out (tests, tools). */
+export type ProviderSettings = Omit<Config['oidc'], 'timeoutSeconds'> & { timeoutSeconds?: number }
 const RETRY_DELAYS_MS = [500, 1_000, 2_000, 5_000, 10_000, 30_000]
 
 /**
@@ -18,7 +21,7 @@ export class OidcProvider {
   #attempt = 0
   #stopped = false
 
-  constructor (private readonly settings: Config['oidc'], private readonly log: FastifyBaseLogger) {}
+  constructor (private readonly settings: ProviderSettings, private readonly log: FastifyBaseLogger) {}
 
   /** True once the discovery document is loaded. */
   get loaded (): boolean {
@@ -44,13 +47,14 @@ export class OidcProvider {
 
   async #discover (): Promise<oidc.Configuration> {
     const issuer = new URL(this.settings.issuer)
+    const timeout = this.settings.timeoutSeconds ?? DEFAULT_PROVIDER_TIMEOUT
     try {
       const configuration = await oidc.discovery(issuer, this.settings.clientId, { client_secret: this.settings.clientSecret }, oidc.ClientSecretPost(this.settings.clientSecret), {
-        timeout: DEFAULT_PROVIDER_TIMEOUT,
+        timeout,
         // Plain http passed validation only for a loopback issuer (development and tests).
         execute: issuer.protocol === 'http:' ? [oidc.allowInsecureRequests] : [],
       })
-      configuration.timeout = DEFAULT_PROVIDER_TIMEOUT
+      configuration.timeout = timeout
       this.#configuration = configuration
       this.#attempt = 0
       this.log.info({ issuer: this.settings.issuer }, 'provider metadata loaded')

@@ -50,11 +50,31 @@ export class SessionStore {
     await this.changes?.announce(personId)
   }
 
-  /** Ends every session of a person (sign-out, lost refresh token). */
-  async deleteAllFor (personId: string): Promise<void> {
+  /**
+   * Ends every session of a person (sign-out, lost refresh token); with `startedBefore`, only
+   * those started before it: a sign-in after a lost refresh token keeps its new session.
+   */
+  async deleteAllFor (personId: string, startedBefore?: number): Promise<void> {
     const sessionIds = await this.store.setMembers(personSessionsKey(personId))
-    await this.store.delete(...sessionIds.map(sessionKey), personSessionsKey(personId))
+    const ending = startedBefore === undefined ? sessionIds : await this.#startedBefore(sessionIds, startedBefore)
+    await this.store.delete(...ending.map(sessionKey), ...(ending.length === sessionIds.length ? [personSessionsKey(personId)] : []))
+    await Promise.all(ending.map(async (sessionId) => { await this.store.removeFromSet(personSessionsKey(personId), sessionId) }))
     await this.changes?.announce(personId)
+  }
+
+  async #startedBefore (sessionIds: string[], time: number): Promise<string[]> {
+    const sessions = await Promise.all(sessionIds.map(async (sessionId) => await this.store.get(sessionKey(sessionId))))
+    return sessionIds.filter((_sessionId, index) => {
+      const text = sessions[index]
+      return text === null || text === undefined || (JSON.parse(text) as Session).createdAt < time
+    })
+  }
+
+  /** Whether the person has a session that has not expired (their tokens are still of use). */
+  async hasLive (personId: string): Promise<boolean> {
+    const sessionIds = await this.store.setMembers(personSessionsKey(personId))
+    const sessions = await Promise.all(sessionIds.map(async (sessionId) => await this.store.get(sessionKey(sessionId))))
+    return sessions.some((session) => session !== null)
   }
 }
 
@@ -82,6 +102,8 @@ export default fp(async function sessionsPlugin (app) {
   app.decorate('profiles', profiles)
   app.decorate('cookieNames', names)
   app.decorateRequest('staleSessionCookie', false)
+
+  app.vault.addAccessCheck(async (personId) => await sessions.hasLive(personId))
 
   app.decorate('startSession', async (reply: FastifyReply, personId: string) => {
     const sessionId = await sessions.create(personId)

@@ -159,6 +159,7 @@ export const configSchema = z.strictObject({
     scopes: setting(z.string().trim().min(1).default('openid email profile https://www.googleapis.com/auth/generative-language.retriever'),
       { env: 'OIDC_SCOPES', example: 'openid email profile https://www.googleapis.com/auth/generative-language.retriever', description: 'Space-separated scopes to request.' }),
     authParams: setting(z.string().trim().optional(), { env: 'OIDC_AUTH_PARAMS', example: 'access_type=offline&prompt=consent', description: 'Extra authorize parameters; defaults to access_type=offline&prompt=consent for Google.' }),
+    timeoutSeconds: setting(integer(1, 300).default(10), { env: 'PROVIDER_TIMEOUT_SECONDS', example: '10', description: 'Longest wait for the provider (token endpoint, discovery); requests waiting on a refresh get 503 shortly after.' }),
   }),
   upstream: group({
     url: setting(httpsUrl().default('https://generativelanguage.googleapis.com'), { env: 'UPSTREAM_URL', example: 'https://generativelanguage.googleapis.com', description: 'Where API traffic goes.' }),
@@ -178,6 +179,7 @@ export const configSchema = z.strictObject({
   allowedEmailDomains: setting(emailDomainList().default([]), { env: 'ALLOWED_EMAIL_DOMAINS', example: 'example.com', description: 'Email domains allowed to sign in; * allows any verified email.' }),
   allowedEmails: setting(emailList().default([]), { env: 'ALLOWED_EMAILS', example: 'alice@example.com,bob@example.com', description: 'Email addresses allowed to sign in.' }),
   refreshAheadSeconds: setting(integer(0, 3600).default(300), { env: 'REFRESH_AHEAD_SECONDS', example: '300', description: 'Refresh an access token this long before it expires.' }),
+  inactivePersonDays: setting(integer(1, 3650).default(30), { env: 'INACTIVE_PERSON_DAYS', example: '30', description: 'Stop refreshing (and revoke) the tokens of people with no live session and no unexpired key for this long.' }),
   refreshConcurrency: setting(integer(1, 1000).default(8), { env: 'REFRESH_CONCURRENCY', example: '8', description: 'Most refreshes one replica runs at once.' }),
   auditRetentionDays: setting(integer(1, 3650).default(90), { env: 'AUDIT_RETENTION_DAYS', example: '90', description: 'How long audit records stay in the store (they are also written to the log stream).' }),
   sessionTtlSeconds: setting(integer(60, 31_536_000).default(604_800), { env: 'SESSION_TTL_SECONDS', example: '604800', description: 'Idle lifetime of a session.' }),

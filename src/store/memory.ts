@@ -59,6 +59,17 @@ export class MemoryStore implements Store {
     return true
   }
 
+  async setIfEquals (key: string, expected: string, value: string, ttlMs?: number): Promise<boolean> {
+    if (this.#live(key)?.value !== expected) return false
+    await this.set(key, value, ttlMs)
+    return true
+  }
+
+  async expireIfEquals (key: string, value: string, ttlMs: number): Promise<boolean> {
+    if (this.#live(key)?.value !== value) return false
+    return await this.expire(key, ttlMs)
+  }
+
   async expire (key: string, ttlMs: number): Promise<boolean> {
     const entry = this.#live(key)
     if (entry === undefined) return false

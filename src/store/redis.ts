@@ -8,6 +8,12 @@ const KEY_PREFIX = 'gemgate:'
 
 const DELETE_IF_EQUALS = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`
 
+// ARGV[3] is the TTL in ms, or empty for none.
+const SET_IF_EQUALS = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[3] == '' then redis.call('SET', KEYS[1], ARGV[2]) else redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3]) end
+return 1`
+const EXPIRE_IF_EQUALS = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('PEXPIRE', KEYS[1], ARGV[2]) else return 0 end`
+
 type Client = Redis | Cluster
 
 function hostPort (entry: string): { host: string, port: number } {
@@ -74,6 +80,15 @@ export class RedisStore implements Store {
 
   async deleteIfEquals (key: string, value: string): Promise<boolean> {
     return (await this.client.eval(DELETE_IF_EQUALS, 1, key, value)) === 1
+  }
+
+  async setIfEquals (key: string, expected: string, value: string, ttlMs?: number): Promise<boolean> {
+    const ttl = ttlMs === undefined ? '' : String(Math.max(1, Math.ceil(ttlMs)))
+    return (await this.client.eval(SET_IF_EQUALS, 1, key, expected, value, ttl)) === 1
+  }
+
+  async expireIfEquals (key: string, value: string, ttlMs: number): Promise<boolean> {
+    return (await this.client.eval(EXPIRE_IF_EQUALS, 1, key, value, Math.max(1, Math.ceil(ttlMs)))) === 1
   }
 
   async expire (key: string, ttlMs: number): Promise<boolean> {

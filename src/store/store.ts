@@ -30,6 +30,13 @@ export interface Store {
   delete (...keys: string[]): Promise<void>
   /** Deletes only while the key still holds `value` (releasing a lock its owner holds). */
   deleteIfEquals (key: string, value: string): Promise<boolean>
+  /**
+   * Compare-and-set in one atomic step: replaces the value only while the key still holds
+   * `expected` (a refresh result must not overwrite a sign-in or revive a sign-out); true when it did.
+   */
+  setIfEquals (key: string, expected: string, value: string, ttlMs?: number): Promise<boolean>
+  /** Resets a key's time to live only while it still holds `value` (a lock's owner renewing it); true when it did. */
+  expireIfEquals (key: string, value: string, ttlMs: number): Promise<boolean>
   /** Resets a key's time to live (idle expiry); false when the key is gone. */
   expire (key: string, ttlMs: number): Promise<boolean>
   addToSet (key: string, member: string): Promise<void>

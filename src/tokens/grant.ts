@@ -11,19 +11,36 @@ export interface GrantResult {
 /** Spends a refresh token at the provider. Throws RefreshRejectedError when only a new sign-in helps. */
 export type RefreshGrant = (refreshToken: string) => Promise<GrantResult>
 
-/** The provider refused the refresh token for good (invalid_grant, invalid_client). */
+/** The provider refused the refresh token for good (invalid_grant): only a new sign-in helps. */
 export class RefreshRejectedError extends Error {
   constructor (readonly error: string, options?: ErrorOptions) {
     super(`the provider refused the refresh token: ${error}`, options)
   }
 }
 
+/**
+ * The provider refused the gateway itself (invalid_client, unauthorized_client): a wrong client
+ * id or secret in a deploy. Every person's refresh would fail alike, so nobody is signed out;
+ * the gateway retries with backoff and recovers once the configuration is fixed.
+ */
+export class ProviderConfigError extends Error {
+  constructor (readonly error: string, options?: ErrorOptions) {
+    super(`the provider refused the gateway's client credentials: ${error}`, options)
+  }
+}
+
 /** OAuth errors after which retrying cannot help: the grant is revoked, expired, or not ours. */
-export const SIGN_OUT_ERRORS: ReadonlySet<string> = new Set(['invalid_grant', 'invalid_client'])
+export const SIGN_OUT_ERRORS: ReadonlySet<string> = new Set(['invalid_grant'])
+/** OAuth errors that are about the gateway's client registration, not about the person. */
+export const CONFIG_ERRORS: ReadonlySet<string> = new Set(['invalid_client', 'unauthorized_client'])
+
+/** Revokes a refresh token at the provider (a person gone inactive); resolves when the provider has no revocation endpoint. */
+export type RevokeGrant = (refreshToken: string) => Promise<void>
 
 /**
- * The refresh grant through openid-client against the discovered provider. Anything other than
- * a 4xx invalid_grant / invalid_client (network errors, timeouts, 5xx) is left as is: transient.
+ * The refresh grant through openid-client against the discovered provider. A 4xx invalid_grant
+ * signs the person out, a 4xx invalid_client is a configuration failure; anything else (network
+ * errors, timeouts, 5xx) is left as is: transient.
  */
 export function openidRefreshGrant (provider: { configuration: () => Promise<oidc.Configuration> }): RefreshGrant {
   return async (refreshToken) => {
@@ -40,7 +57,19 @@ export function openidRefreshGrant (provider: { configuration: () => Promise<oid
       if (error instanceof oidc.ResponseBodyError && error.status < 500 && SIGN_OUT_ERRORS.has(error.error)) {
         throw new RefreshRejectedError(error.error, { cause: error })
       }
+      if (error instanceof oidc.ResponseBodyError && error.status < 500 && CONFIG_ERRORS.has(error.error)) {
+        throw new ProviderConfigError(error.error, { cause: error })
+      }
       throw error
     }
+  }
+}
+
+/** Token revocation (RFC 7009) through openid-client against the discovered provider. */
+export function openidRevokeGrant (provider: { configuration: () => Promise<oidc.Configuration> }): RevokeGrant {
+  return async (refreshToken) => {
+    const configuration = await provider.configuration()
+    if (configuration.serverMetadata().revocation_endpoint === undefined) return
+    await oidc.tokenRevocation(configuration, refreshToken, { token_type_hint: 'refresh_token' })
   }
 }

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
-import { openidRefreshGrant } from './grant.js'
+import { openidRefreshGrant, openidRevokeGrant } from './grant.js'
 import type { RefreshObserver } from './refresher.js'
 import { StoreTokenVault } from './store-vault.js'
 import type { TokenVault } from './vault.js'
@@ -12,14 +12,16 @@ declare module 'fastify' {
   }
 }
 
+const DAY_MS = 24 * 60 * 60 * 1000
+
 function refreshMetrics (registry: Registry): RefreshObserver {
   const refreshes = new Counter({
     name: 'gemgate_token_refreshes_total',
-    help: 'Refresh-token grants attempted, by result (ok, invalid_grant, transient_error).',
+    help: 'Refresh-token grants attempted, by result (ok, invalid_grant, invalid_client: the gateway\'s client credentials, transient_error: the provider failed or timed out).',
     labelNames: ['result'] as const,
     registers: [registry],
   })
-  for (const result of ['ok', 'invalid_grant', 'transient_error']) refreshes.inc({ result }, 0)
+  for (const result of ['ok', 'invalid_grant', 'invalid_client', 'transient_error']) refreshes.inc({ result }, 0)
   const duration = new Histogram({
     name: 'gemgate_token_refresh_duration_seconds',
     help: 'Time the provider took to answer a refresh-token grant.',
@@ -31,12 +33,18 @@ function refreshMetrics (registry: Registry): RefreshObserver {
     help: 'Background refreshes this replica is running now (bounded by REFRESH_CONCURRENCY).',
     registers: [registry],
   })
+  const unsaved = new Gauge({
+    name: 'gemgate_token_refreshes_unsaved',
+    help: 'Granted refresh results this replica holds in memory because the store has not taken them yet (retried until it does).',
+    registers: [registry],
+  })
   return {
     refreshed: (result, seconds) => {
       refreshes.inc({ result })
       duration.observe(seconds)
     },
     inFlight: (count) => inFlight.set(count),
+    unsaved: (count) => unsaved.set(count),
   }
 }
 
@@ -52,8 +60,9 @@ function storeMetrics (registry: Registry, vault: StoreTokenVault): void {
     help: 'People whose tokens the gateway holds (all replicas).',
     registers: [registry],
     async collect () {
+      // NaN while the store does not answer: an old count would look current.
       const current = await stats()
-      if (current !== null) this.set(current.held)
+      this.set(current === null ? NaN : current.held)
     },
   })
   new Gauge({
@@ -62,7 +71,8 @@ function storeMetrics (registry: Registry, vault: StoreTokenVault): void {
     registers: [registry],
     async collect () {
       const current = await stats()
-      if (current !== null) this.set(current.soonestExpiry === null ? Infinity : (current.soonestExpiry - Date.now()) / 1000)
+      if (current === null) this.set(NaN)
+      else this.set(current.soonestExpiry === null ? Infinity : (current.soonestExpiry - Date.now()) / 1000)
     },
   })
 }
@@ -75,6 +85,9 @@ export default fp(async function vaultPlugin (app) {
     publicUrl: config.publicUrl,
     grant: openidRefreshGrant(app.provider),
     refreshAheadMs: config.refreshAheadSeconds * 1000,
+    providerTimeoutMs: config.oidc.timeoutSeconds * 1000,
+    inactiveAfterMs: config.inactivePersonDays * DAY_MS,
+    revoke: openidRevokeGrant(app.provider),
     concurrency: config.refreshConcurrency,
     observer: refreshMetrics(app.metrics),
     log: app.log.child({ component: 'tokens' }),

@@ -18,12 +18,21 @@ export interface StoredRecord extends TokenRecord {
   obtainedAt: number
   /** Transient refresh failures in a row, for the backoff. */
   failedRefreshes: number
+  /** After a failed refresh: no refresh is tried before this (ms), so requests cannot hammer a failing provider. */
+  retryAt?: number
+  /** Since when (ms) the person has had no live session and no unexpired key, as seen at a refresh. */
+  inactiveSince?: number
 }
 
 /** One read: the record and the exact ciphertext it came from (a version for compare-and-set). */
 export interface ReadRecord {
   record: StoredRecord
   envelope: string
+}
+
+// Without a refresh token the record is worth nothing once the access token expires.
+function recordTtlMs (record: StoredRecord): number | undefined {
+  return record.refreshToken === undefined ? Math.max(1, record.expiresAt - Date.now()) : undefined
 }
 
 /** Throws unless `personId` looks like a person id (a hash), so raw input never names a key. */
@@ -60,30 +69,37 @@ export class TokenRecords {
     }
   }
 
-  /** Seals and stores the record, and schedules its next refresh at `dueAt`. */
-  async write (personId: string, record: StoredRecord, dueAt: number): Promise<void> {
+  /** The record sealed for this person: a new ciphertext each time, so a write can recognise itself. */
+  seal (personId: string, record: StoredRecord): string {
     assertPersonId(personId)
     const { personId: _owner, ...fields } = record
-    const envelope = this.cipher.encrypt(JSON.stringify(fields), personId)
-    // Without a refresh token the record is worth nothing once the access token expires.
-    const ttlMs = record.refreshToken === undefined ? Math.max(1, record.expiresAt - Date.now()) : undefined
-    await this.store.set(recordKey(personId), envelope, ttlMs)
+    return this.cipher.encrypt(JSON.stringify(fields), personId)
+  }
+
+  /** Seals and stores the record, and schedules its next refresh at `dueAt`. */
+  async write (personId: string, record: StoredRecord, dueAt: number): Promise<void> {
+    await this.store.set(recordKey(personId), this.seal(personId, record), recordTtlMs(record))
+    await this.#index(personId, record, dueAt)
+  }
+
+  /**
+   * Compare-and-set: stores `envelope` (sealed from `record`) only while the stored ciphertext is
+   * still `expected`, so a refresh cannot bring back a record deleted meanwhile or overwrite a
+   * newer sign-in. Safe to repeat after a lost answer: a write that already landed counts.
+   */
+  async replace (personId: string, expected: string, envelope: string, record: StoredRecord, dueAt: number): Promise<boolean> {
+    const key = recordKey(personId)
+    if (!await this.store.setIfEquals(key, expected, envelope, recordTtlMs(record)) && await this.store.get(key) !== envelope) return false
+    await this.#index(personId, record, dueAt)
+    return true
+  }
+
+  async #index (personId: string, record: StoredRecord, dueAt: number): Promise<void> {
     await Promise.all([
       this.store.schedule(REFRESH_SCHEDULE_KEY, personId, dueAt),
       this.store.schedule(EXPIRY_INDEX_KEY, personId, record.expiresAt),
       this.changes?.announce(personId),
     ])
-  }
-
-  /**
-   * Writes only while the stored ciphertext is still `expected`: a refresh must not bring back
-   * a record that was deleted, or overwrite a newer sign-in, while it talked to the provider.
-   * The caller holds the person's lock, so only save and delete can race it, and they are rare.
-   */
-  async replace (personId: string, expected: string, record: StoredRecord, dueAt: number): Promise<boolean> {
-    if (await this.store.get(recordKey(personId)) !== expected) return false
-    await this.write(personId, record, dueAt)
-    return true
   }
 
   /** Moves the next refresh (a lease while refreshing, or a retry). */

@@ -33,9 +33,15 @@ export interface TokenVault {
   accessToken (personId: string, options?: { force?: boolean }): Promise<string>
   /**
    * Calls `listener` with the person id whenever any replica signs a person out because the
-   * provider refused their refresh token (invalid_grant), so sessions and keys can be dropped.
+   * provider refused their refresh token (invalid_grant), so sessions and keys can be dropped;
+   * `at` is when the record was deleted: what a new sign-in started after it must stay.
    */
-  onSignedOut (listener: (personId: string) => void): Promise<void>
+  onSignedOut (listener: (personId: string, at: number) => void): Promise<void>
+  /**
+   * Adds a way to tell whether a person can still use their tokens (a live session, an unexpired
+   * key). With INACTIVE_PERSON_DAYS set, people for whom no check says yes stop being refreshed.
+   */
+  addAccessCheck (check: (personId: string) => Promise<boolean>): void
   /** Starts / stops the background refresher. */
   start (): void
   stop (): Promise<void>

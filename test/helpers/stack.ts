@@ -5,6 +5,7 @@ import { buildApp } from '../../src/app.js'
 import { loadConfig } from '../../src/config/load.js'
 import { loggerOptions } from '../../src/ops/logger.js'
 import type { Config } from '../../src/config/schema.js'
+import type { Store } from '../../src/store/store.js'
 import { startProvider, type OidcProviderFixture, type StartProviderOptions } from '../fixtures/oidc.js'
 import { freePort } from '../fixtures/ports.js'
 import { startRedis, type RedisFixture } from '../fixtures/redis.js'
@@ -51,6 +52,8 @@ export interface StackOptions {
   provider?: StartProviderOptions
   /** Use the in-memory store instead of a private redis-server. */
   memory?: boolean
+  /** The store the gateway uses, made for the stack's Redis (a hooked store in fault tests); the stack closes it. */
+  store?: (redis: RedisFixture) => Store
   /** Collects the gateway's log lines (as written, at LOG_LEVEL, `info` unless env says) into this array. */
   logLines?: string[]
 }
@@ -99,8 +102,15 @@ export async function startStack (t: Test, options: StackOptions = {}): Promise<
     },
   })
   const lines = options.logLines
-  const app = await buildApp(config, lines === undefined ? {} : { logger: { ...(loggerOptions(config, false) as object), stream: { write (line: string) { lines.push(line) } } } })
-  t.teardown(async () => { await app.close() })
+  const store = options.store === undefined || redis === undefined ? undefined : options.store(redis)
+  const app = await buildApp(config, {
+    ...(lines === undefined ? {} : { logger: { ...(loggerOptions(config, false) as object), stream: { write (line: string) { lines.push(line) } } } }),
+    ...(store === undefined ? {} : { store }),
+  })
+  t.teardown(async () => {
+    await app.close()
+    await store?.close()
+  })
   await app.listen({ port, host: '127.0.0.1' })
   const browser = (): Browser => new Browser(url)
 

@@ -17,10 +17,14 @@ function originOf (value: string | undefined): string | null {
   }
 }
 
-/** The browser origin a request claims: Origin, else the origin of Referer. */
+/**
+ * The browser origin a request claims: Origin, else (only when Origin is absent) the origin of
+ * Referer. `Origin: null` (sandboxed frames, data: URLs, cross-origin redirects) is an opaque
+ * origin that matches nothing: its Referer is the sender's to choose, so it is never consulted.
+ */
 function requestOrigin (request: FastifyRequest): string | null {
   const origin = request.headers.origin
-  if (typeof origin === 'string' && origin !== 'null') return originOf(origin)
+  if (typeof origin === 'string') return originOf(origin)
   return originOf(request.headers.referer)
 }
 

@@ -28,6 +28,22 @@ const REFUSALS: Record<Refusal, string> = {
   'not-allowed': 'This account is not allowed to use this gateway.',
 }
 
+/**
+ * What the sign-in page says for each error code a provider may send back (RFC 6749 4.1.2.1,
+ * OIDC Core 3.1.2.6). The provider's own `error_description` is never shown: anyone can put
+ * text in a callback URL and send it to a victim, and the page is the gateway's.
+ */
+const PROVIDER_ERRORS: Record<string, string> = {
+  access_denied: 'You cancelled the sign-in, or the sign-in provider did not allow it.',
+  login_required: 'The sign-in provider needs you to sign in again.',
+  interaction_required: 'The sign-in provider needs you to confirm something before you can continue.',
+  consent_required: 'The sign-in provider needs your consent before you can continue.',
+  account_selection_required: 'The sign-in provider needs you to choose an account.',
+  temporarily_unavailable: 'The sign-in provider is busy right now. Please try again in a moment.',
+  server_error: 'The sign-in provider ran into an error. Please try again in a moment.',
+}
+const UNKNOWN_PROVIDER_ERROR = 'The sign-in provider did not complete the sign-in.'
+
 /** A sign-in that cannot finish: ends on the error page with this status, and no session. */
 class SignInFailure extends Error {
   constructor (readonly status: number, readonly title: string, message: string, options?: ErrorOptions) {
@@ -112,7 +128,9 @@ async function identityClaims (app: FastifyInstance, tokens: Tokens): Promise<Cl
 async function finishLogin (app: FastifyInstance, request: FastifyRequest<{ Querystring: Record<string, string | undefined> }>, reply: FastifyReply): Promise<FastifyReply> {
   const transaction = await takeTransaction(app, request)
   if (request.query.error !== undefined) {
-    throw new SignInFailure(403, 'Sign-in was not completed', `The sign-in provider answered: ${request.query.error_description ?? request.query.error}`)
+    const error = request.query.error
+    request.log.info({ providerError: error.slice(0, 64) }, 'sign-in provider answered with an error')
+    throw new SignInFailure(403, 'Sign-in was not completed', Object.hasOwn(PROVIDER_ERRORS, error) ? PROVIDER_ERRORS[error]! : UNKNOWN_PROVIDER_ERROR)
   }
   const tokens = await exchangeCode(app, request, transaction)
   const claims = await identityClaims(app, tokens)

@@ -11,6 +11,8 @@ export interface Identity {
   name: string
   via: 'session' | 'key' | 'assertion'
   sessionId?: string
+  /** When a session identity's session ends at the latest (ms since the epoch): SESSION_MAX_SECONDS after sign-in. */
+  sessionEndsAt?: number
   keyId?: string
 }
 

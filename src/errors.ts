@@ -1,5 +1,6 @@
 import createError from '@fastify/error'
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
+import { redactUrl } from './ops/redact.js'
 
 /** Google's API error `status` for each HTTP status the gateway answers with. */
 const GOOGLE_STATUS: Record<number, string> = {
@@ -52,14 +53,15 @@ export function errorHandler (error: FastifyError, request: FastifyRequest, repl
   if (error instanceof ServiceUnavailableError) request.log.warn({ err: error }, 'request failed')
   else if (status >= 500) request.log.error({ err: error }, 'request failed')
   // A 4xx is the client's doing: the request line (ops/request-log) carries its code, so one line per request.
-  else request.log.debug({ code: error.code, status }, error.message)
+  // Messages may quote the request's URL (Fastify's FST_ERR_BAD_URL does): never its credentials.
+  else request.log.debug({ code: error.code, status }, redactUrl(error.message))
   const message = status >= 500 && error.code?.startsWith('GEMGATE_') !== true
     ? `Internal error (request id ${request.id}).`
-    : error.message
+    : redactUrl(error.message)
   reply.code(status).type('application/json').send(googleError(status, message))
 }
 
 /** 404 in Google's shape for paths nothing serves. */
 export function notFoundHandler (request: FastifyRequest, reply: FastifyReply): void {
-  reply.code(404).type('application/json').send(googleError(404, `No route for ${request.method} ${request.url.split('?')[0]!.slice(0, 200)}.`))
+  reply.code(404).type('application/json').send(googleError(404, `No route for ${request.method} ${redactUrl(request.url.split('?')[0]!).slice(0, 200)}.`))
 }

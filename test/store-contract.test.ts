@@ -211,6 +211,22 @@ function storeContract (t: Test, factory: StoreFactory): void {
     t.same(await store.setMembers(set), ['c'], 'and it can be refilled')
   })
 
+  t.test('addToSetIfBelow never overshoots its limit, even when adds race', async (t) => {
+    const store = await factory(t)
+    const k = key('capped')
+    t.equal(await store.addToSetIfBelow(k, 'a', 2), true)
+    t.equal(await store.addToSetIfBelow(k, 'a', 2), true, 'a member already there stays, and counts as in')
+    t.equal(await store.addToSetIfBelow(k, 'b', 2), true)
+    t.equal(await store.addToSetIfBelow(k, 'c', 2), false, 'full: refused')
+    t.same((await store.setMembers(k)).sort(), ['a', 'b'])
+    const racing = key('racing')
+    const added = await Promise.all(Array.from({ length: 60 }, async (_unused, index) => await store.addToSetIfBelow(racing, `m${index}`, 25)))
+    t.equal(added.filter(Boolean).length, 25, '60 concurrent adds, 25 accepted')
+    t.equal((await store.setMembers(racing)).length, 25)
+    await store.removeFromSet(racing, (await store.setMembers(racing))[0]!)
+    t.equal(await store.addToSetIfBelow(racing, 'late', 25), true, 'room again after a removal')
+  })
+
   t.test('schedule and due: soonest first, at most limit', async (t) => {
     const store = await factory(t)
     const schedule = key('schedule')

@@ -12,8 +12,8 @@ t.test('people with no live session and no key for INACTIVE_PERSON_DAYS are revo
   const store = redisStore(t, redis.url)
   const vault = makeVault(t, store, { keys: [encryptionKey()], grant: providerGrant(provider), inactiveAfterMs: INACTIVE_AFTER_MS, revoke: providerRevoke(provider) })
   // Real sessions in the same Redis: one that ends at once (idle expiry), one that lives.
-  const briefSessions = new SessionStore(store, 200)
-  const lastingSessions = new SessionStore(store, 60_000)
+  const briefSessions = new SessionStore(store, { idleMs: 200, maxMs: 60_000 })
+  const lastingSessions = new SessionStore(store, { idleMs: 60_000, maxMs: 60_000 })
   vault.addAccessCheck(async (personId) => await briefSessions.hasLive(personId) || await lastingSessions.hasLive(personId))
   const gone = await signIn(provider, vault, 'gone-quiet')
   const active = await signIn(provider, vault, 'still-here')

@@ -11,13 +11,15 @@ export interface Identity {
   name: string
   via: 'session' | 'key' | 'assertion'
   sessionId?: string
+  /** When a session identity's session ends at the latest (ms since the epoch): SESSION_MAX_SECONDS after sign-in. */
+  sessionEndsAt?: number
   keyId?: string
 }
 
 /**
  * Finds the person behind one kind of credential. Answers null when the request does not carry
  * that kind; throws (or rejects with) UnauthenticatedError when it carries one that is bad
- * (revoked, expired). Answers synchronously when it can (no credential of its kind, or one
+ * (revoked, expired), which refuses the request whatever other credentials it carries. Answers synchronously when it can (no credential of its kind, or one
  * found in the cache): the steady state of every API call costs no promise per resolver.
  */
 export type CredentialResolver = (request: FastifyRequest) => Identity | null | Promise<Identity | null>
@@ -30,7 +32,7 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Resolvers tried in order by `identify`: session cookie, gateway key, assertion. */
     credentialResolvers: CredentialResolver[]
-    /** Identifies the caller with the first resolver that recognises a credential, and remembers it on the request. */
+    /** Identifies the caller with the first resolver that recognises a credential (after every resolver had its say), and remembers it on the request. */
     identify: (request: FastifyRequest) => Promise<Identity | null>
     /** Announces changes to a person's sessions, keys and tokens to every replica's caches. */
     personChanges: PersonChanges
@@ -51,16 +53,17 @@ export default fp(async function identityPlugin (app) {
   app.decorate('identityCache', new PersonCache<Identity>(changes))
   // Before listening: until the replica hears the others' announcements, nothing is served from a cache.
   app.addHook('onReady', async () => { await changes.start() })
+  // Every resolver runs, not just until one answers: a bad credential of any kind (a revoked key
+  // beside a good session cookie) refuses the request rather than being outvoted by another.
   app.decorate('identify', async (request: FastifyRequest) => {
     if (request.identity !== null) return request.identity
+    let identity: Identity | null = null
     for (const resolve of app.credentialResolvers) {
       const found = resolve(request)
-      const identity = found instanceof Promise ? await found : found
-      if (identity !== null) {
-        request.identity = identity
-        return identity
-      }
+      const resolved = found instanceof Promise ? await found : found
+      identity ??= resolved
     }
-    return null
+    request.identity = identity
+    return identity
   })
 }, { name: 'gemgate-identity' })

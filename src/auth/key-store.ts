@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
+import { BadRequestError } from '../errors.js'
 import type { PersonChanges } from '../store/cache.js'
 import type { Store } from '../store/store.js'
 
@@ -44,7 +45,10 @@ export function keyHash (secret: string): string {
 export class KeyStore {
   constructor (private readonly store: Store, private readonly changes?: PersonChanges) {}
 
-  /** Creates a key; the returned secret is the only copy there will ever be. */
+  /**
+   * Creates a key; the returned secret is the only copy there will ever be. BadRequestError when
+   * the person already holds MAX_KEYS_PER_PERSON live keys, however many creates run at once.
+   */
   async create (personId: string, name: string, expiresInDays?: number): Promise<{ key: GatewayKey, secret: string }> {
     const secret = KEY_PREFIX + randomBytes(32).toString('base64url')
     const hash = keyHash(secret)
@@ -59,9 +63,16 @@ export class KeyStore {
     }
     const ttl = key.expiresAt === null ? undefined : key.expiresAt - now
     const { lastUsedAt: _unused, ...record } = key
+    // Expired keys are forgotten first, so they do not count against the limit.
+    await this.list(personId)
+    // The records first, the index entry last: list() drops an indexed id whose record is missing.
     await this.store.set(byHashKey(hash), JSON.stringify(record), ttl)
     await this.store.set(hashByIdKey(key.id), hash, ttl)
-    await this.store.addToSet(personKeysKey(personId), key.id)
+    // The limit is taken atomically with the index entry: a count checked beforehand would let every racing create pass.
+    if (!await this.store.addToSetIfBelow(personKeysKey(personId), key.id, MAX_KEYS_PER_PERSON)) {
+      await this.store.delete(byHashKey(hash), hashByIdKey(key.id))
+      throw new BadRequestError(`You already have ${MAX_KEYS_PER_PERSON} keys; revoke one first.`)
+    }
     return { key, secret }
   }
 

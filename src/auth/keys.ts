@@ -1,9 +1,9 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { BadRequestError, NotFoundError, SignInAgainError, UnauthenticatedError } from '../errors.js'
 import { audit } from '../audit/plugin.js'
+import { NotFoundError, SignInAgainError, UnauthenticatedError } from '../errors.js'
 import type { Identity } from './identity.js'
-import { KEY_PATTERN, KEY_PREFIX, keyHash, KeyStore, MAX_KEY_LIFETIME_DAYS, MAX_KEYS_PER_PERSON, type GatewayKey } from './key-store.js'
+import { KEY_PATTERN, KEY_PREFIX, keyHash, KeyStore, MAX_KEY_LIFETIME_DAYS, type GatewayKey } from './key-store.js'
 import { html, layout, sendPage, type Html } from './pages.js'
 
 export { KeyStore, revokeAllKeys, type GatewayKey } from './key-store.js'
@@ -83,9 +83,6 @@ async function keyRoutes (app: FastifyInstance): Promise<void> {
 
   app.post<{ Body: CreateBody }>('/auth/keys', { schema: createSchema }, async (request, reply) => {
     const identity = await requireSession(app, request)
-    if ((await app.keys.list(identity.personId)).length >= MAX_KEYS_PER_PERSON) {
-      throw new BadRequestError(`You already have ${MAX_KEYS_PER_PERSON} keys; revoke one first.`)
-    }
     const { key, secret } = await app.keys.create(identity.personId, request.body.name.trim(), request.body.expiresInDays)
     request.log.info({ keyId: key.id }, 'gateway key created')
     audit(request, { event: 'key.created', outcome: 'success', actor: identity.personId, actorEmail: identity.email, subject: key.id, ...(key.expiresAt === null ? {} : { detail: { expiresAt: iso(key.expiresAt)! } }) })

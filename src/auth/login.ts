@@ -1,4 +1,4 @@
-import { randomBytes } from 'node:crypto'
+import { createHash } from 'node:crypto'
 import fp from 'fastify-plugin'
 import * as oidc from 'openid-client'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -7,20 +7,11 @@ import { checkEmail, type EmailClaims, type Refusal } from './allow.js'
 import { clearCookie, cookieOptions } from './cookies.js'
 import { errorPage, sendPage } from './pages.js'
 import { personIdFor } from './person.js'
-import { safeReturnPath } from './redirect.js'
+import { LOGIN_TTL_SECONDS, MAX_RETURN_PATH_LENGTH, PendingSignIns, type PendingSignIn } from './pending-sign-in.js'
+import { DEFAULT_RETURN_PATH, safeReturnPath } from './redirect.js'
 
-/** How long a started sign-in may take before its transaction is forgotten. */
-export const LOGIN_TTL_SECONDS = 600
-
-/** What /auth/login keeps server-side for the one callback that may finish it. */
-interface LoginTransaction {
-  state: string
-  nonce: string
-  codeVerifier: string
-  returnPath: string
-}
-
-const transactionKey = (id: string): string => `login:${id}`
+/** Marks a state whose code was exchanged, until the login cookie that carried it has expired anyway. */
+const usedStateKey = (state: string): string => `login:used:${createHash('sha256').update(state).digest('base64url')}`
 
 const REFUSALS: Record<Refusal, string> = {
   'no-email': 'The provider did not share an email address for this account.',
@@ -29,6 +20,22 @@ const REFUSALS: Record<Refusal, string> = {
   'not-allowed': 'This account is not allowed to use this gateway.',
 }
 
+/**
+ * What the sign-in page says for each error code a provider may send back (RFC 6749 4.1.2.1,
+ * OIDC Core 3.1.2.6). The provider's own `error_description` is never shown: anyone can put
+ * text in a callback URL and send it to a victim, and the page is the gateway's.
+ */
+const PROVIDER_ERRORS: Record<string, string> = {
+  access_denied: 'You cancelled the sign-in, or the sign-in provider did not allow it.',
+  login_required: 'The sign-in provider needs you to sign in again.',
+  interaction_required: 'The sign-in provider needs you to confirm something before you can continue.',
+  consent_required: 'The sign-in provider needs your consent before you can continue.',
+  account_selection_required: 'The sign-in provider needs you to choose an account.',
+  temporarily_unavailable: 'The sign-in provider is busy right now. Please try again in a moment.',
+  server_error: 'The sign-in provider ran into an error. Please try again in a moment.',
+}
+const UNKNOWN_PROVIDER_ERROR = 'The sign-in provider did not complete the sign-in.'
+
 /** A sign-in that cannot finish: ends on the error page with this status, and no session. */
 class SignInFailure extends Error {
   constructor (readonly status: number, readonly title: string, message: string, options?: ErrorOptions) {
@@ -36,7 +43,7 @@ class SignInFailure extends Error {
   }
 }
 
-function authorizeParameters (app: FastifyInstance, transaction: LoginTransaction, codeChallenge: string): Record<string, string> {
+function authorizeParameters (app: FastifyInstance, transaction: PendingSignIn, codeChallenge: string): Record<string, string> {
   return {
     ...Object.fromEntries(new URLSearchParams(app.config.oidc.authParams)),
     redirect_uri: `${app.config.publicUrl}/auth/callback`,
@@ -49,32 +56,47 @@ function authorizeParameters (app: FastifyInstance, transaction: LoginTransactio
   }
 }
 
-async function startLogin (app: FastifyInstance, request: FastifyRequest<{ Querystring: { rd?: string } }>, reply: FastifyReply): Promise<FastifyReply> {
+function returnPath (rd: string | undefined, publicUrl: string): string {
+  const path = safeReturnPath(rd, publicUrl)
+  // Normalising can lengthen a path (percent-encoding): the cap applies to what the cookie would carry.
+  return path.length > MAX_RETURN_PATH_LENGTH ? DEFAULT_RETURN_PATH : path
+}
+
+async function startLogin (app: FastifyInstance, pendingSignIns: PendingSignIns, request: FastifyRequest<{ Querystring: { rd?: string } }>, reply: FastifyReply): Promise<FastifyReply> {
   const configuration = await app.provider.configuration()
-  const transaction: LoginTransaction = {
+  const transaction: PendingSignIn = {
     state: oidc.randomState(),
     nonce: oidc.randomNonce(),
     codeVerifier: oidc.randomPKCECodeVerifier(),
-    returnPath: safeReturnPath(request.query.rd, app.config.publicUrl),
+    returnPath: returnPath(request.query.rd, app.config.publicUrl),
+    startedAt: Date.now(),
   }
-  const transactionId = randomBytes(32).toString('base64url')
-  await app.store.set(transactionKey(transactionId), JSON.stringify(transaction), LOGIN_TTL_SECONDS * 1000)
   const codeChallenge = await oidc.calculatePKCECodeChallenge(transaction.codeVerifier)
   const url = oidc.buildAuthorizationUrl(configuration, authorizeParameters(app, transaction, codeChallenge))
-  reply.setCookie(app.cookieNames.login, transactionId, cookieOptions(app.cookieNames, LOGIN_TTL_SECONDS))
+  reply.setCookie(app.cookieNames.login, pendingSignIns.seal(transaction), cookieOptions(app.cookieNames, LOGIN_TTL_SECONDS))
   return reply.header('cache-control', 'no-store').redirect(url.href, 302)
 }
 
-async function takeTransaction (app: FastifyInstance, request: FastifyRequest): Promise<LoginTransaction> {
+function takeTransaction (app: FastifyInstance, pendingSignIns: PendingSignIns, request: FastifyRequest): PendingSignIn {
   const raw = request.cookies[app.cookieNames.login]
   const unsigned = raw === undefined ? null : request.unsignCookie(raw)
-  if (unsigned === null || !unsigned.valid || unsigned.value === null) {
+  const pending = unsigned?.valid === true && unsigned.value !== null ? pendingSignIns.open(unsigned.value) : null
+  if (pending === null) {
     throw new SignInFailure(400, 'Sign-in could not be finished', 'This sign-in was not started in this browser, or it took too long. Please start again.')
   }
-  // Atomic take-and-delete: a replayed callback finds nothing.
-  const text = await app.store.take(transactionKey(unsigned.value))
-  if (text === null) throw new SignInFailure(400, 'Sign-in could not be finished', 'This sign-in has already been used or has expired. Please start again.')
-  return JSON.parse(text) as LoginTransaction
+  return pending
+}
+
+/**
+ * One-time use without per-login storage: a state is marked used only after its code was
+ * exchanged, so only a successful sign-in writes here, and a replayed callback (with a copy of
+ * the login cookie) finds the mark.
+ */
+async function markUsed (app: FastifyInstance, transaction: PendingSignIn): Promise<void> {
+  const remainingMs = transaction.startedAt + LOGIN_TTL_SECONDS * 1000 - Date.now()
+  if (!await app.store.setIfAbsent(usedStateKey(transaction.state), '1', Math.max(1, remainingMs))) {
+    throw new SignInFailure(400, 'Sign-in could not be finished', 'This sign-in has already been used or has expired. Please start again.')
+  }
 }
 
 function callbackUrl (app: FastifyInstance, request: FastifyRequest): URL {
@@ -84,7 +106,7 @@ function callbackUrl (app: FastifyInstance, request: FastifyRequest): URL {
   return url
 }
 
-async function exchangeCode (app: FastifyInstance, request: FastifyRequest, transaction: LoginTransaction) {
+async function exchangeCode (app: FastifyInstance, request: FastifyRequest, transaction: PendingSignIn) {
   const configuration = await app.provider.configuration()
   try {
     return await oidc.authorizationCodeGrant(configuration, callbackUrl(app, request), {
@@ -110,12 +132,15 @@ async function identityClaims (app: FastifyInstance, tokens: Tokens): Promise<Cl
   return { ...userinfo, sub: claims.sub } as Claims
 }
 
-async function finishLogin (app: FastifyInstance, request: FastifyRequest<{ Querystring: Record<string, string | undefined> }>, reply: FastifyReply): Promise<FastifyReply> {
-  const transaction = await takeTransaction(app, request)
+async function finishLogin (app: FastifyInstance, pendingSignIns: PendingSignIns, request: FastifyRequest<{ Querystring: Record<string, string | undefined> }>, reply: FastifyReply): Promise<FastifyReply> {
+  const transaction = takeTransaction(app, pendingSignIns, request)
   if (request.query.error !== undefined) {
-    throw new SignInFailure(403, 'Sign-in was not completed', `The sign-in provider answered: ${request.query.error_description ?? request.query.error}`)
+    const error = request.query.error
+    request.log.info({ providerError: error.slice(0, 64) }, 'sign-in provider answered with an error')
+    throw new SignInFailure(403, 'Sign-in was not completed', Object.hasOwn(PROVIDER_ERRORS, error) ? PROVIDER_ERRORS[error]! : UNKNOWN_PROVIDER_ERROR)
   }
   const tokens = await exchangeCode(app, request, transaction)
+  await markUsed(app, transaction)
   const claims = await identityClaims(app, tokens)
   const refusal = checkEmail(claims, app.config)
   if (refusal !== null) {
@@ -139,14 +164,15 @@ async function finishLogin (app: FastifyInstance, request: FastifyRequest<{ Quer
 
 /** GET /auth/login and GET /auth/callback: the authorization-code flow with PKCE, state and nonce. */
 export default fp(async function loginPlugin (app) {
-  app.get<{ Querystring: { rd?: string } }>('/auth/login', async (request, reply) => await startLogin(app, request, reply))
+  const pendingSignIns = new PendingSignIns(app.config.tokenEncryptionKeys)
+  app.get<{ Querystring: { rd?: string } }>('/auth/login', async (request, reply) => await startLogin(app, pendingSignIns, request, reply))
 
   app.get<{ Querystring: Record<string, string | undefined> }>('/auth/callback', async (request, reply) => {
     clearCookie(reply, app.cookieNames, app.cookieNames.login)
     // The callback URL carries the code and state: never leak it to the next page's origin.
     reply.header('referrer-policy', 'no-referrer')
     try {
-      return await finishLogin(app, request, reply)
+      return await finishLogin(app, pendingSignIns, request, reply)
     } catch (error) {
       if (!(error instanceof SignInFailure)) throw error
       // The allow-list refusal was recorded with its reason where it was decided.

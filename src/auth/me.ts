@@ -34,7 +34,7 @@ export default fp(async function mePlugin (app) {
       email: identity.email,
       name: identity.name,
       accessTokenExpiresAt: record === null ? null : new Date(record.expiresAt).toISOString(),
-      sessionExpiresAt: identity.via === 'session' ? new Date(app.sessions.expiresAt()).toISOString() : null,
+      sessionExpiresAt: identity.via === 'session' ? new Date(app.sessions.expiresAt(identity.sessionEndsAt)).toISOString() : null,
       ...Object.assign({}, ...extras),
     }
   })

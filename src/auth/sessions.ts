@@ -18,30 +18,47 @@ export interface Session {
 const sessionKey = (sessionId: string): string => `session:${sessionId}`
 const personSessionsKey = (personId: string): string => `person:${personId}:sessions`
 
-/** Sessions by random id, with an idle expiry that each use renews. */
+/** How long a session may last: idle (renewed by each use) and in all (from sign-in, never renewed). */
+export interface SessionLifetimes {
+  idleMs: number
+  maxMs: number
+}
+
+/** Sessions by random id, with an idle expiry that each use renews, within an absolute lifetime. */
 export class SessionStore {
-  constructor (private readonly store: Store, private readonly ttlMs: number, private readonly changes?: PersonChanges) {}
+  constructor (private readonly store: Store, private readonly lifetimes: SessionLifetimes, private readonly changes?: PersonChanges) {}
 
   /** A new session with a fresh 256-bit id (never reusing one the browser sent: no fixation). */
   async create (personId: string): Promise<string> {
     const sessionId = randomBytes(32).toString('base64url')
     const session: Session = { personId, createdAt: Date.now() }
-    await this.store.set(sessionKey(sessionId), JSON.stringify(session), this.ttlMs)
+    await this.store.set(sessionKey(sessionId), JSON.stringify(session), Math.min(this.lifetimes.idleMs, this.lifetimes.maxMs))
     await this.store.addToSet(personSessionsKey(personId), sessionId)
     return sessionId
   }
 
-  /** The session, renewed for another idle period; null when unknown or expired. */
+  /** The session, renewed for another idle period (never past its absolute end); null when unknown or over. */
   async touch (sessionId: string): Promise<Session | null> {
     const text = await this.store.get(sessionKey(sessionId))
     if (text === null) return null
-    await this.store.expire(sessionKey(sessionId), this.ttlMs)
-    return JSON.parse(text) as Session
+    const session = JSON.parse(text) as Session
+    const remainingMs = this.endsAt(session) - Date.now()
+    if (remainingMs <= 0) {
+      await this.delete(sessionId, session.personId)
+      return null
+    }
+    await this.store.expire(sessionKey(sessionId), Math.min(this.lifetimes.idleMs, remainingMs))
+    return session
   }
 
-  /** Milliseconds since the epoch when an unused session ends. */
-  expiresAt (): number {
-    return Date.now() + this.ttlMs
+  /** When a session ends however much it is used: SESSION_MAX_SECONDS after sign-in. */
+  endsAt (session: Pick<Session, 'createdAt'>): number {
+    return session.createdAt + this.lifetimes.maxMs
+  }
+
+  /** Milliseconds since the epoch when a session left unused from now ends (at most its absolute end). */
+  expiresAt (endsAt = Infinity): number {
+    return Math.min(Date.now() + this.lifetimes.idleMs, endsAt)
   }
 
   async delete (sessionId: string, personId: string): Promise<void> {
@@ -95,7 +112,9 @@ declare module 'fastify' {
 /** Session cookies: signing (first secret signs, all verify), lookup as a credential, clearing stale ones. */
 export default fp(async function sessionsPlugin (app) {
   const names = cookieNames(app.config)
-  const sessions = new SessionStore(app.store, app.config.sessionTtlSeconds * 1000, app.personChanges)
+  const sessions = new SessionStore(app.store, { idleMs: app.config.sessionTtlSeconds * 1000, maxMs: app.config.sessionMaxSeconds * 1000 }, app.personChanges)
+  // The cookie never outlives the session: neither its idle nor its absolute lifetime.
+  const cookieMaxAge = Math.min(app.config.sessionTtlSeconds, app.config.sessionMaxSeconds)
   const profiles = new ProfileStore(app.store)
   await app.register(fastifyCookie, { secret: [...app.config.cookieSecrets], algorithm: 'sha256' })
   app.decorate('sessions', sessions)
@@ -107,7 +126,7 @@ export default fp(async function sessionsPlugin (app) {
 
   app.decorate('startSession', async (reply: FastifyReply, personId: string) => {
     const sessionId = await sessions.create(personId)
-    reply.setCookie(names.session, sessionId, cookieOptions(names, app.config.sessionTtlSeconds))
+    reply.setCookie(names.session, sessionId, cookieOptions(names, cookieMaxAge))
   })
 
   /** A cache miss: the cookie's signature, then the session, profile and tokens in the store. */
@@ -121,9 +140,11 @@ export default fp(async function sessionsPlugin (app) {
     if (session === null) return null
     const [profile, tokens] = await Promise.all([profiles.load(session.personId), app.vault.load(session.personId)])
     if (profile === null || tokens === null) throw new SignInAgainError(app.config.publicUrl)
-    const identity: Identity = { ...profile, personId: session.personId, via: 'session', sessionId }
+    const sessionEndsAt = sessions.endsAt(session)
+    const identity: Identity = { ...profile, personId: session.personId, via: 'session', sessionId, sessionEndsAt }
     // Kept under the signed cookie itself: a hit skips the signature check too, and only a cookie that passed it gets in.
-    app.identityCache.set(`cookie:${cookie}`, session.personId, identity, ticket)
+    // Never past the session's absolute end.
+    app.identityCache.set(`cookie:${cookie}`, session.personId, identity, ticket, sessionEndsAt)
     return identity
   }
 

@@ -183,6 +183,7 @@ export const configSchema = z.strictObject({
   refreshConcurrency: setting(integer(1, 1000).default(8), { env: 'REFRESH_CONCURRENCY', example: '8', description: 'Most refreshes one replica runs at once.' }),
   auditRetentionDays: setting(integer(1, 3650).default(90), { env: 'AUDIT_RETENTION_DAYS', example: '90', description: 'How long audit records stay in the store (they are also written to the log stream).' }),
   sessionTtlSeconds: setting(integer(60, 31_536_000).default(604_800), { env: 'SESSION_TTL_SECONDS', example: '604800', description: 'Idle lifetime of a session.' }),
+  sessionMaxSeconds: setting(integer(60, 31_536_000).default(604_800), { env: 'SESSION_MAX_SECONDS', example: '604800', description: 'Absolute lifetime of a session from sign-in, however often it is used (besides the idle SESSION_TTL_SECONDS).' }),
   app: group({
     upstreamUrl: setting(httpsUrl().optional(), { env: 'APP_UPSTREAM_URL', example: 'http://127.0.0.1:3000', description: 'The internal app the gateway fronts (sidecar mode); unset means no app.' }),
     timeoutSeconds: setting(integer(1, 86400).default(300), { env: 'APP_TIMEOUT_SECONDS', example: '300', description: 'Longest wait for the app\'s response headers or between its body chunks.' }),

@@ -1,5 +1,7 @@
 import type { FastifyServerOptions } from 'fastify'
+import { stdSerializers } from 'pino'
 import type { Config } from '../config/schema.js'
+import { redactUrl } from './redact.js'
 
 /** Every place a secret can sit in a log line; pino replaces them with "[redacted]". */
 export const REDACT_PATHS = [
@@ -17,22 +19,7 @@ export const REDACT_PATHS = [
   'access_token', 'refresh_token', 'id_token', 'accessToken', 'refreshToken', 'idToken', 'token', 'key',
 ]
 
-const SECRET_QUERY_PARAMS = new Set(['key', 'code', 'state'])
-
-function decodedName (name: string): string {
-  try {
-    return decodeURIComponent(name.replaceAll('+', ' ')).toLowerCase()
-  } catch {
-    return name.toLowerCase()
-  }
-}
-
-/** Hides the value of `key` (gateway keys) and OAuth `code`/`state` query parameters in a URL. */
-export function redactUrl (url: string): string {
-  // Names are compared decoded, as the query parser reads them: `?%6Bey=` is `key` too.
-  return url.replace(/([?&])([^=&#]*)=([^&#]*)/g, (parameter, separator: string, name: string) =>
-    SECRET_QUERY_PARAMS.has(decodedName(name)) ? `${separator}${name}=[redacted]` : parameter)
-}
+export { redactUrl } from './redact.js'
 
 /** pino options for the gateway: JSON, or pretty when a person watches a terminal. */
 export function loggerOptions (config: Pick<Config, 'logLevel'>, pretty: boolean): FastifyServerOptions['logger'] {
@@ -41,6 +28,11 @@ export function loggerOptions (config: Pick<Config, 'logLevel'>, pretty: boolean
     redact: { paths: REDACT_PATHS, censor: '[redacted]' },
     serializers: {
       req: (request: { method: string, url: string, id: string }) => ({ method: request.method, url: redactUrl(request.url), id: request.id }),
+      // An error's message and stack can quote a URL (a malformed one, an upstream's): redacted like any other.
+      err: (error: Error) => {
+        const serialized = stdSerializers.err(error)
+        return { ...serialized, message: redactUrl(serialized.message), stack: redactUrl(serialized.stack) }
+      },
     },
     ...(pretty ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } } : {}),
   }

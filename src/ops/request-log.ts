@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
-import { redactUrl } from './logger.js'
+import { redactUrl } from './redact.js'
 
 /** One log line per request (method, route, status, duration, request id, person, key id); echoes x-request-id. */
 export default fp(async function requestLogPlugin (app) {

@@ -146,5 +146,5 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
     exchange.pipe(clientSink(request, identity, target, head, response))
   }
 
-  for (const prefix of API_PREFIXES) app.all(`${prefix}*`, proxy)
+  for (const prefix of API_PREFIXES) app.all(`${prefix}*`, { config: { cors: true } }, proxy)
 }

@@ -94,6 +94,14 @@ declare module 'fastify' {
   }
 }
 
+function claimsOurIssuer (token: string, publicUrl: string): boolean {
+  try {
+    return decodeJwt(token).iss === publicUrl
+  } catch {
+    return false
+  }
+}
+
 /** A cache miss: the signature and claims, then the profile and tokens in the store. */
 async function resolveAssertion (app: FastifyInstance, token: string): Promise<Identity> {
   const ticket = app.identityCache.ticket()
@@ -118,7 +126,9 @@ export default fp(async function assertionPlugin (app) {
   app.decorate('assertions', new Assertions(ring, app.config.publicUrl))
   app.credentialResolvers.push((request) => {
     const token = presentedAssertion(request)
-    if (token === null) return null
+    // Only a JWT that claims this gateway as issuer is an assertion: an app's own bearer JWT
+    // beside a session cookie is not a credential of ours, and must not refuse the request.
+    if (token === null || !claimsOurIssuer(token, app.config.publicUrl)) return null
     // Expiry is judged by the signing keys' clock, the one verification uses.
     return app.identityCache.get(`assertion:${token}`, app.assertions.ring.now()) ?? resolveAssertion(app, token)
   })

@@ -83,6 +83,14 @@ export class MemoryStore implements Store {
     this.#sets.set(key, set)
   }
 
+  async addToSetIfBelow (key: string, member: string, limit: number): Promise<boolean> {
+    const set = this.#sets.get(key)
+    if (set?.has(member) === true) return true
+    if ((set?.size ?? 0) >= limit) return false
+    await this.addToSet(key, member)
+    return true
+  }
+
   async removeFromSet (key: string, member: string): Promise<void> {
     const set = this.#sets.get(key)
     set?.delete(member)

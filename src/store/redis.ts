@@ -7,6 +7,10 @@ export const DEFAULT_COMMAND_TIMEOUT = 2_000
 const KEY_PREFIX = 'gemgate:'
 
 const DELETE_IF_EQUALS = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`
+const ADD_TO_SET_IF_BELOW = `if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end
+if redis.call('SCARD', KEYS[1]) >= tonumber(ARGV[2]) then return 0 end
+redis.call('SADD', KEYS[1], ARGV[1])
+return 1`
 
 // ARGV[3] is the TTL in ms, or empty for none.
 const SET_IF_EQUALS = `if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
@@ -97,6 +101,10 @@ export class RedisStore implements Store {
 
   async addToSet (key: string, member: string): Promise<void> {
     await this.client.sadd(key, member)
+  }
+
+  async addToSetIfBelow (key: string, member: string, limit: number): Promise<boolean> {
+    return (await this.client.eval(ADD_TO_SET_IF_BELOW, 1, key, member, String(limit))) === 1
   }
 
   async removeFromSet (key: string, member: string): Promise<void> {

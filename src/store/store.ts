@@ -40,6 +40,12 @@ export interface Store {
   /** Resets a key's time to live (idle expiry); false when the key is gone. */
   expire (key: string, ttlMs: number): Promise<boolean>
   addToSet (key: string, member: string): Promise<void>
+  /**
+   * Adds `member` to a set only while the set holds fewer than `limit` members, in one atomic
+   * step (a per-person cap that concurrent adds cannot overshoot). True when the member is in
+   * the set afterwards (added, or already there).
+   */
+  addToSetIfBelow (key: string, member: string, limit: number): Promise<boolean>
   removeFromSet (key: string, member: string): Promise<void>
   setMembers (key: string): Promise<string[]>
   /** Puts `member` in a schedule (a sorted set) at `dueAt` (ms since the epoch). */

@@ -13,6 +13,7 @@ import metricsPlugin from './ops/metrics.js'
 import requestLogPlugin from './ops/request-log.js'
 import appProxyPlugin from './proxy/app-proxy.js'
 import geminiProxyPlugin from './proxy/gemini.js'
+import storeStatusPlugin from './store/plugin.js'
 import { createStore } from './store/redis.js'
 import type { Store } from './store/store.js'
 import vaultPlugin from './tokens/plugin.js'
@@ -76,6 +77,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(lateHeadersPlugin)
   await app.register(healthPlugin)
   await app.register(metricsPlugin)
+  await app.register(storeStatusPlugin)
   await app.register(requestLogPlugin)
   await app.register(identityPlugin)
   // The token vault registers before sign-in, which stores tokens in it.

@@ -46,11 +46,14 @@ declare module 'fastify' {
 export default fp(async function identityPlugin (app) {
   app.decorateRequest('identity', null)
   app.decorate('credentialResolvers', [] as CredentialResolver[])
-  const changes = new PersonChanges(app.store)
+  const changes = new PersonChanges(app.store, { outageGraceMs: app.config.storeOutageGraceSeconds * 1000 })
   app.decorate('personChanges', changes)
   app.decorate('identityCache', new PersonCache<Identity>(changes))
-  // Before listening: until the replica hears the others' announcements, nothing is served from a cache.
-  app.addHook('onReady', async () => { await changes.start() })
+  // Not awaited: a replica started while Redis is down starts, reports not ready, and subscribes
+  // once Redis answers; until it hears the others' announcements, nothing is served from a cache.
+  app.addHook('onReady', async () => {
+    changes.start().catch((error: unknown) => { app.log.debug({ err: error }, 'no longer waiting for change announcements') })
+  })
   app.decorate('identify', async (request: FastifyRequest) => {
     if (request.identity !== null) return request.identity
     for (const resolve of app.credentialResolvers) {

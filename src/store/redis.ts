@@ -175,9 +175,11 @@ export class RedisStore implements Store {
 
   async close (): Promise<void> {
     this.status.close()
-    await Promise.allSettled([this.client.quit(), this.#subscriber?.quit()])
-    this.client.disconnect()
-    this.#subscriber?.disconnect()
+    await Promise.all([this.client, this.#subscriber].map(async (client) => {
+      // quit() fails while Redis is down; then disconnect. Not after a quit that worked: a Cluster
+      // told to disconnect again stays "disconnecting", and later commands wait forever, not fail.
+      if (client !== undefined) await client.quit().catch(() => { client.disconnect() })
+    }))
   }
 }
 

@@ -15,6 +15,7 @@ import requestLogPlugin from './ops/request-log.js'
 import geminiProxyPlugin from './proxy/gemini.js'
 import appProxyPlugin from './sidecar/app-proxy.js'
 import assertionPlugin from './sidecar/assertion.js'
+import storeStatusPlugin from './store/plugin.js'
 import { createStore } from './store/redis.js'
 import type { Store } from './store/store.js'
 import vaultPlugin from './tokens/plugin.js'
@@ -78,6 +79,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(lateHeadersPlugin)
   await app.register(healthPlugin)
   await app.register(metricsPlugin)
+  await app.register(storeStatusPlugin)
   await app.register(requestLogPlugin)
   await app.register(auditPlugin)
   await app.register(identityPlugin)

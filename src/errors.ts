@@ -40,18 +40,27 @@ export const BadRequestError = createError('GEMGATE_BAD_REQUEST', '%s', 400)
 export const NotFoundError = createError('GEMGATE_NOT_FOUND', '%s', 404)
 /** A dependency the request needs (Redis, the provider) is not answering. */
 export const ServiceUnavailableError = createError('GEMGATE_UNAVAILABLE', '%s', 503)
+/** The store (Redis) is unreachable or cannot serve now; the outage itself is logged once, not per request. */
+export const StoreUnavailableError = createError('GEMGATE_STORE_UNAVAILABLE', '%s', 503)
 /** The upstream could not be reached or reset the connection. */
 export const BadGatewayError = createError('GEMGATE_BAD_GATEWAY', '%s', 502)
 /** The upstream did not answer in time. */
 export const GatewayTimeoutError = createError('GEMGATE_GATEWAY_TIMEOUT', '%s', 504)
 
+/** 5xx whose cause is logged where it is noticed (once per store outage), not on every request it fails. */
+const LOGGED_ELSEWHERE = new Set(['GEMGATE_STORE_UNAVAILABLE'])
+
+/** True for an error whose cause is already logged once where it was noticed (a store outage). */
+export function loggedElsewhere (error: unknown): boolean {
+  return LOGGED_ELSEWHERE.has((error as { code?: string } | null)?.code ?? '')
+}
+
 /** Answers every error in Google's shape; a 5xx never carries its internals, only the request id. */
 export function errorHandler (error: FastifyError, request: FastifyRequest, reply: FastifyReply): void {
   const status = error.statusCode !== undefined && error.statusCode >= 400 ? error.statusCode : 500
-  // 503 UNAVAILABLE is a dependency that does not answer or a replica draining: whatever failed
-  // logs its own cause once; per request it is a warning, not an error of the gateway.
-  if (error instanceof ServiceUnavailableError) request.log.warn({ err: error }, 'request failed')
-  else if (status >= 500) request.log.error({ err: error }, 'request failed')
+  // A store outage is logged once where it was noticed. 503 UNAVAILABLE is otherwise a dependency
+  // that does not answer or a replica draining: per request a warning, not an error of the gateway.
+  if (status >= 500 && !loggedElsewhere(error)) request.log[error instanceof ServiceUnavailableError ? 'warn' : 'error']({ err: error }, 'request failed')
   // A 4xx is the client's doing: the request line (ops/request-log) carries its code, so one line per request.
   // Messages may quote the request's URL (Fastify's FST_ERR_BAD_URL does): never its credentials.
   else request.log.debug({ code: error.code, status }, redactUrl(error.message))

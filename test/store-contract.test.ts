@@ -5,6 +5,7 @@ import { MemoryStore } from '../src/store/memory.js'
 import { RedisStore, createRedisClient } from '../src/store/redis.js'
 import type { Store } from '../src/store/store.js'
 import { startRedis, type RedisFixture } from './fixtures/redis.js'
+import { startRedisCluster, startRedisSentinel } from './fixtures/redis-topologies.js'
 
 /** Makes a fresh store for one test and closes it at that test's teardown. */
 type StoreFactory = (t: Test) => Promise<Store>
@@ -413,5 +414,23 @@ t.test('RedisStore', async (t) => {
     const closing = store.close().then(() => { closed = true })
     await eventually(t, 'close resolves', async () => closed)
     await closing
+  })
+})
+
+t.test('RedisStore on a Cluster of three masters', async (t) => {
+  const cluster = await startRedisCluster(t)
+  storeContract(t, async (t) => {
+    const store = new RedisStore(createRedisClient({ clusterNodes: cluster.nodes }))
+    t.teardown(async () => { await store.close() })
+    return store
+  })
+})
+
+t.test('RedisStore through Sentinel', async (t) => {
+  const sentinel = await startRedisSentinel(t)
+  storeContract(t, async (t) => {
+    const store = new RedisStore(createRedisClient({ sentinels: sentinel.sentinelNodes, sentinelName: sentinel.name }))
+    t.teardown(async () => { await store.close() })
+    return store
   })
 })

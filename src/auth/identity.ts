@@ -48,11 +48,14 @@ declare module 'fastify' {
 export default fp(async function identityPlugin (app) {
   app.decorateRequest('identity', null)
   app.decorate('credentialResolvers', [] as CredentialResolver[])
-  const changes = new PersonChanges(app.store)
+  const changes = new PersonChanges(app.store, { outageGraceMs: app.config.storeOutageGraceSeconds * 1000 })
   app.decorate('personChanges', changes)
   app.decorate('identityCache', new PersonCache<Identity>(changes))
-  // Before listening: until the replica hears the others' announcements, nothing is served from a cache.
-  app.addHook('onReady', async () => { await changes.start() })
+  // Not awaited: a replica started while Redis is down starts, reports not ready, and subscribes
+  // once Redis answers; until it hears the others' announcements, nothing is served from a cache.
+  app.addHook('onReady', async () => {
+    changes.start().catch((error: unknown) => { app.log.debug({ err: error }, 'no longer waiting for change announcements') })
+  })
   // Every resolver runs, not just until one answers: a bad credential of any kind (a revoked key
   // beside a good session cookie) refuses the request rather than being outvoted by another.
   app.decorate('identify', async (request: FastifyRequest) => {

@@ -56,10 +56,11 @@ export default fp(async function logoutPlugin (app) {
   app.decorate('signOutHooks', [])
   // The provider refused the refresh token (invalid_grant): the person must sign in again,
   // so their sessions and keys end too rather than coming back after the next sign-in.
+  // Not awaited: while Redis is down the subscription waits for it, and the replica still starts.
   app.addHook('onReady', async () => {
-    await app.vault.onSignedOut((personId, at) => {
+    app.vault.onSignedOut((personId, at) => {
       endEverythingFor(app, personId, at).catch((error: unknown) => app.log.warn({ person: personId, reason: String(error) }, 'ending sessions after sign-out failed'))
-    })
+    }).catch((error: unknown) => { app.log.debug({ err: error }, 'no longer waiting for sign-out announcements') })
   })
 
   app.get('/auth/logout', async (_request, reply) => sendPage(reply, 200, layout('Sign out', html`<section class="card"><h1>Sign out?</h1>

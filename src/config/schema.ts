@@ -174,6 +174,7 @@ export const configSchema = z.strictObject({
     sentinelName: setting(z.string().trim().min(1).optional(), { env: 'REDIS_SENTINEL_NAME', example: 'mymaster', description: 'Sentinel master name.' }),
     clusterNodes: setting(hostPortList().optional(), { env: 'REDIS_CLUSTER_NODES', example: 'redis-1:6379,redis-2:6379', description: 'Redis Cluster seed nodes.' }),
   }),
+  storeOutageGraceSeconds: setting(integer(0, 300).default(10), { env: 'STORE_OUTAGE_GRACE_SECONDS', example: '10', description: 'While Redis is unreachable, serve identities and tokens cached in this replica for this long (revocations cannot arrive meanwhile), then answer 503.' }),
   cookieSecrets: setting(cookieSecrets, { env: 'COOKIE_SECRETS', example: EXAMPLE_COOKIE_SECRET, generate: MAKE_SECRET, description: 'Comma-separated cookie signing secrets, each >= 32 bytes; the first signs, all verify.', secret: true }),
   tokenEncryptionKeys: setting(encryptionKeys, { env: 'TOKEN_ENCRYPTION_KEYS', example: EXAMPLE_ENCRYPTION_KEY, generate: MAKE_SECRET, description: 'Comma-separated base64 32-byte AES keys; the first encrypts, all decrypt.', secret: true }),
   allowedEmailDomains: setting(emailDomainList().default([]), { env: 'ALLOWED_EMAIL_DOMAINS', example: 'example.com', description: 'Email domains allowed to sign in; * allows any verified email.' }),

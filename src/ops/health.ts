@@ -1,5 +1,5 @@
 import fp from 'fastify-plugin'
-import { ServiceUnavailableError } from '../errors.js'
+import { ServiceUnavailableError, loggedElsewhere } from '../errors.js'
 
 /** A dependency the gateway needs before it can serve: resolves when it is up, rejects with why not. */
 export type ReadinessCheck = () => Promise<void>
@@ -60,7 +60,9 @@ export default fp(async function healthPlugin (app) {
         await withTimeout(check)
         return [name, 'ok'] as const
       } catch (error) {
-        request.log.warn({ check: name, err: error }, 'readiness check failed')
+        // A store outage is logged once when it starts, not on every probe.
+        if (loggedElsewhere(error)) request.log.debug({ check: name }, 'readiness check failed')
+        else request.log.warn({ check: name, err: error }, 'readiness check failed')
         return [name, 'down'] as const
       }
     }))

@@ -7,11 +7,19 @@ export const PERSON_CHANGED_CHANNEL = 'person-changed'
  * for a change announcement that never arrived. Announcements normally arrive within milliseconds.
  */
 export const DEFAULT_CACHE_TTL_MS = 5_000
+/**
+ * While the store is unreachable, how long cached entries are still served (STORE_OUTAGE_GRACE_SECONDS):
+ * a short blip costs no failed call, but revocations made meanwhile cannot arrive.
+ */
+export const DEFAULT_OUTAGE_GRACE_MS = 10_000
 /** Most entries one in-process cache holds; the oldest go first. */
 export const DEFAULT_CACHE_MAX_ENTRIES = 10_000
 
 /** Called with the person whose stored state changed, or null when any may have (forget everything). */
 export type ChangeListener = (personId: string | null) => void
+
+/** What a cache may serve now: entries within their TTL, entries kept through an outage, or nothing. */
+export type Serving = 'fresh' | 'outage' | 'none'
 
 /**
  * Change announcements about people (sign-out, revoked key, refreshed or deleted tokens),
@@ -21,14 +29,29 @@ export type ChangeListener = (personId: string | null) => void
  */
 export class PersonChanges {
   readonly #listeners: ChangeListener[] = []
+  readonly #outageGraceMs: number
   #subscribed: Promise<void> | undefined
   #live = false
+  /** Since when announcements cannot be heard (the pub/sub connection dropped). */
+  #deafSince: number | undefined
 
-  constructor (private readonly store: Store) {}
+  constructor (private readonly store: Store, options: { outageGraceMs?: number } = {}) {
+    this.#outageGraceMs = options.outageGraceMs ?? DEFAULT_OUTAGE_GRACE_MS
+    // Announcements made during the outage may be lost: once the store answers again, forget all.
+    store.status?.observe({ down: () => {}, up: () => { this.#notify(null) }, error: () => {} })
+  }
 
-  /** True once the replica hears the others: until then caches must not serve. */
+  /** True while the replica hears the others and the store answers: only then may caches fill. */
   get live (): boolean {
-    return this.#live
+    return this.#live && this.#deafSince === undefined && this.store.status?.downSince === undefined
+  }
+
+  /** What caches may serve now; an outage older than the grace period ends all serving. */
+  serving (now = Date.now()): Serving {
+    if (!this.#live) return 'none'
+    const down = Math.min(this.#deafSince ?? Infinity, this.store.status?.downSince ?? Infinity)
+    if (down === Infinity) return 'fresh'
+    return now - down <= this.#outageGraceMs ? 'outage' : 'none'
   }
 
   /** Tells this process's caches now, then the other replicas. */
@@ -41,11 +64,21 @@ export class PersonChanges {
     this.#listeners.push(listener)
   }
 
-  /** Subscribes to the other replicas' announcements (once). */
+  /** Subscribes to the other replicas' announcements (once); waits while the store is unreachable. */
   async start (): Promise<void> {
-    this.#subscribed ??= this.store.subscribe(PERSON_CHANGED_CHANNEL, (personId) => this.#notify(personId), () => this.#notify(null))
+    this.#subscribed ??= this.store.subscribe(PERSON_CHANGED_CHANNEL, (personId) => this.#notify(personId), (phase) => this.#gap(phase))
       .then(() => { this.#live = true })
     await this.#subscribed
+  }
+
+  #gap (phase: 'lost' | 'back'): void {
+    if (phase === 'lost') {
+      // Keep the caches: they serve through a short outage (see `serving`).
+      this.#deafSince ??= Date.now()
+      return
+    }
+    this.#deafSince = undefined
+    this.#notify(null)
   }
 
   #notify (personId: string | null): void {
@@ -56,7 +89,10 @@ export class PersonChanges {
 interface Entry<V> {
   value: V
   personId: string
+  /** End of the TTL (or `notAfter`, if sooner): served until then while the store answers. */
   expiresAt: number
+  /** When the value itself stops being true (a token's or key's expiry): never served past it. */
+  notAfter: number
 }
 
 /** Options of a {@link PersonCache}. */
@@ -88,11 +124,17 @@ export class PersonCache<V> {
     return this.#entries.size
   }
 
-  /** The live entry; undefined when absent, expired, or while announcements cannot be heard. */
+  /**
+   * The live entry; undefined when absent, expired, or while announcements cannot be heard.
+   * While the store is unreachable (for at most the outage grace) entries past their TTL are
+   * served too: there is nothing fresher to ask for.
+   */
   get (key: string, now = Date.now()): V | undefined {
     const entry = this.#entries.get(key)
     if (entry === undefined) return undefined
-    if (entry.expiresAt > now && this.changes.live) return entry.value
+    const serving = this.changes.serving()
+    if (serving === 'fresh' && entry.expiresAt > now) return entry.value
+    if (serving === 'outage' && entry.notAfter > now) return entry.value
     this.#delete(key, entry.personId)
     return undefined
   }
@@ -111,7 +153,7 @@ export class PersonCache<V> {
       const [oldest, entry] = this.#entries.entries().next().value as [string, Entry<V>]
       this.#delete(oldest, entry.personId)
     }
-    this.#entries.set(key, { value, personId, expiresAt: Math.min(Date.now() + this.#ttlMs, notAfter) })
+    this.#entries.set(key, { value, personId, expiresAt: Math.min(Date.now() + this.#ttlMs, notAfter), notAfter })
     let keys = this.#byPerson.get(personId)
     if (keys === undefined) this.#byPerson.set(personId, keys = new Set())
     keys.add(key)

@@ -1,5 +1,7 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { Config } from '../config/schema.js'
+import { guardStore } from './guard.js'
+import { StoreStatus } from './status.js'
 import type { LogEntry, LogRange, Store } from './store.js'
 
 /** How long one Redis command may take before the request that needs it fails. */
@@ -49,15 +51,17 @@ export function createRedisClient (redis: Config['redis']): Client {
 /** The Store on Redis: what lets several replicas share sessions, tokens and locks. */
 export class RedisStore implements Store {
   readonly kind = 'redis'
+  readonly status = new StoreStatus()
   #subscriber: Client | undefined
   readonly #listeners = new Map<string, Array<(message: string) => void>>()
   readonly #subscriptions = new Map<string, Promise<unknown>>()
-  readonly #gapListeners = new Set<() => void>()
+  readonly #gapListeners = new Set<(phase: 'lost' | 'back') => void>()
 
   constructor (readonly client: Client) {
-    client.on('error', () => {
-      // ioredis reconnects by itself; readiness and the failing requests report the outage.
-    })
+    // ioredis reconnects by itself; the status reports the outage once, readiness and requests answer 503.
+    client.on('error', (error: unknown) => { this.status.lost(error) })
+    client.on('close', () => { this.status.lost(new Error('the connection to Redis closed')) })
+    client.on('ready', () => { this.status.answered() })
   }
 
   async get (key: string): Promise<string | null> {
@@ -159,7 +163,7 @@ export class RedisStore implements Store {
     await this.client.publish(KEY_PREFIX + channel, message)
   }
 
-  async subscribe (channel: string, listener: (message: string) => void, onGap?: () => void): Promise<void> {
+  async subscribe (channel: string, listener: (message: string) => void, onGap?: (phase: 'lost' | 'back') => void): Promise<void> {
     const name = KEY_PREFIX + channel
     const subscriber = this.#subscriber ??= this.#openSubscriber()
     if (onGap !== undefined) this.#gapListeners.add(onGap)
@@ -183,14 +187,18 @@ export class RedisStore implements Store {
   }
 
   #openSubscriber (): Client {
-    // A subscribed connection can run nothing else, so pub/sub gets its own.
-    const subscriber: Client = this.client instanceof Cluster ? this.client.duplicate() : this.client.duplicate()
+    // A subscribed connection can run nothing else, so pub/sub gets its own. Its SUBSCRIBE waits
+    // for Redis however long it takes (no retry limit): a replica started during an outage
+    // starts, reports not ready, and hears the others once Redis answers.
+    const subscriber: Client = this.client instanceof Cluster
+      ? this.client.duplicate([], { redisOptions: { ...baseOptions, maxRetriesPerRequest: null } })
+      : this.client.duplicate({ maxRetriesPerRequest: null })
     subscriber.on('error', () => {})
     // Messages published while the connection is down are lost for good (ioredis resubscribes
     // when it is back): tell the listeners both when it drops and when it returns.
-    const gap = (): void => { for (const onGap of this.#gapListeners) onGap() }
-    subscriber.on('close', gap)
-    subscriber.on('ready', gap)
+    const gap = (phase: 'lost' | 'back') => (): void => { for (const onGap of this.#gapListeners) onGap(phase) }
+    subscriber.on('close', gap('lost'))
+    subscriber.on('ready', gap('back'))
     subscriber.on('message', (from: string, message: string) => {
       for (const handler of this.#listeners.get(from) ?? []) handler(message)
     })
@@ -202,9 +210,12 @@ export class RedisStore implements Store {
   }
 
   async close (): Promise<void> {
-    await Promise.allSettled([this.client.quit(), this.#subscriber?.quit()])
-    this.client.disconnect()
-    this.#subscriber?.disconnect()
+    this.status.close()
+    await Promise.all([this.client, this.#subscriber].map(async (client) => {
+      // quit() fails while Redis is down; then disconnect. Not after a quit that worked: a Cluster
+      // told to disconnect again stays "disconnecting", and later commands wait forever, not fail.
+      if (client !== undefined) await client.quit().catch(() => { client.disconnect() })
+    }))
   }
 }
 
@@ -214,5 +225,6 @@ export async function createStore (redis: Config['redis']): Promise<Store> {
     const { MemoryStore } = await import('./memory.js')
     return new MemoryStore()
   }
-  return new RedisStore(createRedisClient(redis))
+  const store = new RedisStore(createRedisClient(redis))
+  return guardStore(store, store.status)
 }

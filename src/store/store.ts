@@ -1,3 +1,5 @@
+import type { StoreStatus } from './status.js'
+
 /** Which entries of a log {@link Store.readLog} answers. */
 export interface LogRange {
   fromMs: number
@@ -21,6 +23,8 @@ export interface LogEntry {
 export interface Store {
   /** `memory` or `redis`: what readiness and the start-up warning report. */
   readonly kind: 'memory' | 'redis'
+  /** Whether the store answers; absent for a store that cannot be unreachable (memory). */
+  readonly status?: StoreStatus
   get (key: string): Promise<string | null>
   set (key: string, value: string, ttlMs?: number): Promise<void>
   /** Sets only when the key is absent (a lock or a one-time marker); true when it did. */
@@ -68,10 +72,12 @@ export interface Store {
   publish (channel: string, message: string): Promise<void>
   /**
    * Calls `listener` with every message published on `channel` (by any process) once the
-   * returned promise resolves. `onGap` runs when messages may have been missed (the connection
-   * that receives them dropped, or came back): whoever caches on the strength of them must forget.
+   * returned promise resolves, which waits (retrying) while the store is unreachable. `onGap`
+   * runs with `lost` when the connection that receives messages dropped (from now on they may be
+   * missed) and with `back` when it returned (some may have been missed): whoever caches on the
+   * strength of them must forget.
    */
-  subscribe (channel: string, listener: (message: string) => void, onGap?: () => void): Promise<void>
+  subscribe (channel: string, listener: (message: string) => void, onGap?: (phase: 'lost' | 'back') => void): Promise<void>
   /** Resolves when the store answers; rejects with the cause otherwise. */
   ping (): Promise<void>
   close (): Promise<void>

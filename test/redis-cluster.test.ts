@@ -1,0 +1,63 @@
+import { setTimeout as sleep } from 'node:timers/promises'
+import t from 'tap'
+import { buildApp } from '../src/app.js'
+import { freePort } from './fixtures/ports.js'
+import { startRedisCluster } from './fixtures/redis-topologies.js'
+import { ageTokens, signInWithKey, startProxyStack } from './helpers/person.js'
+
+const MODEL_PATH = '/v1beta/models/gemini-2.5-flash'
+/** Longest a change on one replica may take to reach the other; not a speed assertion. */
+const PROPAGATION_MS = 2_000
+
+async function statusWithin (expected: number, call: () => Promise<Response>): Promise<number> {
+  const deadline = Date.now() + PROPAGATION_MS
+  let status = 0
+  do {
+    const response = await call()
+    await response.arrayBuffer()
+    status = response.status
+    if (status === expected) return status
+    await sleep(50)
+  } while (Date.now() < deadline)
+  return status
+}
+
+t.test('two replicas on a Redis Cluster of three masters', async (t) => {
+  const cluster = await startRedisCluster(t)
+  // memory: no standalone Redis for the stack; REDIS_CLUSTER_NODES makes the store a Cluster client.
+  const stack = await startProxyStack(t, { memory: true, env: { REDIS_CLUSTER_NODES: cluster.nodes.join(',') } })
+  t.equal(stack.app.store.kind, 'redis')
+  const replica = await buildApp(stack.config)
+  t.teardown(async () => { await replica.close() })
+  const port = await freePort()
+  await replica.listen({ port, host: '127.0.0.1' })
+  const replicaUrl = `http://127.0.0.1:${port}`
+
+  const holder = await signInWithKey(stack)
+  const call = (url: string) => async () => await fetch(`${url}${MODEL_PATH}`, { headers: { 'x-goog-api-key': holder.key } })
+  t.equal((await call(stack.url)()).status, 200, 'the key works on replica A')
+  t.equal((await call(replicaUrl)()).status, 200, 'and on replica B')
+
+  const sizes = await Promise.all(cluster.masters.map(async (master) => await master.client().dbsize()))
+  t.ok(sizes.filter((size) => size > 0).length >= 2, `the gateway's keys are spread over the masters (${sizes.join(', ')})`)
+
+  // A forced refresh runs the lock (SET NX, the delete-if-equals script) and rewrites the record and schedule.
+  const before = await stack.app.vault.accessToken(holder.personId)
+  await ageTokens(stack, holder.personId, 60_000)
+  const after = await stack.app.vault.accessToken(holder.personId, { force: true })
+  t.not(after, before, 'a refresh under the cluster lock gives a new token')
+  t.equal(await replica.vault.accessToken(holder.personId), after, 'which the other replica reads')
+
+  const second = await signInWithKey(stack, { name: 'second' })
+  t.equal((await fetch(`${replicaUrl}${MODEL_PATH}`, { headers: { 'x-goog-api-key': second.key } })).status, 200)
+  const revoked = await holder.browser.fetch(`/auth/keys/${holder.keyId}`, { method: 'DELETE', headers: { origin: stack.url } })
+  t.equal(revoked.status, 204, 'revoking a key deletes its keys across slots')
+  t.equal(await statusWithin(401, call(replicaUrl)), 401, 'the revocation reaches replica B\'s cache over cluster pub/sub')
+
+  const cookie = { cookie: second.browser.cookieHeader() }
+  t.equal((await fetch(`${replicaUrl}/auth/me`, { headers: cookie })).status, 200, 'the session works on B')
+  const logout = await second.browser.fetch('/auth/logout', { method: 'POST', headers: { origin: stack.url } })
+  t.equal(logout.status, 204, 'sign-out on A (sessions and keys of the person, in many slots)')
+  t.equal(await statusWithin(401, async () => await fetch(`${replicaUrl}/auth/me`, { headers: cookie })), 401, 'ends the session on B')
+  t.equal(await statusWithin(401, async () => await fetch(`${replicaUrl}${MODEL_PATH}`, { headers: { 'x-goog-api-key': second.key } })), 401, 'and the key')
+})

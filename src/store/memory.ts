@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events'
+import { LocalQuota, type QuotaAnswer, type QuotaCheck, type QuotaRequest, type QuotaSettlement } from './quota.js'
 import type { Store } from './store.js'
 
 interface Entry<T> { value: T, expiresAt: number }
@@ -11,6 +12,7 @@ export class MemoryStore implements Store {
   readonly #schedules = new Map<string, Map<string, number>>()
   readonly #hashes = new Map<string, Map<string, number>>()
   readonly #channels = new EventEmitter()
+  readonly #quota = new LocalQuota()
 
   #live (key: string): Entry<string> | undefined {
     const entry = this.#strings.get(key)
@@ -110,6 +112,20 @@ export class MemoryStore implements Store {
 
   async getFields (key: string): Promise<Record<string, string>> {
     return Object.fromEntries([...(this.#hashes.get(key) ?? [])].map(([field, value]) => [field, String(value)]))
+  }
+
+  async reserveQuota (request: QuotaRequest): Promise<QuotaAnswer> {
+    return this.#quota.reserve(request)
+  }
+
+  async settleQuota (settlement: QuotaSettlement): Promise<void> {
+    this.#quota.settle(settlement)
+    // Usage hashes never expire here: a memory store ends with its process anyway.
+    if (settlement.usage !== undefined) await this.incrementFields(settlement.usage.key, settlement.usage.fields)
+  }
+
+  async quotaUsed (checks: QuotaCheck[]): Promise<number[]> {
+    return this.#quota.used(checks)
   }
 
   async publish (channel: string, message: string): Promise<void> {

@@ -1,3 +1,5 @@
+import type { QuotaAnswer, QuotaCheck, QuotaRequest, QuotaSettlement } from './quota.js'
+
 /**
  * The few storage verbs the gateway needs, so sessions, tokens and keys run on Redis in
  * production and in memory for a single replica. Values are opaque strings: callers encrypt
@@ -30,6 +32,15 @@ export interface Store {
   /** Adds to numeric fields of a hash (usage counters). */
   incrementFields (key: string, increments: Record<string, number>): Promise<void>
   getFields (key: string): Promise<Record<string, string>>
+  /**
+   * Checks every quota of a call and, when all allow it, reserves on all of them in one atomic
+   * step (no other replica's call interleaves); the output it may have is lowered to what fits.
+   */
+  reserveQuota (request: QuotaRequest): Promise<QuotaAnswer>
+  /** Corrects a reservation by the call's real usage and adds to its usage hash, atomically. */
+  settleQuota (settlement: QuotaSettlement): Promise<void>
+  /** What each quota has used (a per-minute bucket: what has not refilled yet). */
+  quotaUsed (checks: QuotaCheck[]): Promise<number[]>
   publish (channel: string, message: string): Promise<void>
   /**
    * Calls `listener` with every message published on `channel` (by any process) once the

@@ -43,20 +43,22 @@ const ruleSchema = z.strictObject({
   if ((rule.match === undefined) === (rule.default === undefined)) {
     ctx.addIssue({ code: 'custom', message: 'needs exactly one of match: {emails, domains, groups} or default: true' })
   }
-})
+  // `when`: also checked when other keys of the rule are wrong, so every mistake is reported at once.
+}, { when: (payload) => typeof payload.value === 'object' && payload.value !== null })
 
 /** One ordered rule of the policy. */
 export type PolicyRule = z.output<typeof ruleSchema>
 
 /** The `policy:` list: ordered rules, the `default: true` rule last. */
 export const policySchema = z.array(ruleSchema, { error: 'must be a list of rules' }).superRefine((rules, ctx) => {
+  const isDefault = (rule: unknown): boolean => (rule as { default?: unknown } | null)?.default === true
   rules.forEach((rule, index) => {
-    if (rule.default === true && index !== rules.length - 1) ctx.addIssue({ code: 'custom', path: [index, 'default'], message: 'the default rule must be the last one' })
+    if (isDefault(rule) && index !== rules.length - 1) ctx.addIssue({ code: 'custom', path: [index, 'default'], message: 'the default rule must be the last one' })
   })
-  if (rules.length > 0 && rules.at(-1)?.default !== true) {
+  if (rules.length > 0 && !isDefault(rules.at(-1))) {
     ctx.addIssue({ code: 'custom', path: [rules.length - 1], message: 'the last rule must be `default: true` (who matches no other rule)' })
   }
-})
+}, { when: (payload) => Array.isArray(payload.value) })
 
 const priceRow = z.strictObject({
   from: z.iso.date('must be a date, e.g. 2026-12-01'),

@@ -1,12 +1,16 @@
 import { Counter, type Registry } from 'prom-client'
 import type { BilledTokens } from './prices.js'
 
+const KINDS = ['prompt', 'cached', 'output', 'thinking'] as const
+
 /** The policy's Prometheus counters: by model and rule, never by person (an unbounded label set). */
 export class PolicyMetrics {
   readonly calls: Counter<'rule' | 'model' | 'outcome'>
   readonly tokens: Counter<'rule' | 'model' | 'kind'>
   readonly cost: Counter<'rule' | 'model'>
   readonly storeFailures: Counter
+  // Label children per rule and model (both bounded): prom-client would hash the labels on every call.
+  readonly #children = new Map<string, { tokens: Record<string, ReturnType<Counter['labels']>>, cost: ReturnType<Counter['labels']> }>()
 
   constructor (registry: Registry) {
     this.calls = new Counter({
@@ -36,9 +40,15 @@ export class PolicyMetrics {
 
   /** Counts one call's usage. */
   usage (rule: string, model: string, billed: BilledTokens, nanoUsd: number): void {
-    for (const kind of ['prompt', 'cached', 'output', 'thinking'] as const) {
-      if (billed[kind] > 0) this.tokens.inc({ rule, model, kind }, billed[kind])
+    const key = `${rule}|${model}`
+    let children = this.#children.get(key)
+    if (children === undefined) {
+      const tokens = Object.fromEntries(KINDS.map((kind) => [kind, this.tokens.labels({ rule, model, kind })]))
+      this.#children.set(key, children = { tokens, cost: this.cost.labels({ rule, model }) })
     }
-    if (nanoUsd > 0) this.cost.inc({ rule, model }, nanoUsd / 1e9)
+    for (const kind of KINDS) {
+      if (billed[kind] > 0) children.tokens[kind]!.inc(billed[kind])
+    }
+    if (nanoUsd > 0) children.cost.inc(nanoUsd / 1e9)
   }
 }

@@ -8,9 +8,13 @@ export interface Period {
 
 const DAY_MS = 86_400_000
 
+type Cached = Period & { from: number }
+
 /** Calendar days and months in one IANA time zone (default UTC), daylight-saving changes included. */
 export class Calendar {
   readonly #parts: Intl.DateTimeFormat
+  // The last answers: the hot path asks for today on every call, and today changes once a day.
+  readonly #last = { day: undefined as Cached | undefined, month: undefined as Cached | undefined }
 
   constructor (readonly timeZone: string) {
     this.#parts = new Intl.DateTimeFormat('en-US', { timeZone, hourCycle: 'h23', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', second: '2-digit' })
@@ -33,6 +37,18 @@ export class Calendar {
 
   /** The day `epochMs` falls on, and when it ends. */
   day (epochMs: number = Date.now()): Period {
+    return this.#remembered('day', epochMs, (at) => this.#day(at))
+  }
+
+  #remembered (slot: 'day' | 'month', epochMs: number, compute: (epochMs: number) => Period): Period {
+    const cached = this.#last[slot]
+    if (cached !== undefined && epochMs >= cached.from && epochMs < cached.endsAt) return cached
+    const period = compute(epochMs)
+    this.#last[slot] = { ...period, from: epochMs }
+    return period
+  }
+
+  #day (epochMs: number): Period {
     const { year, month, day } = this.#wallClock(epochMs)
     const id = `${year}-${String(month).padStart(2, '0')}-${String(day).padStart(2, '0')}`
     const next = new Date(Date.UTC(year, month - 1, day) + DAY_MS)
@@ -41,6 +57,10 @@ export class Calendar {
 
   /** The month `epochMs` falls in, and when it ends. */
   month (epochMs: number = Date.now()): Period {
+    return this.#remembered('month', epochMs, (at) => this.#month(at))
+  }
+
+  #month (epochMs: number): Period {
     const { year, month } = this.#wallClock(epochMs)
     const id = `${year}-${String(month).padStart(2, '0')}`
     return { id, endsAt: month === 12 ? this.#midnight(year + 1, 1, 1) : this.#midnight(year, month + 1, 1) }

@@ -30,6 +30,7 @@ export interface TokenPrice {
 }
 
 const NANO_PER_MILLION = 1000
+const MAX_REMEMBERED_NAMES = 1_000
 
 function nano (row: PriceRow): TokenPrice {
   const input = (row.input ?? 0) * NANO_PER_MILLION
@@ -48,6 +49,8 @@ export interface BilledTokens {
 export class PriceTable {
   readonly #rows: Map<string, PriceRow[]>
   readonly #fallback: TokenPrice
+  // Which listed name a model is priced under, per model name seen (bounded: names come from clients).
+  readonly #names = new Map<string, string | undefined>()
 
   constructor (overrides: Readonly<Record<string, readonly PriceRow[]>>) {
     const merged = { ...SHIPPED_PRICES, ...overrides }
@@ -58,7 +61,11 @@ export class PriceTable {
   }
 
   #listedName (model: string | undefined): string | undefined {
-    return [...this.#rows.keys()].filter((listed) => model?.startsWith(listed) === true).sort((a, b) => b.length - a.length)[0]
+    if (model === undefined) return undefined
+    if (this.#names.has(model)) return this.#names.get(model)
+    const name = [...this.#rows.keys()].filter((listed) => model.startsWith(listed)).sort((a, b) => b.length - a.length)[0]
+    if (this.#names.size < MAX_REMEMBERED_NAMES) this.#names.set(model, name)
+    return name
   }
 
   /** A bounded metric label for a model: the listed name it is priced under, else `other`. */

@@ -16,6 +16,7 @@ import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
 import { fixedRate, holdStreams, sse, wrk, type Call, type FixedRateResult, type HeldStreamsResult, type StreamResult, type ThroughputResult } from './load.js'
 import { nginxConfig } from './nginx.js'
+import { POLICY_TARGET, startPolicyGateway } from './policy.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const RESULTS = join(ROOT, 'bench', 'results')
@@ -144,7 +145,7 @@ async function main (): Promise<void> {
   const upstreamUrl = `http://127.0.0.1:${upstreamPort}`
 
   const gatewayPort = await freePort()
-  const gateway = nodeScript(proxyCore, 'gateway.mjs', {
+  const gatewayEnv = {
     BENCH_BUILD: BUILD,
     BENCH_TOKEN: TOKEN,
     PORT: String(gatewayPort),
@@ -159,10 +160,14 @@ async function main (): Promise<void> {
     REDIS_URL: `redis://127.0.0.1:${redisPort}`,
     UPSTREAM_URL: upstreamUrl,
     LOG_LEVEL: 'info',
-  }, PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(RESULTS, 'profiles')}`] : [])
+  }
+  const gateway = nodeScript(proxyCore, 'gateway.mjs', gatewayEnv, PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(RESULTS, 'profiles')}`] : [])
   const seeded = await message<{ port: number, key: string, cookie: string }>(gateway, 'the gateway')
   const gatewayUrl = `http://127.0.0.1:${seeded.port}`
 
+  // The same gateway with a policy (bench/policy.ts), in the same rounds.
+  const policy = await startPolicyGateway(dir, gatewayEnv, await freePort(), (env) => nodeScript(proxyCore, 'gateway.mjs', env),
+    async (child) => await message<{ port: number, key: string }>(child, 'the policy gateway'))
   const bare = nodeScript(proxyCore, 'bare-proxy.mjs', { BENCH_UPSTREAM_URL: upstreamUrl })
   const bareUrl = `http://127.0.0.1:${(await message<{ port: number }>(bare, 'the bare proxy')).port}`
 
@@ -186,14 +191,15 @@ async function main (): Promise<void> {
     ...(nginxUrl === undefined ? [] : [['nginx', post(nginxUrl, {})] as [string, Call]]),
     ['bare @fastify/http-proxy', post(bareUrl, bearer)],
     ['gateway, key', post(gatewayUrl, { 'x-goog-api-key': seeded.key })],
+    [POLICY_TARGET, post(policy.url, { 'x-goog-api-key': policy.key })],
     // A browser's fetch from the gateway's own pages: the cookie, and the Origin the CSRF check wants.
     ['gateway, session', post(gatewayUrl, { cookie: seeded.cookie, origin: gatewayUrl })],
   ]
 
   // Only the process under test runs on the proxy core: an idle Node process still collects
   // garbage and shrinks its heap in the background, which would land in another's figures.
-  const proxies: Record<string, ChildProcess> = { gateway, bare }
-  const owner = (name: string): string | undefined => name.startsWith('gateway') ? 'gateway' : name.startsWith('bare') ? 'bare' : undefined
+  const proxies: Record<string, ChildProcess> = { gateway, bare, policy: policy.child }
+  const owner = (name: string): string | undefined => name.startsWith('gateway') ? 'gateway' : name.startsWith('bare') ? 'bare' : name === POLICY_TARGET ? 'policy' : undefined
   async function alone<T> (name: string, measure: () => Promise<T>): Promise<T> {
     const paused = Object.entries(proxies).filter(([key]) => key !== owner(name)).map(([, child]) => child)
     for (const child of paused) child.kill('SIGSTOP')
@@ -286,6 +292,8 @@ async function main (): Promise<void> {
       keyVsBareProxy: ratio(rps('gateway, key'), rps('bare @fastify/http-proxy')),
       sessionVsBareProxy: ratio(rps('gateway, session'), rps('bare @fastify/http-proxy')),
       addedP99Ms: difference(latency['gateway, key']?.p99Ms, latency.direct?.p99Ms),
+      policyOnVsOff: ratio(rps(POLICY_TARGET), rps('gateway, key')),
+      policyAddedP99Ms: difference(latency[POLICY_TARGET]?.p99Ms, latency['gateway, key']?.p99Ms),
       addedTtfbMs: difference(streams.gateway?.ttfbP50Ms, streams.direct?.ttfbP50Ms),
       addedChunkDelayP50Ms: difference(streams.gateway?.chunkDelayP50Ms, streams.direct?.chunkDelayP50Ms),
       addedChunkDelayMaxMs: difference(streams.gateway?.chunkDelayMaxMs, streams.direct?.chunkDelayMaxMs),

@@ -12,6 +12,7 @@ import healthPlugin from './ops/health.js'
 import lateHeadersPlugin from './ops/late-headers.js'
 import metricsPlugin from './ops/metrics.js'
 import requestLogPlugin from './ops/request-log.js'
+import policyPlugin from './policy/plugin.js'
 import geminiProxyPlugin from './proxy/gemini.js'
 import appProxyPlugin from './sidecar/app-proxy.js'
 import assertionPlugin from './sidecar/assertion.js'
@@ -89,6 +90,8 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(authPlugin)
   await app.register(keysPlugin)
   await app.register(assertionPlugin)
+  // Before the proxy, which admits every call through it.
+  await app.register(policyPlugin)
   await app.register(geminiProxyPlugin)
   // Last: it answers every path no other plugin owns.
   await app.register(appProxyPlugin)

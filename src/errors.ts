@@ -20,12 +20,13 @@ const GOOGLE_STATUS: Record<number, string> = {
 
 /** The body Google's APIs answer errors with, so SDKs surface the message. */
 export interface GoogleErrorBody {
-  error: { code: number, message: string, status: string }
+  error: { code: number, message: string, status: string, details?: unknown[] }
 }
 
-/** Builds Google's error shape for a status and message. */
-export function googleError (code: number, message: string): GoogleErrorBody {
-  return { error: { code, message, status: GOOGLE_STATUS[code] ?? (code >= 500 ? 'INTERNAL' : 'FAILED_PRECONDITION') } }
+/** Builds Google's error shape for a status and message, with `details` (google.rpc types) when given. */
+export function googleError (code: number, message: string, details?: unknown[]): GoogleErrorBody {
+  const status = GOOGLE_STATUS[code] ?? (code >= 500 ? 'INTERNAL' : 'FAILED_PRECONDITION')
+  return { error: { code, message, status, ...(details === undefined ? {} : { details }) } }
 }
 
 /** No session cookie, gateway key or assertion that identifies a person. */
@@ -42,6 +43,10 @@ export const NotFoundError = createError('GEMGATE_NOT_FOUND', '%s', 404)
 export const ServiceUnavailableError = createError('GEMGATE_UNAVAILABLE', '%s', 503)
 /** The store (Redis) is unreachable or cannot serve now; the outage itself is logged once, not per request. */
 export const StoreUnavailableError = createError('GEMGATE_STORE_UNAVAILABLE', '%s', 503)
+/** Over a rate limit or budget of the policy (429 RESOURCE_EXHAUSTED, with QuotaFailure and RetryInfo details). */
+export const QuotaExceededError = createError('GEMGATE_QUOTA_EXCEEDED', '%s', 429)
+/** A model the policy does not allow this person (or key) to call. */
+export const ModelNotAllowedError = createError('GEMGATE_MODEL_NOT_ALLOWED', '%s', 403)
 /** The upstream could not be reached or reset the connection. */
 export const BadGatewayError = createError('GEMGATE_BAD_GATEWAY', '%s', 502)
 /** The upstream did not answer in time. */
@@ -53,6 +58,17 @@ const LOGGED_ELSEWHERE = new Set(['GEMGATE_STORE_UNAVAILABLE'])
 /** True for an error whose cause is already logged once where it was noticed (a store outage). */
 export function loggedElsewhere (error: unknown): boolean {
   return LOGGED_ELSEWHERE.has((error as { code?: string } | null)?.code ?? '')
+}
+
+/** What an error may carry for its answer besides the message: google.rpc details and headers (Retry-After). */
+export interface ErrorExtras {
+  details?: unknown[]
+  headers?: Record<string, string>
+}
+
+/** Attaches details and headers to an error, for the error handler to send. */
+export function withExtras<T extends Error> (error: T, extras: ErrorExtras): T & ErrorExtras {
+  return Object.assign(error, extras)
 }
 
 /** Answers every error in Google's shape; a 5xx never carries its internals, only the request id. */
@@ -67,7 +83,9 @@ export function errorHandler (error: FastifyError, request: FastifyRequest, repl
   const message = status >= 500 && error.code?.startsWith('GEMGATE_') !== true
     ? `Internal error (request id ${request.id}).`
     : redactUrl(error.message)
-  reply.code(status).type('application/json').send(googleError(status, message))
+  const { details, headers } = error as FastifyError & ErrorExtras
+  if (headers !== undefined) reply.headers(headers)
+  reply.code(status).type('application/json').send(googleError(status, message, status >= 500 ? undefined : details))
 }
 
 /** 404 in Google's shape for paths nothing serves. */

@@ -3,6 +3,7 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { MemoryStore } from '../src/store/memory.js'
 import { RedisStore, createRedisClient } from '../src/store/redis.js'
+import type { QuotaCheck, QuotaRequest } from '../src/store/quota.js'
 import type { Store } from '../src/store/store.js'
 import { startRedis, type RedisFixture } from './fixtures/redis.js'
 import { startRedisCluster, startRedisSentinel } from './fixtures/redis-topologies.js'
@@ -297,6 +298,30 @@ function storeContract (t: Test, factory: StoreFactory): void {
     await store.appendToLog(log, 'four', 10)
     const kept = await store.readLog(log, { fromMs: 0, toMs: Date.now(), count: 10 })
     t.ok(kept.length < 4 && kept.at(-1)?.entry === 'four', 'entries older than the retention are dropped on append')
+  })
+
+  t.test('reserveQuota and settleQuota: check and reserve as one step, corrected later', async (t) => {
+    const store = await factory(t)
+    const tag = `{${randomUUID()}}`
+    const rpm: QuotaCheck = { key: key(`${tag}:rpm`), kind: 'bucket', resource: 'requests', limit: 5, windowMs: 60_000 }
+    const day: QuotaCheck = { key: key(`${tag}:day`), kind: 'total', resource: 'tokens', limit: 1_000, windowMs: 86_400_000, resetAt: Date.now() + 3_600_000 }
+    const usd: QuotaCheck = { key: key(`${tag}:usd`), kind: 'total', resource: 'nanoUsd', limit: 100_000, windowMs: 86_400_000, resetAt: Date.now() + 3_600_000 }
+    const call = (maxOutput: number): QuotaRequest => ({ checks: [rpm, day, usd], promptTokens: 100, maxOutput, minOutput: 10, inputPrice: 50, outputPrice: 100 })
+    t.same(await store.reserveQuota(call(300)), { admitted: true, output: 300, remaining: [4, 600, 65_000] }, 'fits whole')
+    const lowered = await store.reserveQuota(call(900))
+    t.same(lowered, { admitted: true, output: 500, remaining: [3, 0, 10_000] }, 'output lowered to what the token budget pays for')
+    const refused = await store.reserveQuota(call(300))
+    t.equal(refused.admitted, false)
+    if (!refused.admitted) {
+      t.equal(refused.blocked, 1, 'the token budget (the first binding check) refused')
+      t.ok(refused.retryAfterMs > 3_500_000 && refused.retryAfterMs <= 3_600_000, 'until the period ends')
+    }
+    const usage = key(`${tag}:usage`)
+    await store.settleQuota({ checks: [rpm, day, usd], deltas: { requests: 0, tokens: -300, nanoUsd: -30_000 }, usage: { key: usage, ttlMs: 60_000, fields: { 'm|requests': 1, 'm|output': 20 } } })
+    t.same(await store.getFields(usage), { 'm|requests': '1', 'm|output': '20' }, 'usage added')
+    t.same(await store.quotaUsed([rpm, day, usd]), [1, 700, 60_000], 'the correction is applied (the rate has begun to refill)')
+    const concurrent = await Promise.all(Array.from({ length: 10 }, async () => await store.reserveQuota({ ...call(0), checks: [rpm], promptTokens: 0 })))
+    t.equal(concurrent.filter((answer) => answer.admitted).length, 3, 'concurrent calls never pass the rate together')
   })
 
   t.test('publish and subscribe', async (t) => {

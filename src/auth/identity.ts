@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
 import type { FastifyRequest } from 'fastify'
+import type { Limits } from '../config/policy.js'
 import { PersonCache, PersonChanges } from '../store/cache.js'
 
 /** Who a request acts for, once a session cookie, gateway key or assertion proved it. */
@@ -14,6 +15,12 @@ export interface Identity {
   /** When a session identity's session ends at the latest (ms since the epoch): SESSION_MAX_SECONDS after sign-in. */
   sessionEndsAt?: number
   keyId?: string
+  /** Group names from OIDC_GROUPS_CLAIM at sign-in (policy rules match on them). */
+  groups?: string[]
+  /** Google's `hd` claim at sign-in: a domain for policy rules. */
+  hostedDomain?: string
+  /** A gateway key's own limits, narrower than its owner's. */
+  keyLimits?: Limits
 }
 
 /**

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto'
+import type { Limits } from '../config/policy.js'
 import { BadRequestError } from '../errors.js'
 import type { PersonChanges } from '../store/cache.js'
 import type { Store } from '../store/store.js'
@@ -24,6 +25,8 @@ export interface GatewayKey {
   createdAt: number
   lastUsedAt: number | null
   expiresAt: number | null
+  /** The key's own limits and models, narrower than its owner's (set at creation only). */
+  limits?: Limits
 }
 
 const byHashKey = (hash: string): string => `key:hash:${hash}`
@@ -49,7 +52,7 @@ export class KeyStore {
    * Creates a key; the returned secret is the only copy there will ever be. BadRequestError when
    * the person already holds MAX_KEYS_PER_PERSON live keys, however many creates run at once.
    */
-  async create (personId: string, name: string, expiresInDays?: number): Promise<{ key: GatewayKey, secret: string }> {
+  async create (personId: string, name: string, expiresInDays?: number, limits?: Limits): Promise<{ key: GatewayKey, secret: string }> {
     const secret = KEY_PREFIX + randomBytes(32).toString('base64url')
     const hash = keyHash(secret)
     const now = Date.now()
@@ -60,6 +63,7 @@ export class KeyStore {
       createdAt: now,
       lastUsedAt: null,
       expiresAt: expiresInDays === undefined ? null : now + expiresInDays * DAY_MS,
+      ...(limits === undefined ? {} : { limits }),
     }
     const ttl = key.expiresAt === null ? undefined : key.expiresAt - now
     const { lastUsedAt: _unused, ...record } = key

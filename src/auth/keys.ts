@@ -1,7 +1,8 @@
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { audit } from '../audit/plugin.js'
-import { NotFoundError, SignInAgainError, UnauthenticatedError } from '../errors.js'
+import { limitsSchema, type Limits } from '../config/policy.js'
+import { BadRequestError, NotFoundError, SignInAgainError, UnauthenticatedError } from '../errors.js'
 import type { Identity } from './identity.js'
 import { KEY_PATTERN, KEY_PREFIX, keyHash, KeyStore, MAX_KEY_LIFETIME_DAYS, type GatewayKey } from './key-store.js'
 import { html, layout, sendPage, type Html } from './pages.js'
@@ -12,10 +13,15 @@ declare module 'fastify' {
   interface FastifyInstance {
     /** Personal gateway keys (`gk_…`), stored only as hashes. */
     keys: KeyStore
+    /** Say why a key's own limits would be wider than its owner's (one line each); the policy adds one. */
+    keyLimitGuards: KeyLimitGuard[]
   }
 }
 
-interface CreateBody { name: string, expiresInDays?: number }
+/** Reasons (one line each) why `limits` may not be given to a key of `identity`; empty when they may. */
+export type KeyLimitGuard = (identity: Identity, limits: Limits) => string[]
+
+interface CreateBody { name: string, expiresInDays?: number, limits?: unknown }
 
 const createSchema = {
   body: {
@@ -25,6 +31,7 @@ const createSchema = {
     properties: {
       name: { type: 'string', minLength: 1, maxLength: 100, pattern: '\\S' },
       expiresInDays: { type: 'integer', minimum: 1, maximum: MAX_KEY_LIFETIME_DAYS },
+      limits: { type: 'object' },
     },
   },
 }
@@ -35,7 +42,18 @@ function iso (epochMs: number | null): string | null {
 }
 
 function listed (key: GatewayKey) {
-  return { id: key.id, name: key.name, createdAt: iso(key.createdAt), lastUsedAt: iso(key.lastUsedAt), expiresAt: iso(key.expiresAt) }
+  return { id: key.id, name: key.name, createdAt: iso(key.createdAt), lastUsedAt: iso(key.lastUsedAt), expiresAt: iso(key.expiresAt), ...(key.limits === undefined ? {} : { limits: key.limits }) }
+}
+
+/** A key's own limits from the create body: valid, and never wider than the owner's. */
+function keyLimits (app: FastifyInstance, identity: Identity, body: unknown): Limits | undefined {
+  if (body === undefined) return undefined
+  const parsed = limitsSchema.safeParse(body)
+  const problems = parsed.success
+    ? app.keyLimitGuards.flatMap((guard) => guard(identity, parsed.data))
+    : parsed.error.issues.map((issue) => issue.code === 'unrecognized_keys' ? `unknown limit ${issue.keys.join(', ')}` : `${issue.path.join('.')}: ${issue.message}`)
+  if (problems.length > 0) throw new BadRequestError(`limits: ${problems.join('; ')}.`)
+  return parsed.data
 }
 
 /** The first `gk_` value among x-goog-api-key, `Authorization: Bearer` and `?key=`; null when none is a gateway key. */
@@ -83,7 +101,8 @@ async function keyRoutes (app: FastifyInstance): Promise<void> {
 
   app.post<{ Body: CreateBody }>('/auth/keys', { schema: createSchema }, async (request, reply) => {
     const identity = await requireSession(app, request)
-    const { key, secret } = await app.keys.create(identity.personId, request.body.name.trim(), request.body.expiresInDays)
+    const limits = keyLimits(app, identity, request.body.limits)
+    const { key, secret } = await app.keys.create(identity.personId, request.body.name.trim(), request.body.expiresInDays, limits)
     request.log.info({ keyId: key.id }, 'gateway key created')
     audit(request, { event: 'key.created', outcome: 'success', actor: identity.personId, actorEmail: identity.email, subject: key.id, ...(key.expiresAt === null ? {} : { detail: { expiresAt: iso(key.expiresAt)! } }) })
     reply.header('cache-control', 'no-store')
@@ -121,6 +140,7 @@ async function keyRoutes (app: FastifyInstance): Promise<void> {
 export default fp(async function keysPlugin (app) {
   const keys = new KeyStore(app.store, app.personChanges)
   app.decorate('keys', keys)
+  app.decorate('keyLimitGuards', [] as KeyLimitGuard[])
 
   async function resolveKey (secret: string, cacheKey: string | null): Promise<Identity> {
     const ticket = app.identityCache.ticket()
@@ -128,7 +148,7 @@ export default fp(async function keysPlugin (app) {
     if (key === null || cacheKey === null) throw new UnauthenticatedError('This gateway key is unknown, expired or revoked.')
     const [profile, tokens] = await Promise.all([app.profiles.load(key.personId), app.vault.load(key.personId)])
     if (profile === null || tokens === null) throw new SignInAgainError(app.config.publicUrl)
-    const identity: Identity = { ...profile, personId: key.personId, via: 'key', keyId: key.id }
+    const identity: Identity = { ...profile, personId: key.personId, via: 'key', keyId: key.id, ...(key.limits === undefined ? {} : { keyLimits: key.limits }) }
     app.identityCache.set(cacheKey, key.personId, identity, ticket, key.expiresAt ?? Infinity)
     return identity
   }

@@ -122,14 +122,23 @@ async function exchangeCode (app: FastifyInstance, request: FastifyRequest, tran
 }
 
 type Tokens = Awaited<ReturnType<typeof exchangeCode>>
-type Claims = EmailClaims & { sub: string, name?: unknown }
+type Claims = EmailClaims & { sub: string, name?: unknown, hd?: unknown } & Record<string, unknown>
 
 async function identityClaims (app: FastifyInstance, tokens: Tokens): Promise<Claims> {
   const claims = tokens.claims()!
-  if (claims.email !== undefined) return claims as Claims
+  const groupsClaim = app.config.oidc.groupsClaim
+  if (claims.email !== undefined && (groupsClaim === undefined || claims[groupsClaim] !== undefined)) return claims as Claims
   // Some providers keep email out of the ID token; their userinfo endpoint has it.
   const userinfo = await oidc.fetchUserInfo(await app.provider.configuration(), tokens.access_token, claims.sub)
-  return { ...userinfo, sub: claims.sub } as Claims
+  return { ...claims, ...userinfo, sub: claims.sub } as Claims
+}
+
+/** The groups and hosted domain policy rules match on: the groups claim as a list (or one name), and `hd`. */
+function policyClaims (app: FastifyInstance, claims: Claims): { groups?: string[], hostedDomain?: string } {
+  const name = app.config.oidc.groupsClaim
+  const raw = name === undefined ? undefined : claims[name]
+  const groups = (Array.isArray(raw) ? raw : typeof raw === 'string' ? [raw] : []).filter((group): group is string => typeof group === 'string')
+  return { ...(name === undefined ? {} : { groups }), ...(typeof claims.hd === 'string' ? { hostedDomain: claims.hd } : {}) }
 }
 
 async function finishLogin (app: FastifyInstance, pendingSignIns: PendingSignIns, request: FastifyRequest<{ Querystring: Record<string, string | undefined> }>, reply: FastifyReply): Promise<FastifyReply> {
@@ -149,7 +158,7 @@ async function finishLogin (app: FastifyInstance, pendingSignIns: PendingSignIns
     throw new SignInFailure(403, 'Access denied', REFUSALS[refusal])
   }
   const personId = personIdFor(app.config.oidc.issuer, claims.sub)
-  await app.profiles.save(personId, { sub: claims.sub, email: String(claims.email), name: typeof claims.name === 'string' ? claims.name : String(claims.email) })
+  await app.profiles.save(personId, { sub: claims.sub, email: String(claims.email), name: typeof claims.name === 'string' ? claims.name : String(claims.email), ...policyClaims(app, claims) })
   await app.vault.save(personId, claims.sub, {
     accessToken: tokens.access_token,
     ...(tokens.refresh_token === undefined ? {} : { refreshToken: tokens.refresh_token }),

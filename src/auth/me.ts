@@ -3,8 +3,8 @@ import type { FastifyRequest } from 'fastify'
 import { UnauthenticatedError } from '../errors.js'
 import type { Identity } from './identity.js'
 
-/** Adds fields about a person to /auth/me (usage counters, …). */
-export type PersonDetails = (personId: string) => Promise<Record<string, unknown>>
+/** Adds fields about a person to /auth/me (usage counters, …); `identity` is the caller's, when there is one. */
+export type PersonDetails = (personId: string, identity?: Identity) => Promise<Record<string, unknown>>
 
 declare module 'fastify' {
   interface FastifyInstance {
@@ -27,7 +27,7 @@ export default fp(async function mePlugin (app) {
   app.get('/auth/me', async (request, reply) => {
     const identity = await app.requireIdentity(request)
     const record = await app.vault.load(identity.personId)
-    const extras = await Promise.all(app.personDetails.map(async (details) => await details(identity.personId)))
+    const extras = await Promise.all(app.personDetails.map(async (details) => await details(identity.personId, identity)))
     reply.header('cache-control', 'no-store')
     return {
       sub: identity.sub,

@@ -11,6 +11,10 @@ export interface Profile {
   sub: string
   email: string
   name: string
+  /** Group names from OIDC_GROUPS_CLAIM, when configured. */
+  groups?: string[]
+  /** Google's `hd` (hosted domain) claim. */
+  hostedDomain?: string
 }
 
 const profileKey = (personId: string): string => `person:${personId}:profile`

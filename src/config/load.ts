@@ -2,6 +2,7 @@ import { existsSync, readFileSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { parse as parseYaml } from 'yaml'
 import type { z } from 'zod'
+import { describePolicyIssue } from './policy.js'
 import { SETTINGS, configSchema, type Config, type SettingEntry } from './schema.js'
 
 /** Where the YAML file is looked for when neither `--config` nor GEMGATE_CONFIG names one. */
@@ -142,7 +143,9 @@ function unknownKey (parent: readonly PropertyKey[], key: string): string {
   return `${name}: unknown setting; the settings here are ${keys.join(', ')}`
 }
 
-function describe (issue: z.core.$ZodIssue): string[] {
+function describe (issue: z.core.$ZodIssue, tree: Tree): string[] {
+  const section = issue.path[0]
+  if ((section === 'policy' || section === 'prices') && issue.path.length > 0) return [describePolicyIssue(issue, tree.policy as unknown[])]
   if (issue.code === 'unrecognized_keys') return issue.keys.map((key) => unknownKey(issue.path, key))
   const entry = entryFor(issue.path)
   if (entry === undefined) return [`${issue.path.map(String).join('.') || '(config)'}: ${issue.message}`]
@@ -176,8 +179,9 @@ export function loadConfig (sources: ConfigSources = {}): Config {
   const file = configFile(sources.argv ?? [], env, cwd)
   const tree = file === undefined ? {} : readYaml(file)
   const { problems, unread } = fromEnvironment(tree, env, cwd)
+  problems.push(...readPolicyFile(tree, cwd))
   const result = configSchema.safeParse(tree, { reportInput: true })
-  problems.push(...onePerSetting(result.error?.issues ?? [], unread).flatMap(describe))
+  problems.push(...onePerSetting(result.error?.issues ?? [], unread).flatMap((issue) => describe(issue, tree)))
   const caFile = result.data?.upstream.caFile
   if (caFile !== undefined) problems.push(...caFileProblems(caFile, cwd))
   if (problems.length > 0) throw new ConfigError(problems)
@@ -198,6 +202,30 @@ function caFileProblems (path: string, cwd: string): string[] {
     return [`${name}: cannot read ${path} (${(error as NodeJS.ErrnoException).code ?? 'error'}), e.g. ${entry.env}=${entry.example}`]
   }
   return text.includes(PEM_CERTIFICATE) ? [] : [`${name}: ${path} holds no PEM certificate (${PEM_CERTIFICATE}), e.g. ${entry.env}=${entry.example}`]
+}
+
+// POLICY_FILE holds the rules as a list, or a mapping with `policy:` and `prices:`; it replaces
+// what the config file says about them.
+function readPolicyFile (tree: Tree, cwd: string): string[] {
+  const path = tree.policyFile
+  if (typeof path !== 'string' || path.trim() === '') return []
+  let document: unknown
+  try {
+    document = parseYaml(readFileSync(resolve(cwd, path.trim()), 'utf8'))
+  } catch (error) {
+    const why = (error as NodeJS.ErrnoException).code ?? (error as Error).message.split('\n')[0]
+    return [`POLICY_FILE (policyFile): cannot read ${path} (${why}), e.g. POLICY_FILE=config/policy.yaml`]
+  }
+  if (Array.isArray(document)) tree.policy = document
+  else if (typeof document === 'object' && document !== null && !Array.isArray(document)) {
+    const { policy, prices, ...rest } = document as Tree
+    if (Object.keys(rest).length > 0) return [`POLICY_FILE (policyFile): ${path} may hold only policy: and prices:, not ${Object.keys(rest).join(', ')}`]
+    if (policy !== undefined) tree.policy = policy
+    if (prices !== undefined) tree.prices = prices
+  } else if (document !== null && document !== undefined) {
+    return [`POLICY_FILE (policyFile): ${path} must hold a list of rules, or policy: and prices:`]
+  }
+  return []
 }
 
 function deepFreeze<T> (value: T): T {

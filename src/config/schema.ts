@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { policySchema, pricesSchema } from './policy.js'
 import {
   EXAMPLE_COOKIE_SECRET, EXAMPLE_ENCRYPTION_KEY, MAKE_SECRET, isExampleSecret, isGuessableKey, isGuessableSecret, isShellCommand,
 } from './secrets.js'
@@ -134,6 +135,15 @@ const trustProxy = z.preprocess((value) => {
 }, z.union([z.boolean(), z.number().int().min(0), z.array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'each entry must be an IP address or CIDR'))],
   { error: 'must be true, false, a hop count or a comma-separated CIDR list' }))
 
+const timeZone = z.string().trim().refine((zone) => {
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone }).format(0)
+    return true
+  } catch {
+    return false
+  }
+}, 'must be an IANA time zone')
+
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'must be one of fatal, error, warn, info, debug, trace, silent' })
 
 /** A nested section of settings; absent in the YAML file means all its defaults. */
@@ -160,6 +170,7 @@ export const configSchema = z.strictObject({
       { env: 'OIDC_SCOPES', example: 'openid email profile https://www.googleapis.com/auth/generative-language.retriever', description: 'Space-separated scopes to request.' }),
     authParams: setting(z.string().trim().optional(), { env: 'OIDC_AUTH_PARAMS', example: 'access_type=offline&prompt=consent', description: 'Extra authorize parameters; defaults to access_type=offline&prompt=consent for Google.' }),
     timeoutSeconds: setting(integer(1, 300).default(10), { env: 'PROVIDER_TIMEOUT_SECONDS', example: '10', description: 'Longest wait for the provider (token endpoint, discovery); requests waiting on a refresh get 503 shortly after.' }),
+    groupsClaim: setting(z.string().trim().min(1).optional(), { env: 'OIDC_GROUPS_CLAIM', example: 'groups', description: 'ID-token or userinfo claim holding the person\'s group names (policy rules match on them).' }),
   }),
   upstream: group({
     url: setting(httpsUrl().default('https://generativelanguage.googleapis.com'), { env: 'UPSTREAM_URL', example: 'https://generativelanguage.googleapis.com', description: 'Where API traffic goes.' }),
@@ -191,6 +202,13 @@ export const configSchema = z.strictObject({
     publicPaths: setting(stringList().default([]), { env: 'APP_PUBLIC_PATHS', example: '/public/,/favicon.ico', description: 'Path prefixes of the app served without sign-in.' }),
     websocketOrigins: setting(originList().default([]), { env: 'APP_WEBSOCKET_ORIGINS', example: 'https://chat.example.com', description: 'Origins besides PUBLIC_URL\'s whose pages may open WebSockets to the app with the person\'s session.' }),
   }),
+  policyFile: setting(z.string().trim().min(1).optional(), { env: 'POLICY_FILE', example: 'config/policy.yaml', description: 'YAML file with the policy rules (a list, or a mapping with policy: and prices:); replaces policy: of the config file.' }),
+  policyTimezone: setting(timeZone.default('UTC'), { env: 'POLICY_TIMEZONE', example: 'Europe/Berlin', description: 'Time zone in which daily and monthly budgets start.' }),
+  policyOnStoreFailure: setting(z.enum(['local', 'closed'], { error: 'must be local or closed' }).default('local'),
+    { env: 'POLICY_ON_STORE_FAILURE', example: 'local', description: 'Redis unreachable: local (each replica enforces its share of every limit) or closed (503).' }),
+  // YAML only (or POLICY_FILE): structured lists, checked rule by rule.
+  policy: policySchema.default([]),
+  prices: pricesSchema.default({}),
 }).superRefine((value, ctx) => {
   const config = value as Partial<typeof value>
   if ((config.allowedEmailDomains?.length ?? 0) === 0 && (config.allowedEmails?.length ?? 0) === 0) {

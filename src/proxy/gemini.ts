@@ -3,6 +3,7 @@ import { Counter } from 'prom-client'
 import type { Dispatcher } from 'undici'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Identity } from '../auth/identity.js'
+import type { Admission } from '../policy/plugin.js'
 import { html } from '../auth/pages.js'
 import { trackStreamedAnswer } from '../connections/streams.js'
 import { UnauthenticatedError } from '../errors.js'
@@ -87,11 +88,12 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
   }
 
   /** Where the body goes: the client's socket as it arrives (paused while the socket is full), and a usage tap beside it. */
-  function clientSink (request: FastifyRequest, identity: Identity, target: UpstreamTarget, head: UpstreamHead, response: ServerResponse): BodySink {
+  function clientSink (request: FastifyRequest, identity: Identity, target: UpstreamTarget, head: UpstreamHead, response: ServerResponse, admission: Admission): BodySink {
     const contentType = String(head.headers['content-type'] ?? '')
     const tap = head.statusCode >= 200 && head.statusCode < 300 && METERED_TYPES.test(contentType)
       ? new UsageTap(contentType, String(head.headers['content-encoding'] ?? ''), (observed) => {
         usage.record(identity.personId, modelInPath(target.path) ?? observed.modelVersion, observed.usage)
+        admission.settle(observed.usage, observed.modelVersion)
       })
       : undefined
     return {
@@ -123,7 +125,8 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
     let exchange: UpstreamExchange | undefined
     // A client that leaves stops the upstream call wherever it is: queued, generating or streaming.
     response.once('close', () => { if (!response.writableFinished) exchange?.abandon(new Error('the client closed the connection')) })
-    const body = await readRequestBody(request.raw, upstream.retryBodyLimitBytes)
+    const admission = await app.policy.admit(request, reply, identity, target.path, await readRequestBody(request.raw, upstream.retryBodyLimitBytes))
+    const body = admission.body
     exchange = await attempt(request, identity, target, body, false)
     let head = await headOf(exchange, request)
     // A token the vault thought valid was refused (revoked, rotated elsewhere): refresh once and retry, if the body can be sent again.
@@ -143,7 +146,7 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
       return
     }
     trackStreamedAnswer(app, identity, head.headers['content-type'], response)
-    exchange.pipe(clientSink(request, identity, target, head, response))
+    exchange.pipe(clientSink(request, identity, target, head, response, admission))
   }
 
   for (const prefix of API_PREFIXES) app.all(`${prefix}*`, { config: { cors: true } }, proxy)

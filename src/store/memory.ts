@@ -1,4 +1,5 @@
 import { EventEmitter } from 'node:events'
+import { LocalQuota, type QuotaAnswer, type QuotaCheck, type QuotaRequest, type QuotaSettlement } from './quota.js'
 import type { LogEntry, LogRange, Store } from './store.js'
 
 interface Entry<T> { value: T, expiresAt: number }
@@ -13,6 +14,7 @@ export class MemoryStore implements Store {
   readonly #channels = new EventEmitter()
   readonly #logs = new Map<string, Array<LogEntry & { time: number }>>()
   #lastLogId = { time: 0, sequence: 0 }
+  readonly #quota = new LocalQuota()
 
   #live (key: string): Entry<string> | undefined {
     const entry = this.#strings.get(key)
@@ -151,6 +153,20 @@ export class MemoryStore implements Store {
       .filter(({ id, time }) => time >= range.fromMs && time <= range.toMs && (after === undefined || compareLogIds(logIdParts(id), after) > 0))
       .slice(0, range.count)
       .map(({ id, entry }) => ({ id, entry }))
+  }
+
+  async reserveQuota (request: QuotaRequest): Promise<QuotaAnswer> {
+    return this.#quota.reserve(request)
+  }
+
+  async settleQuota (settlement: QuotaSettlement): Promise<void> {
+    this.#quota.settle(settlement)
+    // Usage hashes never expire here: a memory store ends with its process anyway.
+    if (settlement.usage !== undefined) await this.incrementFields(settlement.usage.key, settlement.usage.fields)
+  }
+
+  async quotaUsed (checks: QuotaCheck[]): Promise<number[]> {
+    return this.#quota.used(checks)
   }
 
   async publish (channel: string, message: string): Promise<void> {

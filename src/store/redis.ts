@@ -1,6 +1,7 @@
 import { Cluster, Redis, type RedisOptions } from 'ioredis'
 import type { Config } from '../config/schema.js'
 import { guardStore } from './guard.js'
+import { checkArguments, RESERVE_SCRIPT, SETTLE_SCRIPT, USED_SCRIPT, type QuotaAnswer, type QuotaCheck, type QuotaRequest, type QuotaSettlement } from './quota.js'
 import { StoreStatus } from './status.js'
 import type { LogEntry, LogRange, Store } from './store.js'
 
@@ -48,6 +49,13 @@ export function createRedisClient (redis: Config['redis']): Client {
   return new Redis(redis.url ?? 'redis://127.0.0.1:6379', baseOptions)
 }
 
+/** The scripts of src/store/quota.ts, as ioredis commands (numkeys, keys…, args…). */
+interface QuotaCommands {
+  gemgateReserve: (...args: Array<string | number>) => Promise<number[]>
+  gemgateSettle: (...args: Array<string | number>) => Promise<number>
+  gemgateUsed: (...args: Array<string | number>) => Promise<number[]>
+}
+
 /** The Store on Redis: what lets several replicas share sessions, tokens and locks. */
 export class RedisStore implements Store {
   readonly kind = 'redis'
@@ -62,6 +70,10 @@ export class RedisStore implements Store {
     client.on('error', (error: unknown) => { this.status.lost(error) })
     client.on('close', () => { this.status.lost(new Error('the connection to Redis closed')) })
     client.on('ready', () => { this.status.answered() })
+    // EVALSHA with a fallback to EVAL: the scripts cross the wire once per connection.
+    client.defineCommand('gemgateReserve', { lua: RESERVE_SCRIPT })
+    client.defineCommand('gemgateSettle', { lua: SETTLE_SCRIPT })
+    client.defineCommand('gemgateUsed', { lua: USED_SCRIPT })
   }
 
   async get (key: string): Promise<string | null> {
@@ -157,6 +169,28 @@ export class RedisStore implements Store {
     return rows
       .filter(([id]) => Number(id.split('-')[0]) >= range.fromMs)
       .map(([id, fields]) => ({ id, entry: fields[1] ?? '' }))
+  }
+
+  async reserveQuota (request: QuotaRequest): Promise<QuotaAnswer> {
+    const keys = request.checks.map((check) => check.key)
+    const answer = await (this.client as unknown as QuotaCommands).gemgateReserve(keys.length, ...keys,
+      request.promptTokens, request.maxOutput, request.minOutput, request.inputPrice, request.outputPrice, ...checkArguments(request.checks))
+    if (answer[0] === 1) return { admitted: true, output: answer[1]!, remaining: answer.slice(2) }
+    return { admitted: false, blocked: answer[1]! - 1, retryAfterMs: answer[2]! }
+  }
+
+  async settleQuota (settlement: QuotaSettlement): Promise<void> {
+    const { checks, deltas, usage } = settlement
+    const keys = [...checks.map((check) => check.key), ...(usage === undefined ? [] : [usage.key])]
+    const fields = Object.entries(usage?.fields ?? {}).flatMap(([field, amount]) => [field, Math.round(amount)])
+    await (this.client as unknown as QuotaCommands).gemgateSettle(keys.length, ...keys,
+      deltas.requests, deltas.tokens, deltas.nanoUsd, usage === undefined ? '' : Math.ceil(usage.ttlMs), checks.length, ...checkArguments(checks), ...fields)
+  }
+
+  async quotaUsed (checks: QuotaCheck[]): Promise<number[]> {
+    if (checks.length === 0) return []
+    const keys = checks.map((check) => check.key)
+    return await (this.client as unknown as QuotaCommands).gemgateUsed(keys.length, ...keys, ...checkArguments(checks))
   }
 
   async publish (channel: string, message: string): Promise<void> {

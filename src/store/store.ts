@@ -14,6 +14,7 @@ export interface LogEntry {
   id: string
   entry: string
 }
+import type { QuotaAnswer, QuotaCheck, QuotaRequest, QuotaSettlement } from './quota.js'
 
 /**
  * The few storage verbs the gateway needs, so sessions, tokens and keys run on Redis in
@@ -69,6 +70,15 @@ export interface Store {
   appendToLog (key: string, entry: string, retainMs: number): Promise<void>
   /** Log entries with `fromMs <= time <= toMs`, oldest first, at most `count`, after the entry id `after` if given. */
   readLog (key: string, range: LogRange): Promise<LogEntry[]>
+  /**
+   * Checks every quota of a call and, when all allow it, reserves on all of them in one atomic
+   * step (no other replica's call interleaves); the output it may have is lowered to what fits.
+   */
+  reserveQuota (request: QuotaRequest): Promise<QuotaAnswer>
+  /** Corrects a reservation by the call's real usage and adds to its usage hash, atomically. */
+  settleQuota (settlement: QuotaSettlement): Promise<void>
+  /** What each quota has used (a per-minute bucket: what has not refilled yet). */
+  quotaUsed (checks: QuotaCheck[]): Promise<number[]>
   publish (channel: string, message: string): Promise<void>
   /**
    * Calls `listener` with every message published on `channel` (by any process) once the

@@ -1,0 +1,39 @@
+// The policy phase of npm run bench: a second gateway, the same build and the same Redis, with a
+// policy whose every limit applies to every call (a rate, a token rate, daily token and dollar
+// budgets; each call reserves, then settles in Redis) but is never reached, measured in the same
+// rounds as the gateway without a policy. Its figures print as "policy on, key" beside "gateway, key".
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import type { ChildProcess } from 'node:child_process'
+
+/** Limits far above what a bench run reaches: every check runs, none refuses. */
+export const BENCH_POLICY = `policy:
+  - name: everyone
+    default: true
+    models: ['gemini-*']
+    requests_per_minute: 100000000
+    tokens_per_minute: 100000000000
+    tokens_per_day: 100000000000
+    usd_per_day: 1000000
+`
+
+/** The target name of the policy-on gateway in bench/run.ts's tables. */
+export const POLICY_TARGET = 'policy on, key'
+
+/**
+ * Starts the policy-on gateway with `env` (the policy-off gateway's settings) plus POLICY_FILE,
+ * through `launch` (run.ts's nodeScript on the proxy core), and waits for its seeded key.
+ */
+export async function startPolicyGateway (
+  dir: string,
+  env: Record<string, string>,
+  port: number,
+  launch: (env: Record<string, string>) => ChildProcess,
+  ready: (child: ChildProcess) => Promise<{ port: number, key: string }>,
+): Promise<{ child: ChildProcess, url: string, key: string }> {
+  const file = join(dir, 'bench-policy.yaml')
+  await writeFile(file, BENCH_POLICY)
+  const child = launch({ ...env, PORT: String(port), PUBLIC_URL: `http://127.0.0.1:${port}`, POLICY_FILE: file })
+  const seeded = await ready(child)
+  return { child, url: `http://127.0.0.1:${seeded.port}`, key: seeded.key }
+}

@@ -1,0 +1,161 @@
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import type { Identity } from '../auth/identity.js'
+import { ModelNotAllowedError, QuotaExceededError, ServiceUnavailableError, withExtras } from '../errors.js'
+import type { RequestBody } from '../proxy/body.js'
+import type { LimitCheck } from './checks.js'
+import { NANO_PER_USD } from './checks.js'
+import { Enforcer, MIN_ANSWER_TOKENS, StoreDownError, type CallEstimate, type Reservation } from './enforcer.js'
+import { DEFAULT_MAX_OUTPUT_TOKENS, estimatePrompt, withMaxOutputTokens } from './request-body.js'
+import { modelAllowed } from './rules.js'
+import type { UsageMetadata } from './usage.js'
+
+/** What the proxy does with an admitted call: forward `body`, and settle once the usage is known. */
+export interface Admission {
+  /** The body to forward: the client's, or with `generationConfig.maxOutputTokens` lowered to what the budget pays for. */
+  readonly body: RequestBody
+  /** The answer's usageMetadata (SSE: the last chunk's), for the model Google says served it; the first call counts. */
+  settle: (usage: UsageMetadata, modelVersion?: string) => void
+}
+
+/** Calls that produce output: their maxOutputTokens is reserved, and may be lowered. */
+const GENERATING = new Set(['generateContent', 'streamGenerateContent'])
+/** Calls that cost tokens but produce no output tokens. */
+const EMBEDDING = new Set(['embedContent', 'batchEmbedContents'])
+const MODEL_CALL = /\/(?:models|tunedModels)\/([^/:]+)(?::(\w+))?$/
+/** After the response closed unsettled, how long the usage tap may still report (a compressed body finishing). */
+const SETTLE_GRACE_MS = 1_000
+
+/** The model a path names and the method it calls (`/v1beta/models/gemini-3-flash-preview:generateContent`). */
+export function modelCall (path: string): { model: string, method?: string } | null {
+  const match = MODEL_CALL.exec(path)
+  return match === null ? null : { model: match[1]!, ...(match[2] === undefined ? {} : { method: match[2] }) }
+}
+
+const seconds = (ms: number): number => Math.max(1, Math.ceil(ms / 1000))
+
+function describeLimit (entry: LimitCheck): string {
+  const value = entry.check.resource === 'nanoUsd' ? `$${(entry.check.limit / NANO_PER_USD).toFixed(2)}` : String(entry.check.limit)
+  return `${entry.name.replaceAll('_', ' ')} limit of ${value}${entry.scope === 'key' ? ' for this key' : ''}`
+}
+
+/** 429 RESOURCE_EXHAUSTED in Google's shape: QuotaFailure names the limit, RetryInfo and Retry-After say when to come back. */
+export function quotaExceeded (entry: LimitCheck, retryAfterMs: number, rule: string): Error {
+  const wait = seconds(retryAfterMs)
+  const when = entry.check.kind === 'total'
+    ? `It resets at ${new Date(entry.check.resetAt!).toISOString()}.`
+    : `Retry in ${wait} s.`
+  return withExtras(new QuotaExceededError(`You have reached your ${describeLimit(entry)} (gateway policy rule ${rule}). ${when}`), {
+    details: [
+      {
+        '@type': 'type.googleapis.com/google.rpc.QuotaFailure',
+        violations: [{
+          subject: entry.scope,
+          description: describeLimit(entry),
+          quotaMetric: `gemgate/${entry.name}`,
+          quotaId: `${entry.name}-per-${entry.scope}`,
+          quotaValue: entry.check.resource === 'nanoUsd' ? String(entry.check.limit / NANO_PER_USD) : String(entry.check.limit),
+        }],
+      },
+      { '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: `${wait}s` },
+    ],
+    headers: { 'retry-after': String(wait) },
+  })
+}
+
+/** The x-ratelimit-* headers OpenAI-style clients read: the tightest request limit and the tightest token limit. */
+function rateLimitHeaders (reply: FastifyReply, checks: LimitCheck[], remaining: number[]): void {
+  for (const [resource, suffix] of [['requests', 'requests'], ['tokens', 'tokens']] as const) {
+    let tightest = -1
+    checks.forEach((entry, index) => {
+      if (entry.check.resource === resource && (tightest === -1 || remaining[index]! < remaining[tightest]!)) tightest = index
+    })
+    if (tightest === -1) continue
+    const check = checks[tightest]!.check
+    reply.header(`x-ratelimit-limit-${suffix}`, String(check.limit))
+    reply.header(`x-ratelimit-remaining-${suffix}`, String(Math.max(0, remaining[tightest]!)))
+    const resetMs = check.kind === 'total' ? check.resetAt! - Date.now() : Math.ceil(Math.max(0, check.limit - remaining[tightest]!) * check.windowMs / check.limit)
+    reply.header(`x-ratelimit-reset-${suffix}`, `${seconds(resetMs)}s`)
+  }
+}
+
+const PASS_SETTLE = (): void => {}
+
+/**
+ * Admits one API call, or throws: 403 for a model the policy does not allow, 429 over a limit,
+ * 503 when the store is down and POLICY_ON_STORE_FAILURE=closed. An admitted call holds a
+ * reservation until it is settled; a response that ends without usage gives it back (or, for a
+ * stream the client abandoned, charges the prompt).
+ */
+export async function admit (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity, path: string, body: RequestBody): Promise<Admission> {
+  const call = modelCall(path)
+  if (call === null) return { body, settle: PASS_SETTLE }
+  const rule = enforcer.ruleFor(identity)
+  if (!modelAllowed(call.model, rule?.limits.models, identity.keyLimits?.models)) {
+    enforcer.metrics.calls.inc({ rule: rule?.name ?? 'none', model: enforcer.prices.labelOf(call.model), outcome: 'denied' })
+    throw new ModelNotAllowedError(`The model ${call.model} is not allowed ${identity.keyLimits?.models === undefined ? 'for you' : 'for this key'} by the gateway's policy${rule === null ? '' : ` (rule ${rule.name})`}.`)
+  }
+  const generating = GENERATING.has(call.method ?? '')
+  if (!generating && !EMBEDDING.has(call.method ?? '')) return { body, settle: PASS_SETTLE }
+  const checks = enforcer.checksOf(identity, Date.now())
+  if (checks.length === 0) return { body, settle: (usage, modelVersion) => { enforcer.settle(identity, modelVersion ?? call.model, usage) } }
+  return await reserveCall(enforcer, request, reply, identity, { model: call.model, generating, ruleName: rule?.name ?? 'key' }, body, checks)
+}
+
+async function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,
+  call: { model: string, generating: boolean, ruleName: string }, body: RequestBody, checks: LimitCheck[]): Promise<Admission> {
+  const countsTokens = checks.some((entry) => entry.check.resource !== 'requests')
+  const estimate = countsTokens ? estimatePrompt(body.kind === 'kept' ? body.bytes : undefined, Number(request.headers['content-length'] ?? 0)) : { promptTokens: 0 }
+  // Only a body in hand, in plain JSON, can be rewritten: any other must fit whole.
+  const rewritable = estimate.json !== undefined && request.headers['content-encoding'] === undefined
+  const maxOutput = call.generating && countsTokens ? (estimate.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS) : 0
+  const wanted: CallEstimate = { model: call.model, promptTokens: estimate.promptTokens, maxOutput, minOutput: rewritable ? Math.min(MIN_ANSWER_TOKENS, maxOutput) : maxOutput }
+  let verdict
+  try {
+    verdict = await enforcer.reserve(identity, wanted)
+  } catch (error) {
+    if (!(error instanceof StoreDownError)) throw error
+    throw withExtras(new ServiceUnavailableError('Usage limits cannot be checked right now; try again shortly.', { cause: error }), { headers: { 'retry-after': '1' } })
+  }
+  const label = enforcer.prices.labelOf(call.model)
+  if (!verdict.admitted) {
+    enforcer.metrics.calls.inc({ rule: call.ruleName, model: label, outcome: 'limited' })
+    throw quotaExceeded(verdict.refused, verdict.retryAfterMs, call.ruleName)
+  }
+  const { reservation } = verdict
+  rateLimitHeaders(reply, reservation.checks, verdict.remaining)
+  let forwarded = body
+  const lowered = call.generating && countsTokens && reservation.output < maxOutput
+  if (lowered) {
+    const bytes = withMaxOutputTokens(estimate.json!, reservation.output)
+    forwarded = { kind: 'kept', bytes }
+    // The client's Content-Length no longer describes the body: the forwarded headers carry the new one.
+    request.headers['content-length'] = String(bytes.length)
+    reply.header('x-gemgate-max-output-tokens', String(reservation.output))
+  }
+  enforcer.metrics.calls.inc({ rule: call.ruleName, model: label, outcome: lowered ? 'lowered' : 'admitted' })
+  return settleOnce(enforcer, reply, identity, call.model, forwarded, reservation, estimate.promptTokens)
+}
+
+function settleOnce (enforcer: Enforcer, reply: FastifyReply, identity: Identity, model: string, body: RequestBody, reservation: Reservation, promptTokens: number): Admission {
+  let settled = false
+  const settle = (usage: UsageMetadata, modelVersion?: string): void => {
+    if (settled) return
+    settled = true
+    enforcer.settle(identity, modelVersion ?? model, usage, reservation)
+  }
+  const response = reply.raw
+  response.once('close', () => {
+    if (settled) return
+    const abandoned = !response.writableFinished
+    setTimeout(() => {
+      if (settled) return
+      // Google bills a prompt it began to answer; an error or an answer without usage costs nothing.
+      if (abandoned && response.statusCode < 300) settle({ promptTokenCount: promptTokens })
+      else {
+        settled = true
+        enforcer.release(reservation)
+      }
+    }, SETTLE_GRACE_MS).unref()
+  })
+  return { body, settle }
+}

@@ -1,0 +1,94 @@
+import { randomUUID } from 'node:crypto'
+import fp from 'fastify-plugin'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Identity } from '../auth/identity.js'
+import type { RequestBody } from '../proxy/body.js'
+import { createUpstreamPool } from '../proxy/upstream.js'
+import { admit, type Admission } from './admission.js'
+import { Enforcer } from './enforcer.js'
+import { PolicyMetrics } from './metrics.js'
+import { modelsListRoutes } from './models-route.js'
+import { widerThan } from './rules.js'
+import type { UsageMetadata } from './usage.js'
+import { policySection, policyView } from './views.js'
+
+export type { Admission } from './admission.js'
+export type { UsageMetadata } from './usage.js'
+
+/** How often a replica says it is alive, so each knows its share of the limits while Redis is down. */
+export const REPLICA_HEARTBEAT_MS = 10_000
+const REPLICA_TTL_MS = 3 * REPLICA_HEARTBEAT_MS
+const REPLICAS_KEY = 'policy:replicas'
+
+/** The policy as the rest of the gateway uses it. */
+export interface Policy {
+  /**
+   * The one call before forwarding: checks the model allow-list, rates and budgets, reserves,
+   * may lower maxOutputTokens in the body and sets the x-ratelimit-* headers on `reply`. Throws
+   * 403, 429 or 503 in Google's shape.
+   */
+  admit: (request: FastifyRequest, reply: FastifyReply, identity: Identity, path: string, body: RequestBody) => Promise<Admission>
+  /**
+   * Records usage metered outside admit/settle (Live sessions): person (`identity`), model, and
+   * Google's usageMetadata; charged in full against the person's limits and booked for the day.
+   */
+  recordUsage: (identity: Identity, model: string, usage: UsageMetadata) => void
+  readonly enforcer: Enforcer
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Rate limits, budgets and model allow-lists (issue 14). */
+    policy: Policy
+  }
+}
+
+/** Keeps this replica in the store's list of live replicas and counts them. */
+function heartbeat (enforcer: Enforcer, app: FastifyInstance): void {
+  const id = randomUUID()
+  const beat = async (): Promise<void> => {
+    const now = Date.now()
+    try {
+      await app.store.schedule(REPLICAS_KEY, id, now + REPLICA_TTL_MS)
+      for (const gone of await app.store.due(REPLICAS_KEY, now, 100)) await app.store.unschedule(REPLICAS_KEY, gone)
+      enforcer.replicas = Math.max(1, (await app.store.scheduleStats(REPLICAS_KEY)).size)
+    } catch {
+      // The last count stands while the store is down: that is when it is needed.
+    }
+  }
+  let timer: NodeJS.Timeout | undefined
+  app.addHook('onReady', async () => {
+    await beat()
+    timer = setInterval(() => { void beat() }, REPLICA_HEARTBEAT_MS).unref()
+  })
+  app.addHook('preClose', async () => {
+    clearInterval(timer)
+    await app.store.unschedule(REPLICAS_KEY, id).catch(() => {})
+  })
+}
+
+/** The policy room: admission for the proxy, models.list filtering, limits on /auth/me and the status page. */
+export default fp(async function policyPlugin (app) {
+  const enforcer = new Enforcer(app.config, app.store, new PolicyMetrics(app.metrics), app.log.child({ component: 'policy' }))
+  app.decorate('policy', {
+    enforcer,
+    admit: async (request, reply, identity, path, body) => await admit(enforcer, request, reply, identity, path, body),
+    recordUsage: (identity, model, usage) => { enforcer.settle(identity, model, usage) },
+  } satisfies Policy)
+  app.addHook('preClose', async () => { await enforcer.usage.flush() })
+  if (app.store.kind === 'redis') heartbeat(enforcer, app)
+
+  app.keyLimitGuards.push((identity, limits) => widerThan(limits, enforcer.ruleFor(identity)?.limits ?? {}))
+  app.personDetails.push(async (_personId, identity) => {
+    if (identity === undefined) return {}
+    const view = await policyView(enforcer, identity)
+    return { limits: view.limits, policy: view }
+  })
+  app.statusSections.push(async (identity) => policySection(await policyView(enforcer, identity)))
+
+  if (app.config.policy.length > 0) {
+    const pool = await createUpstreamPool(app.config.upstream)
+    app.addHook('onClose', async () => { await pool.close() })
+    modelsListRoutes(app, pool, enforcer)
+  }
+}, { name: 'gemgate-policy', dependencies: ['gemgate-keys', 'gemgate-me', 'gemgate-status', 'gemgate-metrics'] })

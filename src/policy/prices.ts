@@ -1,0 +1,93 @@
+import type { PriceRow } from '../config/policy.js'
+
+/**
+ * Gemini's paid-tier prices as shipped, USD per 1M tokens (prompts up to 200K tokens; thinking
+ * tokens are billed as output). Best-known values on 2026-12-01, from Google's pricing page as
+ * quoted by public price lists: check https://ai.google.dev/gemini-api/docs/pricing and override
+ * them in `prices:` when they differ. A change or a retirement is a new dated row, never an edit.
+ */
+export const SHIPPED_PRICES: Readonly<Record<string, readonly PriceRow[]>> = {
+  'gemini-3-pro-preview': [{ from: '2025-11-18', input: 2, output: 12, cached_input: 0.2 }],
+  'gemini-3.1-pro-preview': [{ from: '2026-02-19', input: 2, output: 12, cached_input: 0.2 }],
+  'gemini-3-flash-preview': [{ from: '2025-12-17', input: 0.5, output: 3, cached_input: 0.05 }],
+  'gemini-3.1-flash-lite-preview': [{ from: '2026-03-03', input: 0.25, output: 1.5, cached_input: 0.025 }],
+  // Launched at half price until the end of 2026.
+  'gemini-3.8-flash': [
+    { from: '2026-10-01', input: 0.75, output: 3.75, cached_input: 0.075 },
+    { from: '2027-01-01', input: 1.5, output: 7.5, cached_input: 0.15 },
+  ],
+  // The 2.5 generation, retired on 2026-12-01: kept so that older usage is still priced.
+  'gemini-2.5-pro': [{ from: '2025-06-17', input: 1.25, output: 10, cached_input: 0.125 }, { from: '2026-12-01', retired: true }],
+  'gemini-2.5-flash': [{ from: '2025-06-17', input: 0.3, output: 2.5, cached_input: 0.03 }, { from: '2026-12-01', retired: true }],
+  'gemini-2.5-flash-lite': [{ from: '2025-07-22', input: 0.1, output: 0.4, cached_input: 0.01 }, { from: '2026-12-01', retired: true }],
+}
+
+/** Prices in nano-USD per token (USD per 1M tokens × 1000): whole numbers that Redis adds exactly. */
+export interface TokenPrice {
+  input: number
+  output: number
+  cachedInput: number
+}
+
+const NANO_PER_MILLION = 1000
+const MAX_REMEMBERED_NAMES = 1_000
+
+function nano (row: PriceRow): TokenPrice {
+  const input = (row.input ?? 0) * NANO_PER_MILLION
+  return { input, output: (row.output ?? 0) * NANO_PER_MILLION, cachedInput: (row.cached_input ?? row.input ?? 0) * NANO_PER_MILLION }
+}
+
+/** The token counts a call was billed for, as `usageMetadata` reports them. */
+export interface BilledTokens {
+  prompt: number
+  cached: number
+  output: number
+  thinking: number
+}
+
+/** The shipped table with the config's rows on top (a model named in the config replaces its shipped rows). */
+export class PriceTable {
+  readonly #rows: Map<string, PriceRow[]>
+  readonly #fallback: TokenPrice
+  // Which listed name a model is priced under, per model name seen (bounded: names come from clients).
+  readonly #names = new Map<string, string | undefined>()
+
+  constructor (overrides: Readonly<Record<string, readonly PriceRow[]>>) {
+    const merged = { ...SHIPPED_PRICES, ...overrides }
+    this.#rows = new Map(Object.entries(merged).map(([model, rows]) => [model, [...rows].sort((a, b) => a.from.localeCompare(b.from))]))
+    // A model without a price is charged like the dearest one: a budget cannot be escaped by an unlisted name.
+    const priced = [...this.#rows.values()].flat().filter((row) => row.retired !== true).map(nano)
+    this.#fallback = priced.reduce((dearest, price) => price.output > dearest.output ? price : dearest, { input: 0, output: 0, cachedInput: 0 })
+  }
+
+  #listedName (model: string | undefined): string | undefined {
+    if (model === undefined) return undefined
+    if (this.#names.has(model)) return this.#names.get(model)
+    const name = [...this.#rows.keys()].filter((listed) => model.startsWith(listed)).sort((a, b) => b.length - a.length)[0]
+    if (this.#names.size < MAX_REMEMBERED_NAMES) this.#names.set(model, name)
+    return name
+  }
+
+  /** A bounded metric label for a model: the listed name it is priced under, else `other`. */
+  labelOf (model: string | undefined): string {
+    return this.#listedName(model) ?? 'other'
+  }
+
+  /** The price of `model` on `at`: the longest listed name it starts with, its last row from on or before that day. */
+  priceOf (model: string | undefined, at: Date = new Date()): TokenPrice {
+    const name = this.#listedName(model)
+    const rows = name === undefined ? [] : this.#rows.get(name)!
+    const day = at.toISOString().slice(0, 10)
+    const priced = rows.filter((row) => row.from <= day && row.retired !== true)
+    // A retired model that still answers keeps its last price.
+    const row = priced.at(-1) ?? rows.filter((candidate) => candidate.retired !== true)[0]
+    return row === undefined ? this.#fallback : nano(row)
+  }
+
+  /** What a call cost in nano-USD: cached prompt tokens at the cached price, thinking billed as output. */
+  costOf (model: string | undefined, tokens: BilledTokens, at: Date = new Date()): number {
+    const price = this.priceOf(model, at)
+    const fresh = Math.max(0, tokens.prompt - tokens.cached)
+    return Math.ceil(fresh * price.input + tokens.cached * price.cachedInput + (tokens.output + tokens.thinking) * price.output)
+  }
+}

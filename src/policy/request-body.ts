@@ -1,0 +1,64 @@
+/** Gemini 3's largest answer: what a call that names no maxOutputTokens may produce. */
+export const DEFAULT_MAX_OUTPUT_TOKENS = 65_536
+/** Tokens reserved for each part that is not text (an image, a file): Google counts an image as 258. */
+export const NON_TEXT_PART_TOKENS = 258
+/** Bytes of text per token, rounded down so the estimate errs high. */
+const BYTES_PER_TOKEN = 3
+
+/** What the policy needs from a generation request's body. */
+export interface PromptEstimate {
+  /** An estimate of the prompt's tokens, erring high; settled with Google's count afterwards. */
+  promptTokens: number
+  /** `generationConfig.maxOutputTokens`, when the body names it. */
+  maxOutputTokens?: number
+  /** The parsed body, to rewrite maxOutputTokens in. */
+  json?: Record<string, unknown>
+}
+
+function textBytes (value: unknown, counts: { text: number, parts: number }): void {
+  if (typeof value === 'string') {
+    counts.text += Buffer.byteLength(value)
+    return
+  }
+  if (Array.isArray(value)) {
+    for (const item of value) textBytes(item, counts)
+    return
+  }
+  if (typeof value !== 'object' || value === null) return
+  for (const [key, child] of Object.entries(value)) {
+    if (key === 'inlineData' || key === 'fileData') counts.parts++
+    else textBytes(child, counts)
+  }
+}
+
+/**
+ * Estimates a JSON request body's prompt tokens: its text at three bytes a token (tokenizers
+ * average about four), plus a fixed amount per image or file. A body that is not JSON counts by
+ * its size.
+ */
+export function estimatePrompt (bytes: Buffer | undefined, declaredLength: number): PromptEstimate {
+  if (bytes === undefined) return { promptTokens: Math.ceil(declaredLength / BYTES_PER_TOKEN) }
+  let json: unknown
+  try {
+    json = JSON.parse(bytes.toString('utf8'))
+  } catch {
+    return { promptTokens: Math.ceil(bytes.length / BYTES_PER_TOKEN) }
+  }
+  if (typeof json !== 'object' || json === null || Array.isArray(json)) return { promptTokens: Math.ceil(bytes.length / BYTES_PER_TOKEN) }
+  const body = json as Record<string, unknown>
+  const counts = { text: 0, parts: 0 }
+  textBytes([body.contents, body.systemInstruction, body.tools, body.requests], counts)
+  const config = body.generationConfig as { maxOutputTokens?: unknown } | undefined
+  const max = config?.maxOutputTokens
+  return {
+    promptTokens: Math.ceil(counts.text / BYTES_PER_TOKEN) + counts.parts * NON_TEXT_PART_TOKENS,
+    ...(typeof max === 'number' && Number.isInteger(max) && max > 0 ? { maxOutputTokens: max } : {}),
+    json: body,
+  }
+}
+
+/** The body with `generationConfig.maxOutputTokens` set to `tokens`. */
+export function withMaxOutputTokens (json: Record<string, unknown>, tokens: number): Buffer {
+  const config = typeof json.generationConfig === 'object' && json.generationConfig !== null ? json.generationConfig : {}
+  return Buffer.from(JSON.stringify({ ...json, generationConfig: { ...config, maxOutputTokens: tokens } }))
+}

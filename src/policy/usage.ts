@@ -1,0 +1,110 @@
+import type { Store } from '../store/store.js'
+import { personBase } from './checks.js'
+import type { Calendar } from './periods.js'
+import type { BilledTokens } from './prices.js'
+
+/** Google's `usageMetadata`, the fields the policy reads. */
+export interface UsageMetadata {
+  promptTokenCount?: number
+  candidatesTokenCount?: number
+  totalTokenCount?: number
+  cachedContentTokenCount?: number
+  thoughtsTokenCount?: number
+  toolUsePromptTokenCount?: number
+}
+
+/** Usage per person, model and day is kept at least this long (a year of monthly budgets and reports, and a margin). */
+export const USAGE_RETENTION_DAYS = 400
+const RETENTION_MS = (USAGE_RETENTION_DAYS + 10) * 86_400_000
+/** How often usage that no limit needs at once is written: one write per person per interval. */
+export const USAGE_BATCH_MS = 1_000
+const MODEL_NAME = /^[\w.-]{1,80}$/
+
+/** One model's usage over a day or a month. */
+export interface ModelUsage { requests: number, prompt: number, cached: number, output: number, thinking: number, usd: number }
+
+type Fields = Record<string, number>
+
+function add (into: Fields, fields: Fields): void {
+  for (const [field, amount] of Object.entries(fields)) into[field] = (into[field] ?? 0) + amount
+}
+
+/** The usage hash of a person's day: `<model>|<kind>` fields, kept {@link USAGE_RETENTION_DAYS} days. */
+export function usageKey (personId: string, dayId: string): string {
+  return `${personBase(personId)}:usage:${dayId}`
+}
+
+/**
+ * Usage per person, model and day. Calls under a limit add theirs in the script that settles
+ * them; the rest are batched here, one write per person and day per {@link USAGE_BATCH_MS}.
+ */
+export class UsageBook {
+  #pending = new Map<string, Fields>()
+  #timer: NodeJS.Timeout | undefined
+
+  constructor (private readonly store: Store, private readonly calendar: Calendar, private readonly onError: (error: unknown) => void) {}
+
+  /** The fields one call adds to its day. */
+  fields (model: string, billed: BilledTokens, nanoUsd: number): Fields {
+    const label = MODEL_NAME.test(model) ? model : 'other'
+    return {
+      [`${label}|requests`]: 1,
+      [`${label}|prompt`]: billed.prompt,
+      [`${label}|cached`]: billed.cached,
+      [`${label}|output`]: billed.output,
+      [`${label}|thinking`]: billed.thinking,
+      [`${label}|nanoUsd`]: nanoUsd,
+    }
+  }
+
+  /** Where today's fields of a person go, for the settle script. */
+  entry (personId: string, fields: Fields): { key: string, ttlMs: number, fields: Fields } {
+    return { key: usageKey(personId, this.calendar.day().id), ttlMs: RETENTION_MS, fields }
+  }
+
+  /** Adds to today's usage in the next batch. */
+  add (personId: string, fields: Fields): void {
+    const key = usageKey(personId, this.calendar.day().id)
+    let pending = this.#pending.get(key)
+    if (pending === undefined) this.#pending.set(key, pending = {})
+    add(pending, fields)
+    this.#timer ??= setTimeout(() => { void this.flush() }, USAGE_BATCH_MS).unref()
+  }
+
+  /** Writes the batch; what fails is kept for the next one. */
+  async flush (): Promise<void> {
+    clearTimeout(this.#timer)
+    this.#timer = undefined
+    const batch = this.#pending
+    this.#pending = new Map()
+    await Promise.all([...batch].map(async ([key, fields]) => {
+      try {
+        await this.store.settleQuota({ checks: [], deltas: { requests: 0, tokens: 0, nanoUsd: 0 }, usage: { key, ttlMs: RETENTION_MS, fields } })
+      } catch (error) {
+        this.onError(error)
+        const pending = this.#pending.get(key) ?? {}
+        add(pending, fields)
+        this.#pending.set(key, pending)
+        this.#timer ??= setTimeout(() => { void this.flush() }, USAGE_BATCH_MS).unref()
+      }
+    }))
+  }
+
+  /** A person's usage per model over these days (stored, plus what this replica has not written yet). */
+  async read (personId: string, dayIds: string[]): Promise<Record<string, ModelUsage>> {
+    const totals: Fields = {}
+    const days = await Promise.all(dayIds.map(async (day) => await this.store.getFields(usageKey(personId, day)).catch(() => ({}))))
+    for (const [index, day] of days.entries()) {
+      add(totals, Object.fromEntries(Object.entries(day).map(([field, value]) => [field, Number(value)])))
+      add(totals, this.#pending.get(usageKey(personId, dayIds[index]!)) ?? {})
+    }
+    const byModel: Record<string, ModelUsage> = {}
+    for (const [field, value] of Object.entries(totals)) {
+      const [model, kind] = field.split('|') as [string, string]
+      const usage = byModel[model] ??= { requests: 0, prompt: 0, cached: 0, output: 0, thinking: 0, usd: 0 }
+      if (kind === 'nanoUsd') usage.usd += value / 1e9
+      else if (kind in usage) usage[kind as keyof ModelUsage] += value
+    }
+    return byModel
+  }
+}

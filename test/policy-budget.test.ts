@@ -1,0 +1,106 @@
+import type { ServerResponse } from 'node:http'
+import { GoogleGenAI } from '@google/genai'
+import t from 'tap'
+import type { RecordedRequest, RequestHandler } from './fixtures/gemini.js'
+import { signInWithKey } from './helpers/person.js'
+import { eventually, startPolicyStack } from './helpers/policy.js'
+
+interface Usage { promptTokenCount: number, candidatesTokenCount: number, totalTokenCount: number }
+interface Me {
+  limits: Array<{ name: string, limit: number, used: number, remaining: number }>
+  policy: { today: { usd: number, byModel: Record<string, { requests: number, prompt: number, output: number, thinking: number, usd: number }> } }
+}
+
+/** Answers like Google: at most the request's maxOutputTokens of output, the usage in the last chunk. */
+function googleLike (output: number, options: { modelVersion?: string, usage?: Usage } = {}): RequestHandler {
+  return (_req, res: ServerResponse, request: RecordedRequest) => {
+    const asked = (request.body as { generationConfig?: { maxOutputTokens?: number } }).generationConfig?.maxOutputTokens ?? 65_536
+    const served = Math.min(asked, output)
+    const usage = options.usage ?? { promptTokenCount: 1, candidatesTokenCount: served, totalTokenCount: 1 + served }
+    const chunk = (text: string, last: boolean) => ({
+      candidates: [{ content: { role: 'model', parts: [{ text }] }, index: 0, ...(last ? { finishReason: 'MAX_TOKENS' } : {}) }],
+      ...(last ? { usageMetadata: usage } : {}),
+      modelVersion: options.modelVersion ?? 'gemini-3-flash-preview',
+    })
+    if (request.query.alt === 'sse') {
+      res.writeHead(200, { 'content-type': 'text/event-stream' })
+      res.write(`data: ${JSON.stringify(chunk('many ', false))}\r\n\r\n`)
+      res.end(`data: ${JSON.stringify(chunk('words', true))}\r\n\r\n`)
+      return
+    }
+    res.writeHead(200, { 'content-type': 'application/json' })
+    res.end(JSON.stringify(chunk('many words', true)))
+  }
+}
+
+const me = async (browser: { fetch: (path: string) => Promise<Response> }): Promise<Me> => await (await browser.fetch('/auth/me')).json() as Me
+
+t.test('a streaming call that would pass the token budget: maxOutputTokens lowered, the budget kept, 429 next, the SDK retries into the next window', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_minute: 600\n')
+  const holder = await signInWithKey(stack)
+  stack.gemini.onNext(googleLike(1_000))
+  const stream = await fetch(`${stack.url}/v1beta/models/gemini-3-flash-preview:streamGenerateContent?alt=sse`, {
+    method: 'POST',
+    headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/json' },
+    body: JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'hello' }] }], generationConfig: { maxOutputTokens: 1_000 } }),
+  })
+  t.equal(stream.status, 200)
+  const granted = Number(stream.headers.get('x-gemgate-max-output-tokens'))
+  t.ok(granted >= 32 && granted < 600, `maxOutputTokens lowered to ${granted}, and said so`)
+  t.equal(stream.headers.get('x-ratelimit-limit-tokens'), '600')
+  await stream.text()
+  const forwarded = stack.gemini.requests.at(-1)!.body as { generationConfig: { maxOutputTokens: number } }
+  t.equal(forwarded.generationConfig.maxOutputTokens, granted, 'Google was asked for no more than the budget pays for')
+
+  const settled = await eventually(async () => await me(holder.browser), (view) => view.limits[0]!.used > 0 && view.limits[0]!.used < granted + 10)
+  const used = settled.limits[0]!.used
+  t.ok(used <= 600, `the person ended within the budget (${used} of 600 tokens)`)
+
+  const refused = await fetch(`${stack.url}/v1beta/models/gemini-3-flash-preview:generateContent`, {
+    method: 'POST', headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/json' }, body: JSON.stringify({ contents: [{ parts: [{ text: 'again' }] }] }),
+  })
+  t.equal(refused.status, 429)
+  const retryAfter = Number(refused.headers.get('retry-after'))
+  t.ok(retryAfter >= 1 && retryAfter <= 60, `Retry-After ${retryAfter}`)
+  const body = await refused.json() as { error: { status: string, details: Array<Record<string, unknown>> } }
+  t.equal(body.error.status, 'RESOURCE_EXHAUSTED')
+  t.match(body.error.details, [
+    { '@type': 'type.googleapis.com/google.rpc.QuotaFailure', violations: [{ quotaId: 'tokens_per_minute-per-person', quotaValue: '600' }] },
+    { '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: `${retryAfter}s` },
+  ])
+
+  stack.gemini.onNext(googleLike(20))
+  const ai = new GoogleGenAI({ apiKey: holder.key, httpOptions: { baseUrl: stack.url, retryOptions: { attempts: 8, initialDelay: 0.5, maxDelay: 2 } } })
+  const answer = await ai.models.generateContent({ model: 'gemini-3-flash-preview', contents: 'after the wait', config: { maxOutputTokens: 20 } })
+  t.equal(answer.text, 'many words', 'the SDK, retrying, got through once the window refilled')
+})
+
+t.test('cost comes from the modelVersion Google reports, at the price row in force', async (t) => {
+  const prices = `prices:
+  gemini-test-model:
+    - { from: '2020-01-01', input: 1, output: 2, cached_input: 0.5 }
+    - { from: '2999-01-01', input: 100, output: 200 }
+policy:
+  - default: true
+    usd_per_day: 1
+`
+  const stack = await startPolicyStack(t, prices)
+  const holder = await signInWithKey(stack)
+  stack.gemini.onNext(googleLike(500, { modelVersion: 'gemini-test-model-001', usage: { promptTokenCount: 1_000, candidatesTokenCount: 500, totalTokenCount: 1_750 } }))
+  const ai = new GoogleGenAI({ apiKey: holder.key, httpOptions: { baseUrl: stack.url } })
+  await ai.models.generateContent({ model: 'gemini-2.5-flash', contents: 'price me' })
+  const view = await eventually(async () => await me(holder.browser), (value) => value.policy.today.usd > 0)
+  // 1,000 prompt tokens at $1/1M, 500 output + 250 thinking tokens at $2/1M; the 2999 row is not in force.
+  t.equal(view.policy.today.usd, 0.0025)
+  t.match(view.policy.today.byModel['gemini-test-model-001'], { requests: 1, prompt: 1_000, output: 500, thinking: 250, usd: 0.0025 })
+  t.equal(view.policy.today.byModel['gemini-2.5-flash'], undefined, 'not charged to the model asked for')
+  t.match(view.limits, [{ name: 'usd_per_day', limit: 1, used: 0.0025, remaining: 0.9975 }])
+  const page = await (await holder.browser.fetch('/auth/status')).text()
+  t.match(page, /<section class="card" id="limits"><h2>Your limits<\/h2>/, 'the status page has the section')
+  t.match(page, /usd per day<\/td><td>\$1\.00<\/td><td>\$0\.0025<\/td><td>\$0\.9975<\/td>/, 'limit, used, left')
+  t.match(page, /<dt>Cost today<\/dt><dd>\$0\.0025<\/dd>/)
+  t.match(page, /<code>gemini-test-model-001<\/code><\/td><td>1<\/td><td>1000<\/td><td>0<\/td><td>500<\/td><td>250<\/td>/, 'per-model usage this month')
+  const metrics = await (await fetch(`${stack.url}/metrics`)).text()
+  t.match(metrics, /gemgate_policy_cost_usd_total\{rule="default",model="gemini-test-model"\} 0\.0025/)
+  t.notMatch(metrics, new RegExp(holder.personId), 'never a person in a metric')
+})

@@ -6,6 +6,7 @@ import authPlugin from './auth/plugin.js'
 import keysPlugin from './auth/keys.js'
 import { OidcProvider } from './auth/provider.js'
 import type { Config } from './config/schema.js'
+import connectionsPlugin from './connections/registry.js'
 import { errorHandler, notFoundHandler } from './errors.js'
 import healthPlugin from './ops/health.js'
 import lateHeadersPlugin from './ops/late-headers.js'
@@ -78,6 +79,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(metricsPlugin)
   await app.register(requestLogPlugin)
   await app.register(identityPlugin)
+  await app.register(connectionsPlugin)
   // The token vault registers before sign-in, which stores tokens in it.
   await app.register(vaultPlugin)
   await app.register(authPlugin)

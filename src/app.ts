@@ -14,6 +14,7 @@ import metricsPlugin from './ops/metrics.js'
 import requestLogPlugin from './ops/request-log.js'
 import appProxyPlugin from './proxy/app-proxy.js'
 import geminiProxyPlugin from './proxy/gemini.js'
+import usagePlugin from './proxy/usage-plugin.js'
 import { createStore } from './store/redis.js'
 import type { Store } from './store/store.js'
 import vaultPlugin from './tokens/plugin.js'
@@ -85,6 +86,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(authPlugin)
   await app.register(keysPlugin)
   await app.register(assertionPlugin)
+  await app.register(usagePlugin)
   await app.register(geminiProxyPlugin)
   // Last: it answers every path no other plugin owns.
   await app.register(appProxyPlugin)

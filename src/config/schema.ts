@@ -110,6 +110,9 @@ export const configSchema = z.strictObject({
     quotaProject: setting(z.string().trim().min(1).optional(), { env: 'UPSTREAM_QUOTA_PROJECT', example: 'my-gcp-project', description: 'Sent as x-goog-user-project (the project billed for user-credential calls).' }),
     caFile: setting(z.string().trim().min(1).optional(), { env: 'UPSTREAM_CA_FILE', example: '/etc/ssl/certs/internal-ca.pem', description: 'Extra CA bundle trusted for the upstream (the system CAs stay trusted).' }),
     timeoutSeconds: setting(integer(1, 86400).default(600), { env: 'UPSTREAM_TIMEOUT_SECONDS', example: '600', description: 'Longest wait for upstream response headers or between body chunks.' }),
+    apiKey: setting(z.string().trim().min(1).optional(), { env: 'UPSTREAM_API_KEY', example: 'AIza…', description: 'A Gemini API key used upstream, instead of the person\'s token, only for UPSTREAM_API_KEY_SURFACES.', secret: true }),
+    apiKeySurfaces: setting(z.preprocess(splitList, z.array(z.enum(['live', 'openai'], { error: 'each entry must be live or openai' }))).default([]),
+      { env: 'UPSTREAM_API_KEY_SURFACES', example: 'live,openai', description: 'Surfaces sent upstream with UPSTREAM_API_KEY instead of the person\'s token: live, openai.' }),
     retryBodyLimitBytes: setting(integer(0, 64 * 1024 * 1024).default(1024 * 1024), { env: 'RETRY_BODY_LIMIT_BYTES', example: '1048576', description: 'Request bodies up to this size are kept to retry once after an upstream 401.' }),
   }),
   redis: group({
@@ -137,6 +140,9 @@ export const configSchema = z.strictObject({
   }
   if ((config.redis?.sentinels === undefined) !== (config.redis?.sentinelName === undefined)) {
     ctx.addIssue({ code: 'custom', path: ['redis', 'sentinelName'], message: 'REDIS_SENTINELS and REDIS_SENTINEL_NAME go together' })
+  }
+  if ((config.upstream?.apiKeySurfaces?.length ?? 0) > 0 && config.upstream?.apiKey === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['upstream', 'apiKey'], message: 'is required when UPSTREAM_API_KEY_SURFACES names a surface' })
   }
   // `when`: run even when other keys failed, so every problem is reported at once.
 }, { when: () => true }).transform((config) => ({

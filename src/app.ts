@@ -7,8 +7,10 @@ import keysPlugin from './auth/keys.js'
 import { OidcProvider } from './auth/provider.js'
 import type { Config } from './config/schema.js'
 import connectionsPlugin from './connections/registry.js'
+import ephemeralPlugin from './ephemeral/plugin.js'
 import { errorHandler, notFoundHandler } from './errors.js'
 import healthPlugin from './ops/health.js'
+import livePlugin from './live/plugin.js'
 import lateHeadersPlugin from './ops/late-headers.js'
 import metricsPlugin from './ops/metrics.js'
 import requestLogPlugin from './ops/request-log.js'
@@ -87,6 +89,8 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(keysPlugin)
   await app.register(assertionPlugin)
   await app.register(usagePlugin)
+  await app.register(ephemeralPlugin)
+  await app.register(livePlugin)
   await app.register(geminiProxyPlugin)
   // Last: it answers every path no other plugin owns.
   await app.register(appProxyPlugin)

@@ -9,9 +9,11 @@ export interface Identity {
   sub: string
   email: string
   name: string
-  via: 'session' | 'key' | 'assertion'
+  via: 'session' | 'key' | 'assertion' | 'ephemeral'
   sessionId?: string
   keyId?: string
+  /** The gateway ephemeral token (its id, never the secret) that opened a Live session. */
+  ephemeralTokenId?: string
 }
 
 /**

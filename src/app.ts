@@ -12,6 +12,7 @@ import { errorHandler, notFoundHandler } from './errors.js'
 import healthPlugin from './ops/health.js'
 import livePlugin from './live/plugin.js'
 import lateHeadersPlugin from './ops/late-headers.js'
+import openAiPlugin from './openai/plugin.js'
 import metricsPlugin from './ops/metrics.js'
 import requestLogPlugin from './ops/request-log.js'
 import appProxyPlugin from './proxy/app-proxy.js'
@@ -91,6 +92,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(usagePlugin)
   await app.register(ephemeralPlugin)
   await app.register(livePlugin)
+  await app.register(openAiPlugin)
   await app.register(geminiProxyPlugin)
   // Last: it answers every path no other plugin owns.
   await app.register(appProxyPlugin)

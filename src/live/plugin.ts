@@ -116,7 +116,10 @@ export default fp(async function livePlugin (app) {
 
   async function live (request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
     const rpc = liveRpc(request.raw.url ?? '')
-    if (rpc === null) throw new BadRequestError('No such Live API method: expected google.ai.generativelanguage.<version>.GenerativeService.BidiGenerateContent[Constrained].')
+    if (rpc === null) {
+      const asked = (request.params as { rpc?: string }).rpc ?? ''
+      throw new BadRequestError(`The gateway does not carry ${asked.slice(0, 120)} over WebSocket: only google.ai.generativelanguage.{v1,v1beta,v1alpha}.GenerativeService.BidiGenerateContent[Constrained].`)
+    }
     if (upgradeOf(request) === undefined) throw new BadRequestError('This is the Live API: connect with a WebSocket upgrade.')
     const identity = await identifyLive(request)
     if (typeof identity === 'string') return refuse(request, reply, identity)

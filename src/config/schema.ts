@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { DEFAULT_MODEL } from './models.js'
 
 /** What every leaf setting carries besides its type: how to spell it and a good value. */
 export interface SettingMeta {
@@ -97,6 +98,8 @@ export const configSchema = z.strictObject({
   trustProxy: setting(trustProxy.default(false), { env: 'TRUST_PROXY', example: '10.0.0.0/8', description: 'Honour X-Forwarded-* from these proxies: true, false, a hop count or a CIDR list.' }),
   corsOrigins: setting(stringList().default([]), { env: 'CORS_ORIGINS', example: 'https://app.example.com', description: 'Exact origins allowed to call the API with credentials.' }),
   shutdownDrainSeconds: setting(integer(1, 3600).default(30), { env: 'SHUTDOWN_DRAIN_SECONDS', example: '30', description: 'On SIGTERM, how long in-flight requests (streams included) may take to finish.' }),
+  defaultModel: setting(z.string().trim().regex(/^[\w.-]{1,80}$/, 'must be a model id like gemini-3.8-flash').default(DEFAULT_MODEL),
+    { env: 'DEFAULT_MODEL', example: DEFAULT_MODEL, description: 'The model the status page\'s examples name (and the demo\'s chat uses).' }),
   oidc: group({
     issuer: setting(httpsUrl().default(GOOGLE_ISSUER), { env: 'OIDC_ISSUER', example: GOOGLE_ISSUER, description: 'OpenID Connect issuer; endpoints come from its discovery document.' }),
     clientId: setting(z.string({ error: 'is required' }).trim().min(1, 'is required'), { env: 'OIDC_CLIENT_ID', example: '1234-abc.apps.googleusercontent.com', description: 'OAuth client id (confidential client).' }),

@@ -6,8 +6,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net'
 import { pathToFileURL } from 'node:url'
 
-/** The model the chat page asks for unless told otherwise. */
-export const DEFAULT_CHAT_MODEL = 'gemini-2.5-flash'
+/** The model the chat page asks for unless told otherwise: DEFAULT_MODEL of src/config/models.ts (this file runs without src/; a test keeps them equal). */
+export const DEFAULT_CHAT_MODEL = 'gemini-3.8-flash'
 
 const STATIC_FILES: Record<string, string> = {
   '/chat.js': 'text/javascript; charset=utf-8',

@@ -8,7 +8,8 @@ const ai = new GoogleGenAI({
   httpOptions: { baseUrl: process.env.GEMGATE_URL ?? 'http://localhost:8080' },
 })
 const stream = await ai.models.generateContentStream({
-  model: process.env.GEMINI_MODEL ?? 'gemini-2.5-flash',
+  // DEFAULT_MODEL of src/config/models.ts (a plain script: a test keeps them equal).
+  model: process.env.GEMINI_MODEL ?? 'gemini-3.8-flash',
   contents: process.argv[2] ?? 'Hello through Gemgate',
 })
 for await (const chunk of stream) process.stdout.write(chunk.text ?? '')

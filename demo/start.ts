@@ -8,7 +8,8 @@ import { loadConfig } from '../src/config/load.js'
 import type { Config } from '../src/config/schema.js'
 import { startFakeGemini } from '../test/fixtures/gemini.js'
 import { startProvider, type FixtureUser } from '../test/fixtures/oidc.js'
-import { DEFAULT_CHAT_MODEL, startExampleApp } from './example-app.js'
+import { DEFAULT_MODEL } from '../src/config/models.js'
+import { startExampleApp } from './example-app.js'
 
 /** The gateway's port unless PORT says otherwise. */
 export const DEFAULT_DEMO_PORT = 8080
@@ -129,7 +130,7 @@ export async function startDemo (options: DemoOptions = {}): Promise<Demo> {
   const env = present(options.env ?? {})
   const port = options.port ?? Number(env.PORT ?? DEFAULT_DEMO_PORT)
   const publicUrl = options.publicUrl ?? env.PUBLIC_URL ?? `http://localhost:${port}`
-  const model = env.GEMINI_MODEL ?? DEFAULT_CHAT_MODEL
+  const model = env.GEMINI_MODEL ?? DEFAULT_MODEL
   const mode = env.OIDC_CLIENT_ID !== undefined && env.OIDC_CLIENT_SECRET !== undefined ? 'google' : 'offline'
   const teardowns = new Teardowns()
   try {

@@ -7,13 +7,17 @@ import keysPlugin from './auth/keys.js'
 import { OidcProvider } from './auth/provider.js'
 import type { Config } from './config/schema.js'
 import connectionsPlugin from './connections/registry.js'
+import ephemeralPlugin from './ephemeral/plugin.js'
 import { errorHandler, notFoundHandler } from './errors.js'
 import healthPlugin from './ops/health.js'
+import livePlugin from './live/plugin.js'
 import lateHeadersPlugin from './ops/late-headers.js'
+import openAiPlugin from './openai/plugin.js'
 import metricsPlugin from './ops/metrics.js'
 import requestLogPlugin from './ops/request-log.js'
 import policyPlugin from './policy/plugin.js'
 import geminiProxyPlugin from './proxy/gemini.js'
+import usagePlugin from './proxy/usage-plugin.js'
 import appProxyPlugin from './sidecar/app-proxy.js'
 import assertionPlugin from './sidecar/assertion.js'
 import storeStatusPlugin from './store/plugin.js'
@@ -90,8 +94,12 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(authPlugin)
   await app.register(keysPlugin)
   await app.register(assertionPlugin)
-  // Before the proxy, which admits every call through it.
+  await app.register(usagePlugin)
+  // Before the proxy and the Live relay, which admit every call through it.
   await app.register(policyPlugin)
+  await app.register(ephemeralPlugin)
+  await app.register(livePlugin)
+  await app.register(openAiPlugin)
   await app.register(geminiProxyPlugin)
   // Last: it answers every path no other plugin owns.
   await app.register(appProxyPlugin)

@@ -10,7 +10,7 @@ export interface Identity {
   sub: string
   email: string
   name: string
-  via: 'session' | 'key' | 'assertion'
+  via: 'session' | 'key' | 'assertion' | 'ephemeral'
   sessionId?: string
   /** When a session identity's session ends at the latest (ms since the epoch): SESSION_MAX_SECONDS after sign-in. */
   sessionEndsAt?: number
@@ -21,6 +21,8 @@ export interface Identity {
   hostedDomain?: string
   /** A gateway key's own limits, narrower than its owner's. */
   keyLimits?: Limits
+  /** The gateway ephemeral token (its id, never the secret) that opened a Live session. */
+  ephemeralTokenId?: string
 }
 
 /**

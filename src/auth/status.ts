@@ -14,8 +14,6 @@ declare module 'fastify' {
   }
 }
 
-/** The model the "Use the API" examples name. */
-export const EXAMPLE_MODEL = 'gemini-2.5-flash'
 const MINUTE_MS = 60_000
 
 /** "in 42 minutes", "3 hours ago": how far a moment is from now, roughly. */
@@ -60,8 +58,8 @@ ${record?.lastRefreshError === undefined ? '' : html`<dt>Last refresh error</dt>
 </dl></section>`
 }
 
-function apiCard (publicUrl: string): Html {
-  const curl = `curl -N '${publicUrl}/v1beta/models/${EXAMPLE_MODEL}:streamGenerateContent?alt=sse' \\
+function apiCard (publicUrl: string, model: string): Html {
+  const curl = `curl -N '${publicUrl}/v1beta/models/${model}:streamGenerateContent?alt=sse' \\
   -H "x-goog-api-key: $GEMGATE_KEY" -H 'content-type: application/json' \\
   -d '{"contents":[{"parts":[{"text":"Hello"}]}]}'`
   const sdk = `import { GoogleGenAI } from '@google/genai'
@@ -70,7 +68,7 @@ const ai = new GoogleGenAI({
   apiKey: process.env.GEMGATE_KEY,
   httpOptions: { baseUrl: '${publicUrl}' },
 })
-const stream = await ai.models.generateContentStream({ model: '${EXAMPLE_MODEL}', contents: 'Hello' })
+const stream = await ai.models.generateContentStream({ model: '${model}', contents: 'Hello' })
 for await (const chunk of stream) process.stdout.write(chunk.text ?? '')`
   return html`<section class="card" id="api" aria-labelledby="api-title"><h2 id="api-title">Use the API</h2>
 <p>Point any Gemini client at this gateway and use one of your keys as its API key. Put the key in <code>GEMGATE_KEY</code>.</p>
@@ -84,7 +82,7 @@ for await (const chunk of stream) process.stdout.write(chunk.text ?? '')`
 async function signedInPage (app: FastifyInstance, identity: Identity, request: FastifyRequest): Promise<Html> {
   const record = await app.vault.load(identity.personId)
   const sections = await Promise.all(app.statusSections.map(async (section) => await section(identity, request)))
-  return layout('Status', html`${identityCard(identity)}${tokenCard(record)}${sections}${apiCard(app.config.publicUrl)}
+  return layout('Status', html`${identityCard(identity)}${tokenCard(record)}${sections}${apiCard(app.config.publicUrl, app.config.defaultModel)}
 <section class="card"><form method="post" action="/auth/logout" enctype="text/plain" class="row signout" data-sign-out>
 <span class="muted">Signing out ends your sessions everywhere and revokes your keys.</span><button class="secondary" type="submit">Sign out</button></form></section>`)
 }

@@ -1,4 +1,5 @@
 import { z } from 'zod'
+import { DEFAULT_MODEL } from './models.js'
 import { policySchema, pricesSchema } from './policy.js'
 import {
   EXAMPLE_COOKIE_SECRET, EXAMPLE_ENCRYPTION_KEY, MAKE_SECRET, isExampleSecret, isGuessableKey, isGuessableSecret, isShellCommand,
@@ -162,6 +163,8 @@ export const configSchema = z.strictObject({
   trustProxy: setting(trustProxy.default(false), { env: 'TRUST_PROXY', example: '10.0.0.0/8', description: 'Honour X-Forwarded-* from these proxies: true, false, a hop count or a CIDR list.' }),
   corsOrigins: setting(stringList().default([]), { env: 'CORS_ORIGINS', example: 'https://app.example.com', description: 'Exact origins allowed to call the API with credentials.' }),
   shutdownDrainSeconds: setting(integer(1, 3600).default(30), { env: 'SHUTDOWN_DRAIN_SECONDS', example: '30', description: 'On SIGTERM, how long in-flight requests (streams included) may take to finish.' }),
+  defaultModel: setting(z.string().trim().regex(/^[\w.-]{1,80}$/, 'must be a model id like gemini-3.8-flash').default(DEFAULT_MODEL),
+    { env: 'DEFAULT_MODEL', example: DEFAULT_MODEL, description: 'The model the status page\'s examples name (and the demo\'s chat uses).' }),
   oidc: group({
     issuer: setting(httpsUrl().default(GOOGLE_ISSUER), { env: 'OIDC_ISSUER', example: GOOGLE_ISSUER, description: 'OpenID Connect issuer; endpoints come from its discovery document.' }),
     clientId: setting(z.string({ error: 'is required' }).trim().min(1, 'is required'), { env: 'OIDC_CLIENT_ID', example: '1234-abc.apps.googleusercontent.com', description: 'OAuth client id (confidential client).' }),
@@ -177,6 +180,9 @@ export const configSchema = z.strictObject({
     quotaProject: setting(z.string().trim().min(1).optional(), { env: 'UPSTREAM_QUOTA_PROJECT', example: 'my-gcp-project', description: 'Sent as x-goog-user-project (the project billed for user-credential calls).' }),
     caFile: setting(z.string().trim().min(1).optional(), { env: 'UPSTREAM_CA_FILE', example: '/etc/ssl/certs/internal-ca.pem', description: 'Extra CA bundle trusted for the upstream (the system CAs stay trusted).' }),
     timeoutSeconds: setting(integer(1, 86400).default(600), { env: 'UPSTREAM_TIMEOUT_SECONDS', example: '600', description: 'Longest wait for upstream response headers or between body chunks.' }),
+    apiKey: setting(z.string().trim().min(1).optional(), { env: 'UPSTREAM_API_KEY', example: 'AIza…', description: 'A Gemini API key used upstream, instead of the person\'s token, only for UPSTREAM_API_KEY_SURFACES.', secret: true }),
+    apiKeySurfaces: setting(z.preprocess(splitList, z.array(z.enum(['live', 'openai'], { error: 'each entry must be live or openai' }))).default([]),
+      { env: 'UPSTREAM_API_KEY_SURFACES', example: 'live,openai', description: 'Surfaces sent upstream with UPSTREAM_API_KEY instead of the person\'s token: live, openai.' }),
     retryBodyLimitBytes: setting(integer(0, 64 * 1024 * 1024).default(1024 * 1024), { env: 'RETRY_BODY_LIMIT_BYTES', example: '1048576', description: 'Request bodies up to this size are kept to retry once after an upstream 401.' }),
   }),
   redis: group({
@@ -216,6 +222,9 @@ export const configSchema = z.strictObject({
   }
   if ((config.redis?.sentinels === undefined) !== (config.redis?.sentinelName === undefined)) {
     ctx.addIssue({ code: 'custom', path: ['redis', 'sentinelName'], message: 'REDIS_SENTINELS and REDIS_SENTINEL_NAME go together' })
+  }
+  if ((config.upstream?.apiKeySurfaces?.length ?? 0) > 0 && config.upstream?.apiKey === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['upstream', 'apiKey'], message: 'is required when UPSTREAM_API_KEY_SURFACES names a surface' })
   }
   // `when`: run even when other keys failed, so every problem is reported at once.
 }, { when: () => true }).transform((config) => ({

@@ -12,7 +12,7 @@ import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { API_PREFIXES, upstreamTarget, type UpstreamTarget } from './target.js'
 import { type BodySink, type UpstreamExchange, type UpstreamHead } from './exchange.js'
 import { createUpstreamPool, dispatchUpstream, upstreamFailure } from './upstream.js'
-import { loadUsage, modelInPath, UsageRecorder, type PersonUsage } from './usage.js'
+import { loadUsage, modelInPath, type PersonUsage } from './usage.js'
 import { UsageTap } from './usage-tap.js'
 
 const METERED_TYPES = /^(application\/json|text\/event-stream)\b/i
@@ -47,9 +47,8 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
   const { upstream, publicUrl } = app.config
   const pool = await createUpstreamPool(upstream)
   app.addHook('onClose', async () => { await pool.close() })
-  const usage = new UsageRecorder(app.store, app.metrics, (error) => app.log.warn({ err: error }, 'usage not recorded'))
-  // Before the store closes: the last interval's usage is written too.
-  app.addHook('preClose', async () => { await usage.flush() })
+  // Shared with the Live relay and the OpenAI endpoint (proxy/usage-plugin).
+  const usage = app.usage
   const retries = new Counter({
     name: 'gemgate_upstream_auth_retries_total',
     help: 'Upstream 401s answered with a forced token refresh and one retry.',

@@ -8,7 +8,7 @@ import { redactUrl } from '../ops/logger.js'
 import { appResponseHeaders } from './app-headers.js'
 
 /** The client's side of an upgrade while Fastify routes its request. */
-interface PendingUpgrade {
+export interface PendingUpgrade {
   socket: Duplex
   head: Buffer
 }
@@ -19,6 +19,13 @@ type Handshake =
   | { kind: 'response', response: IncomingMessage }
 
 const pending = new WeakMap<IncomingMessage, PendingUpgrade>()
+
+const routed = new WeakSet<object>()
+
+/** The client's socket and first bytes of an upgrade, for a route that accepts it itself (the Live relay). */
+export function upgradeOf (request: FastifyRequest): PendingUpgrade | undefined {
+  return pending.get(request.raw)
+}
 
 /** The upgrade a request asks for, when it came in as one (a WebSocket handshake). */
 export function isUpgrade (request: FastifyRequest): boolean {
@@ -54,6 +61,9 @@ export function assertWebSocketHandshake (request: FastifyRequest): void {
  * close would wait for every WebSocket to end.
  */
 export function routeUpgrades (app: FastifyInstance): void {
+  // Both the app proxy and the Live relay take upgrades: one listener routes them all.
+  if (routed.has(app.server)) return
+  routed.add(app.server)
   const open = new Set<Duplex>()
   const onUpgrade = (raw: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => { socket.destroy() })

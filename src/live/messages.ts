@@ -1,0 +1,40 @@
+import type { TokenUsage } from '../proxy/usage-tap.js'
+
+const USAGE_KEY = Buffer.from('"usageMetadata"')
+
+function parseObject (data: Buffer): Record<string, unknown> | undefined {
+  try {
+    const value = JSON.parse(data.toString('utf8')) as unknown
+    return value !== null && typeof value === 'object' && !Array.isArray(value) ? value as Record<string, unknown> : undefined
+  } catch {
+    return undefined
+  }
+}
+
+/**
+ * The client's first message, which must be a `setup`: its model, and the message to send
+ * upstream. Fields an ephemeral token locked (its Live setup) replace the client's, as Google
+ * does for its own constrained tokens; otherwise the message passes unchanged, byte for byte.
+ */
+export function liveSetup (data: Buffer, locked?: Record<string, unknown>): { data: Buffer, model: string | undefined } | { reason: string } {
+  const message = parseObject(data)
+  const setup = message?.setup
+  if (setup === null || typeof setup !== 'object') return { reason: 'The first message of a Live session must be a setup message.' }
+  const merged = locked === undefined ? setup as Record<string, unknown> : { ...setup, ...locked }
+  const model = typeof merged.model === 'string' ? merged.model.replace(/^models\//, '') : undefined
+  return { data: locked === undefined ? data : Buffer.from(JSON.stringify({ ...message, setup: merged })), model }
+}
+
+/** The token counts a Live server message reports (`responseTokenCount` is the answer's), if it reports any. */
+export function liveUsage (data: Buffer): TokenUsage | undefined {
+  // Most messages are audio or text: only those that name usageMetadata are parsed.
+  if (!data.includes(USAGE_KEY)) return undefined
+  const metadata = parseObject(data)?.usageMetadata as Record<string, unknown> | undefined
+  if (metadata === undefined || metadata === null || typeof metadata !== 'object') return undefined
+  const count = (name: string): number => typeof metadata[name] === 'number' ? metadata[name] : 0
+  return {
+    promptTokenCount: count('promptTokenCount'),
+    candidatesTokenCount: count('responseTokenCount') + count('candidatesTokenCount'),
+    totalTokenCount: count('totalTokenCount'),
+  }
+}

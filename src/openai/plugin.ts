@@ -1,0 +1,137 @@
+import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
+import type { Dispatcher } from 'undici'
+import type { Identity } from '../auth/identity.js'
+import { UnauthenticatedError } from '../errors.js'
+import type { BodySink, UpstreamExchange, UpstreamHead } from '../proxy/exchange.js'
+import { clientResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js'
+import { upstreamTarget } from '../proxy/target.js'
+import { createUpstreamPool, dispatchUpstream, upstreamFailure } from '../proxy/upstream.js'
+import { OpenAiUsageReader } from './usage.js'
+
+/** Largest OpenAI request body taken (chat histories with inline images are big; it is read whole to add `include_usage`). */
+export const MAX_OPENAI_BODY_BYTES = 32 * 1024 * 1024
+const NO_BODY_STATUSES = new Set([204, 304])
+
+/** A request body as forwarded: possibly with `stream_options.include_usage` added, and whether the client asked for usage. */
+interface Prepared {
+  body: Buffer | null
+  model: string | undefined
+  /** The gateway asked for the usage chunk, not the client: it is taken out of the answer. */
+  strip: boolean
+}
+
+/** Adds `stream_options.include_usage` to a streamed request that lacks it, so the stream reports its usage. */
+export function prepareBody (raw: Buffer | undefined): Prepared {
+  if (raw === undefined || raw.length === 0) return { body: null, model: undefined, strip: false }
+  let parsed: Record<string, unknown>
+  try {
+    parsed = JSON.parse(raw.toString('utf8')) as Record<string, unknown>
+  } catch {
+    return { body: raw, model: undefined, strip: false }
+  }
+  const model = typeof parsed?.model === 'string' ? parsed.model.replace(/^models\//, '') : undefined
+  const options = parsed?.stream_options as { include_usage?: unknown } | undefined
+  if (parsed?.stream !== true || options?.include_usage === true) return { body: raw, model, strip: false }
+  return { body: Buffer.from(JSON.stringify({ ...parsed, stream_options: { ...options, include_usage: true } })), model, strip: true }
+}
+
+/**
+ * Google's OpenAI-compatible endpoint, `/v1beta/openai/*`, for the official `openai` clients
+ * given the gateway as baseURL and a gateway key as apiKey: forwarded with the person's token
+ * (or UPSTREAM_API_KEY, for the `openai` surface), usage metered from the OpenAI-shaped `usage`.
+ * Its own route, not the Gemini proxy's: the body is read whole (to ask for the usage chunk) and
+ * the streamed answer is rewritten (to take that chunk out again when the client did not ask).
+ */
+export default async function openAiPlugin (app: FastifyInstance): Promise<void> {
+  const { upstream, publicUrl } = app.config
+  const apiKey = upstream.apiKeySurfaces.includes('openai') ? upstream.apiKey : undefined
+  const pool = await createUpstreamPool(upstream)
+  app.addHook('onClose', async () => { await pool.close() })
+  app.removeAllContentTypeParsers()
+  app.addContentTypeParser('*', { parseAs: 'buffer', bodyLimit: MAX_OPENAI_BODY_BYTES }, (_request, body, done) => { done(null, body) })
+
+  async function send (request: FastifyRequest, identity: Identity, body: Buffer | null, force: boolean): Promise<UpstreamExchange> {
+    const target = upstreamTarget(request.raw.url ?? '')
+    const accessToken = apiKey === undefined ? await app.vault.accessToken(identity.personId, { force }) : ''
+    const headers = upstreamRequestHeaders(request.headers, { accessToken, requestId: request.id, quotaProject: upstream.quotaProject })
+    if (apiKey !== undefined) {
+      delete headers.authorization
+      headers['x-goog-api-key'] = apiKey
+    }
+    // Read as it passes: the answer must not come compressed.
+    headers['accept-encoding'] = 'identity'
+    if (body === null) delete headers['content-length']
+    else headers['content-length'] = String(body.length)
+    return dispatchUpstream(pool, { method: request.method as Dispatcher.HttpMethod, path: target.path + target.search, headers, body, idempotent: false })
+  }
+
+  async function headOf (exchange: UpstreamExchange, request: FastifyRequest): Promise<UpstreamHead> {
+    try {
+      return await exchange.head
+    } catch (error) {
+      throw upstreamFailure(error, request.id)
+    }
+  }
+
+  function sink (identity: Identity, prepared: Prepared, head: UpstreamHead, response: ServerResponse): BodySink {
+    const contentType = String(head.headers['content-type'] ?? '')
+    const metered = head.statusCode >= 200 && head.statusCode < 300
+    const reader = metered ? new OpenAiUsageReader(contentType.startsWith('text/event-stream'), prepared.strip) : undefined
+    let recorded = false
+    const record = (): void => {
+      const observed = reader?.observed
+      if (recorded || observed === undefined) return
+      recorded = true
+      // The same recorder as the Gemini proxy's, hence the same limits.
+      app.usage.record(identity.personId, prepared.model ?? observed.model, observed.usage)
+    }
+    return {
+      data (chunk, resume) {
+        const passed = reader === undefined ? chunk : reader.write(chunk)
+        if (passed.length === 0 || response.write(passed)) return true
+        response.once('drain', resume)
+        return false
+      },
+      end () {
+        if (reader !== undefined) response.write(reader.end().rest)
+        record()
+        response.end()
+      },
+      error () {
+        record()
+        response.destroy()
+      },
+    }
+  }
+
+  function responseHeaders (reply: FastifyReply, head: UpstreamHead, rewritten: boolean): OutgoingHttpHeaders {
+    const headers = { ...clientResponseHeaders(head.headers, publicUrl), ...reply.getHeaders() } as OutgoingHttpHeaders
+    if (rewritten) delete headers['content-length']
+    return headers
+  }
+
+  app.all('/v1beta/openai/*', async (request: FastifyRequest<{ Body: Buffer | undefined }>, reply) => {
+    const identity = await app.identify(request)
+    if (identity === null) throw new UnauthenticatedError(`Not signed in: send a gateway key as the OpenAI client's apiKey (Authorization: Bearer gk_…); create one at ${publicUrl}/auth/status.`)
+    const prepared = prepareBody(request.body)
+    let exchange = await send(request, identity, prepared.body, false)
+    const response = reply.raw
+    response.once('close', () => { if (!response.writableFinished) exchange.abandon(new Error('the client closed the connection')) })
+    let head = await headOf(exchange, request)
+    if (head.statusCode === 401 && apiKey === undefined) {
+      exchange.discard()
+      exchange = await send(request, identity, prepared.body, true)
+      head = await headOf(exchange, request)
+    }
+    reply.hijack()
+    app.finishHeaders(request, reply)
+    response.writeHead(head.statusCode, responseHeaders(reply, head, prepared.strip))
+    if (request.method === 'HEAD' || NO_BODY_STATUSES.has(head.statusCode)) {
+      exchange.discard()
+      response.end()
+      return
+    }
+    exchange.pipe(sink(identity, prepared, head, response))
+  })
+}

@@ -41,6 +41,8 @@ export const NotFoundError = createError('GEMGATE_NOT_FOUND', '%s', 404)
 export const ServiceUnavailableError = createError('GEMGATE_UNAVAILABLE', '%s', 503)
 /** The upstream could not be reached or reset the connection. */
 export const BadGatewayError = createError('GEMGATE_BAD_GATEWAY', '%s', 502)
+/** The client closed its connection before the gateway answered (nginx's 499): nothing is sent upstream any more. */
+export const ClientGoneError = createError('GEMGATE_CLIENT_GONE', 'The client closed the connection', 499)
 /** The upstream did not answer in time. */
 export const GatewayTimeoutError = createError('GEMGATE_GATEWAY_TIMEOUT', '%s', 504)
 

@@ -12,7 +12,7 @@ import { ClientWatch } from './client.js'
 import { type BodySink, type UpstreamExchange, type UpstreamHead } from './exchange.js'
 import { createUpstreamPool, dispatchUpstream, upstreamFailure } from './upstream.js'
 import { loadUsage, modelInPath, UsageRecorder, type PersonUsage } from './usage.js'
-import { UsageTap } from './usage-tap.js'
+import { UsageTap, type ObservedUsage } from './usage-tap.js'
 
 const METERED_TYPES = /^(application\/json|text\/event-stream)\b/i
 const NO_BODY_STATUSES = new Set([204, 304])
@@ -94,13 +94,20 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
     return headers
   }
 
+  /**
+   * The usage callback: an answer's usage is known (at its end, or when it stopped early). Runs
+   * at most once per answer, after the last byte went to the client; whatever settles a call's
+   * cost against the person's budget is called from here.
+   */
+  function usageKnown (identity: Identity, target: UpstreamTarget, observed: ObservedUsage): void {
+    usage.record(identity.personId, modelInPath(target.path) ?? observed.modelVersion, observed.usage)
+  }
+
   /** Where the body goes: the client's socket as it arrives (paused while the socket is full), and a usage tap beside it. */
   function clientSink (request: FastifyRequest, identity: Identity, target: UpstreamTarget, head: UpstreamHead, response: ServerResponse): BodySink {
     const contentType = String(head.headers['content-type'] ?? '')
     const tap = head.statusCode >= 200 && head.statusCode < 300 && METERED_TYPES.test(contentType)
-      ? new UsageTap(contentType, String(head.headers['content-encoding'] ?? ''), (observed) => {
-        usage.record(identity.personId, modelInPath(target.path) ?? observed.modelVersion, observed.usage)
-      })
+      ? new UsageTap(contentType, String(head.headers['content-encoding'] ?? ''), (observed) => { usageKnown(identity, target, observed) })
       : undefined
     return {
       data (chunk, resume) {

@@ -34,7 +34,10 @@ export function liveUsage (data: Buffer): TokenUsage | undefined {
   const count = (name: string): number => typeof metadata[name] === 'number' ? metadata[name] : 0
   return {
     promptTokenCount: count('promptTokenCount'),
+    cachedContentTokenCount: count('cachedContentTokenCount'),
     candidatesTokenCount: count('responseTokenCount') + count('candidatesTokenCount'),
+    thoughtsTokenCount: count('thoughtsTokenCount'),
+    toolUsePromptTokenCount: count('toolUsePromptTokenCount'),
     totalTokenCount: count('totalTokenCount'),
   }
 }

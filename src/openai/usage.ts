@@ -11,7 +11,16 @@ export function openAiUsage (value: unknown): TokenUsage | undefined {
   const usage = (value as { usage?: Record<string, unknown> | null } | null)?.usage
   if (usage === undefined || usage === null || typeof usage !== 'object') return undefined
   const count = (name: string): number => typeof usage[name] === 'number' ? usage[name] : 0
-  return { promptTokenCount: count('prompt_tokens'), candidatesTokenCount: count('completion_tokens'), totalTokenCount: count('total_tokens') }
+  const cached = (usage.prompt_tokens_details as { cached_tokens?: unknown } | undefined)?.cached_tokens
+  // completion_tokens already holds any reasoning tokens: all of it is billed as output.
+  return {
+    promptTokenCount: count('prompt_tokens'),
+    cachedContentTokenCount: typeof cached === 'number' ? cached : 0,
+    candidatesTokenCount: count('completion_tokens'),
+    thoughtsTokenCount: 0,
+    toolUsePromptTokenCount: 0,
+    totalTokenCount: count('total_tokens'),
+  }
 }
 
 function parse (text: string): Record<string, unknown> | undefined {

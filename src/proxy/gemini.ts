@@ -10,19 +10,21 @@ import { UnauthenticatedError } from '../errors.js'
 import { bodyForUpstream, readRequestBody, type RequestBody } from './body.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { API_PREFIXES, upstreamTarget, type UpstreamTarget } from './target.js'
+import { ClientWatch } from './client.js'
 import { type BodySink, type UpstreamExchange, type UpstreamHead } from './exchange.js'
 import { createUpstreamPool, dispatchUpstream, upstreamFailure } from './upstream.js'
 import { loadUsage, modelInPath, type PersonUsage } from './usage.js'
-import { UsageTap } from './usage-tap.js'
+import { UsageTap, type ObservedUsage } from './usage-tap.js'
 
 const METERED_TYPES = /^(application\/json|text\/event-stream)\b/i
 const NO_BODY_STATUSES = new Set([204, 304])
 
-/** The upstream's status and headers, or the gateway's 502/504 when it failed first. */
-async function headOf (exchange: UpstreamExchange, request: FastifyRequest): Promise<UpstreamHead> {
+/** The upstream's status and headers, or the gateway's 502/504 when it failed first (499 when the client left). */
+async function headOf (exchange: UpstreamExchange, request: FastifyRequest, client: ClientWatch): Promise<UpstreamHead> {
   try {
     return await exchange.head
   } catch (error) {
+    client.check()
     throw upstreamFailure(error, request.id)
   }
 }
@@ -61,16 +63,23 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
   app.removeAllContentTypeParsers()
   app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
 
-  /** One call upstream with the person's token (refreshed first when `force`). */
-  async function attempt (request: FastifyRequest, identity: Identity, target: UpstreamTarget, body: RequestBody, force: boolean): Promise<UpstreamExchange> {
+  /**
+   * One call upstream with the person's token (refreshed first when `force`). The client is
+   * checked again once the token is there: a refresh can take seconds, and a client that left
+   * meanwhile must not cost an upstream call.
+   */
+  async function attempt (request: FastifyRequest, client: ClientWatch, identity: Identity, target: UpstreamTarget, body: RequestBody, force: boolean): Promise<UpstreamExchange> {
     const accessToken = await app.vault.accessToken(identity.personId, { force })
-    return dispatchUpstream(pool, {
+    client.check()
+    const exchange = dispatchUpstream(pool, {
       method: request.method as Dispatcher.HttpMethod,
       path: target.path + target.search,
       headers: upstreamRequestHeaders(request.headers, { accessToken, requestId: request.id, quotaProject: upstream.quotaProject }),
       body: bodyForUpstream(body),
       idempotent: false,
     })
+    client.follow(exchange)
+    return exchange
   }
 
   /** The client's response headers: the upstream's, under the gateway's own (request id, CORS, late headers). */
@@ -86,14 +95,21 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
     return headers
   }
 
+  /**
+   * The usage callback: an answer's usage is known (at its end, or when it stopped early). Runs
+   * at most once per answer, after the last byte went to the client; whatever settles a call's
+   * cost against the person's budget is called from here.
+   */
+  function usageKnown (identity: Identity, target: UpstreamTarget, observed: ObservedUsage, admission: Admission): void {
+    usage.record(identity.personId, modelInPath(target.path) ?? observed.modelVersion, observed.usage)
+    admission.settle(observed.usage, observed.modelVersion)
+  }
+
   /** Where the body goes: the client's socket as it arrives (paused while the socket is full), and a usage tap beside it. */
   function clientSink (request: FastifyRequest, identity: Identity, target: UpstreamTarget, head: UpstreamHead, response: ServerResponse, admission: Admission): BodySink {
     const contentType = String(head.headers['content-type'] ?? '')
     const tap = head.statusCode >= 200 && head.statusCode < 300 && METERED_TYPES.test(contentType)
-      ? new UsageTap(contentType, String(head.headers['content-encoding'] ?? ''), (observed) => {
-        usage.record(identity.personId, modelInPath(target.path) ?? observed.modelVersion, observed.usage)
-        admission.settle(observed.usage, observed.modelVersion)
-      })
+      ? new UsageTap(contentType, String(head.headers['content-encoding'] ?? ''), (observed) => { usageKnown(identity, target, observed, admission) })
       : undefined
     return {
       data (chunk, resume) {
@@ -116,26 +132,31 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
 
   async function proxy (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const target = upstreamTarget(request.raw.url ?? '')
+    const client = new ClientWatch(reply.raw)
     const identity = await app.identify(request)
     if (identity === null) {
       throw new UnauthenticatedError(`Not signed in: sign in at ${publicUrl}/auth/login, or send a gateway key in x-goog-api-key.`)
     }
-    const response = reply.raw
-    let exchange: UpstreamExchange | undefined
-    // A client that leaves stops the upstream call wherever it is: queued, generating or streaming.
-    response.once('close', () => { if (!response.writableFinished) exchange?.abandon(new Error('the client closed the connection')) })
+    client.check()
     const admission = await app.policy.admit(request, reply, identity, target.path, await readRequestBody(request.raw, upstream.retryBodyLimitBytes))
+    client.check()
     const body = admission.body
-    exchange = await attempt(request, identity, target, body, false)
-    let head = await headOf(exchange, request)
+    // Before forwarding: the caller is known and admitted, the body is read (or streaming) and nothing has gone upstream yet.
+    let exchange = await attempt(request, client, identity, target, body, false)
+    let head = await headOf(exchange, request, client)
     // A token the vault thought valid was refused (revoked, rotated elsewhere): refresh once and retry, if the body can be sent again.
     if (head.statusCode === 401 && body.kind !== 'streamed') {
       exchange.discard()
       retries.inc()
-      exchange = await attempt(request, identity, target, body, true)
-      head = await headOf(exchange, request)
+      exchange = await attempt(request, client, identity, target, body, true)
+      head = await headOf(exchange, request, client)
     }
-    // From here the gateway writes the response itself, straight from the upstream's chunks.
+    respond(request, reply, identity, target, exchange, head, admission)
+  }
+
+  /** From here the gateway writes the response itself, straight from the upstream's chunks. */
+  function respond (request: FastifyRequest, reply: FastifyReply, identity: Identity, target: UpstreamTarget, exchange: UpstreamExchange, head: UpstreamHead, admission: Admission): void {
+    const response = reply.raw
     reply.hijack()
     app.finishHeaders(request, reply)
     response.writeHead(head.statusCode, responseHeaders(reply, head))

@@ -1,11 +1,17 @@
 import type { Transform } from 'node:stream'
-import { TextDecoder } from 'node:util'
 import { createBrotliDecompress, createGunzip, createInflate } from 'node:zlib'
+import { UsageScanner, type KeptMembers } from './usage-scan.js'
 
-/** The token counts Gemini reports in `usageMetadata`. */
+/** The token counts Gemini reports in `usageMetadata` (0 for a count it left out). */
 export interface TokenUsage {
   promptTokenCount: number
+  /** Of the prompt, how much was read from a context cache (billed at the cached rate). */
+  cachedContentTokenCount: number
   candidatesTokenCount: number
+  /** Thinking tokens (billed as output, not part of candidates). */
+  thoughtsTokenCount: number
+  /** Prompt tokens of tool results (billed as input). */
+  toolUsePromptTokenCount: number
   totalTokenCount: number
 }
 
@@ -15,26 +21,7 @@ export interface ObservedUsage {
   modelVersion?: string
 }
 
-/** A JSON answer bigger than this is passed on unread: its usage is not counted. */
-export const MAX_METERED_JSON_BYTES = 8 * 1024 * 1024
-/** One SSE line longer than this is skipped. */
-const MAX_SSE_LINE_BYTES = 4 * 1024 * 1024
-
-function toUsage (value: unknown): TokenUsage | undefined {
-  const metadata = (value as { usageMetadata?: Record<string, unknown> } | null)?.usageMetadata
-  if (metadata === undefined || metadata === null || typeof metadata !== 'object') return undefined
-  const count = (name: string): number => typeof metadata[name] === 'number' ? metadata[name] : 0
-  return { promptTokenCount: count('promptTokenCount'), candidatesTokenCount: count('candidatesTokenCount'), totalTokenCount: count('totalTokenCount') }
-}
-
-function observe (value: unknown): ObservedUsage | undefined {
-  // `:streamGenerateContent` without alt=sse answers one JSON array of chunks.
-  const last = Array.isArray(value) ? value.findLast((item) => toUsage(item) !== undefined) : value
-  const usage = toUsage(last)
-  if (usage === undefined) return undefined
-  const modelVersion = (last as { modelVersion?: unknown }).modelVersion
-  return { usage, modelVersion: typeof modelVersion === 'string' ? modelVersion : undefined }
-}
+const COUNTS = ['promptTokenCount', 'cachedContentTokenCount', 'candidatesTokenCount', 'thoughtsTokenCount', 'toolUsePromptTokenCount', 'totalTokenCount'] as const
 
 function parse (text: string): unknown {
   try {
@@ -44,19 +31,18 @@ function parse (text: string): unknown {
   }
 }
 
-const USAGE_KEY = Buffer.from('"usageMetadata"')
-
-/**
- * What a whole JSON answer reported. Gemini puts `usageMetadata` among the last top-level
- * members, so only the tail from its key on is parsed, as an object of its own; that parses
- * only when the key is a top-level one (a nested key leaves the braces unbalanced), and
- * anything else (an array, a nested key, no key) falls back to parsing the whole body.
- */
-function observeJson (body: Buffer): ObservedUsage | undefined {
-  const at = body.lastIndexOf(USAGE_KEY)
-  if (at === -1) return undefined
-  const tail = body[0] === 0x7b ? parse(`{${body.toString('utf8', at)}`) : undefined
-  return observe(tail ?? parse(body.toString('utf8')))
+/** The usage one top-level object reported, from its kept members; undefined when it carried none. */
+function observe (members: KeptMembers): ObservedUsage | undefined {
+  if (members.usageMetadata === undefined) return undefined
+  const metadata = parse(members.usageMetadata)
+  if (metadata === null || typeof metadata !== 'object' || Array.isArray(metadata)) return undefined
+  const usage = {} as TokenUsage
+  for (const name of COUNTS) {
+    const count = (metadata as Record<string, unknown>)[name]
+    usage[name] = typeof count === 'number' && Number.isFinite(count) ? count : 0
+  }
+  const modelVersion = members.modelVersion === undefined ? undefined : parse(members.modelVersion)
+  return { usage, modelVersion: typeof modelVersion === 'string' ? modelVersion : undefined }
 }
 
 function decoderFor (contentEncoding: string): Transform | null | undefined {
@@ -69,31 +55,41 @@ function decoderFor (contentEncoding: string): Transform | null | undefined {
   }
 }
 
+const LF = 0x0a
+const CR = 0x0d
+const DATA_FIELD = Buffer.from('data:')
+
 /**
  * Reads a copy of a response body on the side, as it passes from the upstream to the client,
- * for `usageMetadata`: from a JSON body at its end, or from the last SSE event that carried it
- * (also when the client leaves mid-stream: those tokens were spent). It is not a stream in the
- * body's path, so it never delays, alters or fails it, and costs no extra stream hop per chunk.
- * `onUsage` runs at most once.
+ * for `usageMetadata`: from a JSON body (an object, or an array of chunks whose last one with
+ * usage counts), or from the last SSE event that carried it; also when the body stops early
+ * (a client that left mid-stream: those tokens were spent). Each chunk is scanned once as it
+ * passes (see UsageScanner): time per chunk is proportional to the chunk, and memory is bounded
+ * whatever the answer's size. It is not a stream in the body's path, so it never delays,
+ * alters or fails it. `onUsage` runs at most once.
  */
 export class UsageTap {
   readonly #sse: boolean
   readonly #decoder: Transform | null | undefined
-  // Only SSE bodies are decoded as they pass (a decoder costs more to make than a small JSON answer to read).
-  readonly #text: TextDecoder | undefined
-  #pending = ''
-  #json: Buffer[] = []
-  #jsonBytes = 0
+  readonly #scanner = new UsageScanner((members) => { this.#observed = observe(members) ?? this.#observed })
+  // SSE framing: where in the current line the bytes are, and the start of a line not yet known to be `data:`.
+  #line: 'start' | 'data' | 'other' = 'start'
+  #lineStart = Buffer.alloc(0)
+  #afterCR = false
   #observed: ObservedUsage | undefined
   #reported = false
   #flushing = false
 
   constructor (contentType: string, contentEncoding: string, private readonly onUsage: (observed: ObservedUsage) => void) {
     this.#sse = contentType.toLowerCase().startsWith('text/event-stream')
-    this.#text = this.#sse ? new TextDecoder() : undefined
     this.#decoder = decoderFor(contentEncoding)
     this.#decoder?.on('data', (chunk: Buffer) => this.#read(chunk))
-    this.#decoder?.on('error', () => { this.#pending = '' })
+    this.#decoder?.on('error', () => { this.#scanner.reset() })
+  }
+
+  /** Bytes the meter holds right now, besides a decompressor's window: bounded whatever the answer's size. */
+  get retainedBytes (): number {
+    return this.#scanner.retainedBytes + this.#lineStart.length
   }
 
   /** A chunk of the body, as it passes. */
@@ -107,12 +103,12 @@ export class UsageTap {
     if (this.#flushing) return
     this.#flushing = true
     if (this.#decoder === null || this.#decoder === undefined) {
-      this.#finish()
+      this.#report()
       return
     }
     // Only the side copy still decompresses: the end of the body is not held back.
-    this.#decoder.once('end', () => this.#finish())
-    this.#decoder.once('error', () => this.#finish())
+    this.#decoder.once('end', () => this.#report())
+    this.#decoder.once('error', () => this.#report())
     this.#decoder.resume()
     this.#decoder.end()
   }
@@ -121,34 +117,68 @@ export class UsageTap {
   close (): void {
     if (this.#flushing) return
     this.#decoder?.destroy()
-    if (this.#sse) this.#report()
+    this.#report()
   }
 
   #read (chunk: Buffer): void {
-    if (!this.#sse) {
-      this.#jsonBytes += chunk.length
-      if (this.#jsonBytes > MAX_METERED_JSON_BYTES) this.#json = []
-      else this.#json.push(chunk)
-      return
+    if (this.#sse) this.#readEvents(chunk)
+    else this.#scanner.write(chunk)
+  }
+
+  /** SSE: the JSON of `data:` lines goes to the scanner, one document per event; other lines are skipped unread. */
+  #readEvents (chunk: Buffer): void {
+    let index = 0
+    // The next CR and LF at or after `index`, each searched for again only once passed: linear in the chunk.
+    let lf = -2
+    let cr = -2
+    while (index < chunk.length) {
+      if (this.#afterCR) {
+        this.#afterCR = false
+        if (chunk[index] === LF) index++
+        continue
+      }
+      if (this.#line === 'start') {
+        index = this.#readLineStart(chunk, index)
+        continue
+      }
+      if (lf !== -1 && lf < index) lf = chunk.indexOf(LF, index)
+      if (cr !== -1 && cr < index) cr = chunk.indexOf(CR, index)
+      const end = Math.min(lf === -1 ? chunk.length : lf, cr === -1 ? chunk.length : cr)
+      if (this.#line === 'data') this.#scanner.write(chunk, index, end)
+      if (end === chunk.length) return
+      this.#endLine(chunk[end] === CR)
+      index = end + 1
     }
-    this.#pending += this.#text!.decode(chunk, { stream: true })
-    const lines = this.#pending.split('\n')
-    this.#pending = lines.pop() ?? ''
-    if (this.#pending.length > MAX_SSE_LINE_BYTES) this.#pending = ''
-    for (const line of lines) this.#readEvent(line)
   }
 
-  #readEvent (line: string): void {
-    if (!line.startsWith('data:') || !line.includes('"usageMetadata"')) return
-    this.#observed = observe(parse(line.slice(5).trim())) ?? this.#observed
+  /** At the start of a line: a blank line ends the event; `data:` starts its JSON; anything else is skipped. */
+  #readLineStart (chunk: Buffer, index: number): number {
+    const byte = chunk[index]!
+    if (this.#lineStart.length === 0 && (byte === LF || byte === CR)) {
+      this.#scanner.reset()
+      this.#afterCR = byte === CR
+      return index + 1
+    }
+    const needed = DATA_FIELD.length - this.#lineStart.length
+    const available = chunk.subarray(index, index + needed)
+    const seen = Buffer.concat([this.#lineStart, available])
+    if (!DATA_FIELD.subarray(0, seen.length).equals(seen)) {
+      this.#lineStart = Buffer.alloc(0)
+      this.#line = 'other'
+      return index
+    }
+    if (seen.length < DATA_FIELD.length) {
+      this.#lineStart = seen
+      return chunk.length
+    }
+    this.#lineStart = Buffer.alloc(0)
+    this.#line = 'data'
+    return index + available.length
   }
 
-  #finish (): void {
-    if (this.#sse) this.#readEvent(this.#pending)
-    else if (this.#jsonBytes <= MAX_METERED_JSON_BYTES) this.#observed = observeJson(this.#json.length === 1 ? this.#json[0]! : Buffer.concat(this.#json))
-    this.#pending = ''
-    this.#json = []
-    this.#report()
+  #endLine (cr: boolean): void {
+    this.#line = 'start'
+    this.#afterCR = cr
   }
 
   #report (): void {

@@ -1,4 +1,5 @@
 import { spawn } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import t from 'tap'
 import { ConfigError, loadConfig } from '../src/config/load.js'
@@ -8,8 +9,8 @@ const ENV = {
   PUBLIC_URL: 'https://gemgate.example.com',
   OIDC_CLIENT_ID: 'client-id',
   OIDC_CLIENT_SECRET: 'client-secret-value-do-not-print',
-  COOKIE_SECRETS: 'cookie-secret-that-is-long-enough-0001',
-  TOKEN_ENCRYPTION_KEYS: Buffer.alloc(32, 7).toString('base64'),
+  COOKIE_SECRETS: randomBytes(32).toString('base64url'),
+  TOKEN_ENCRYPTION_KEYS: randomBytes(32).toString('base64'),
   ALLOWED_EMAIL_DOMAINS: 'example.com',
 }
 

@@ -3,7 +3,7 @@ import t, { type Test } from 'tap'
 import type { Store } from '../src/store/store.js'
 import { startProvider } from './fixtures/oidc.js'
 import { startRedis } from './fixtures/redis.js'
-import { encryptionKey, makeVault, memoryStore, providerGrant, redisStore, refreshSummary, signIn, PUBLIC_URL } from './token-helpers.js'
+import { encryptionKey, makeVault, memoryStore, providerGrant, redisStore, refreshSummary, signIn, waitFor, PUBLIC_URL } from './token-helpers.js'
 
 // One contract, two Stores: the vault must behave the same in memory and on Redis.
 const stores: Record<string, (t: Test) => Promise<Store>> = {
@@ -111,11 +111,13 @@ for (const [kind, makeStore] of Object.entries(stores)) {
 
     t.test('provider errors keep the tokens: the valid token serves, an expired one is 503', async (t) => {
       const { vault } = await newVault(t, { expiryMarginMs: 5_000 })
-      const expiresAt = Date.now() + 3_000
+      // A 6 s token: the on-demand margin is a quarter of its lifetime, 1.5 s.
+      const expiresAt = Date.now() + 6_000
       const person = await signIn(provider, vault, 'contract-outage', expiresAt)
       const before = (await vault.load(person.personId))!
       provider.failRefreshFor('contract-outage', 'server_error')
       t.teardown(() => provider.clearRefreshFailures('contract-outage'))
+      await sleep(expiresAt - 1_400 - Date.now())
       t.equal(await vault.accessToken(person.personId), before.accessToken, 'still valid: served while the refresh failed')
       const failed = (await vault.load(person.personId))!
       t.equal(failed.refreshToken, before.refreshToken)
@@ -123,6 +125,8 @@ for (const [kind, makeStore] of Object.entries(stores)) {
       await sleep(expiresAt - 1_000 - Date.now())
       await t.rejects(vault.accessToken(person.personId), { statusCode: 503, code: 'GEMGATE_UNAVAILABLE' })
       provider.clearRefreshFailures('contract-outage')
+      // Requests wait out the refresh backoff (no call to the provider before it), then refresh.
+      t.ok(await waitFor(async () => await vault.accessToken(person.personId).then(() => true, () => false), 2_000, 50))
       const fresh = await vault.accessToken(person.personId)
       t.not(fresh, before.accessToken)
       t.equal((await vault.load(person.personId))!.lastRefreshError, undefined)

@@ -1,8 +1,8 @@
-import { randomBytes } from 'node:crypto'
 import { performance } from 'node:perf_hooks'
 import { setTimeout as sleep } from 'node:timers/promises'
 import type { FastifyBaseLogger } from 'fastify'
 import type { Store } from '../store/store.js'
+import { PersonLocks } from './locks.js'
 import { ProviderConfigError, RefreshRejectedError, type GrantResult, type RefreshGrant, type RevokeGrant } from './grant.js'
 import type { StoredRecord, TokenRecords } from './records.js'
 
@@ -95,36 +95,6 @@ export function signedOutMessage (personId: string, at: number): string {
 export function parseSignedOut (message: string): { personId: string, at: number } {
   const [personId = '', at] = message.split(' ')
   return { personId, at: at === undefined ? Date.now() : Number(at) }
-}
-
-const lockKey = (personId: string): string => `person:${personId}:token-lock`
-
-/** A per-person lock across replicas: SET NX PX with a random owner token, renewed and released only by that owner. */
-class PersonLocks {
-  constructor (private readonly store: Store, private readonly ttlMs: number) {}
-
-  async acquire (personId: string): Promise<string | null> {
-    const owner = randomBytes(16).toString('base64url')
-    return await this.store.setIfAbsent(lockKey(personId), owner, this.ttlMs) ? owner : null
-  }
-
-  /** Renews the lock every third of its TTL until the returned function is called. */
-  heartbeat (personId: string, owner: string): () => void {
-    const timer = setInterval(() => {
-      // A failed renewal is not fatal: the owner keeps working; at worst the lock lapses.
-      this.store.expireIfEquals(lockKey(personId), owner, this.ttlMs).catch(() => {})
-    }, this.ttlMs / 3)
-    timer.unref()
-    return () => { clearInterval(timer) }
-  }
-
-  async release (personId: string, owner: string): Promise<void> {
-    await this.store.deleteIfEquals(lockKey(personId), owner)
-  }
-
-  async held (personId: string): Promise<boolean> {
-    return await this.store.get(lockKey(personId)) !== null
-  }
 }
 
 /** A refresh result the provider granted but the store has not taken yet: kept, and its lock kept, until it has. */

@@ -61,3 +61,27 @@ t.test('two replicas on a Redis Cluster of three masters', async (t) => {
   t.equal(await statusWithin(401, async () => await fetch(`${replicaUrl}/auth/me`, { headers: cookie })), 401, 'ends the session on B')
   t.equal(await statusWithin(401, async () => await fetch(`${replicaUrl}${MODEL_PATH}`, { headers: { 'x-goog-api-key': second.key } })), 401, 'and the key')
 })
+
+t.test('a Cluster that lost every master: 503 in Google\'s shape, not a request that hangs; ready again when it is back', async (t) => {
+  const cluster = await startRedisCluster(t)
+  const stack = await startProxyStack(t, { memory: true, env: { REDIS_CLUSTER_NODES: cluster.nodes.join(','), STORE_OUTAGE_GRACE_SECONDS: '0' } })
+  const holder = await signInWithKey(stack)
+  t.equal((await fetch(`${stack.url}${MODEL_PATH}`, { headers: { 'x-goog-api-key': holder.key } })).status, 200)
+
+  await Promise.all(cluster.masters.map(async (master) => { await master.stop() }))
+  // Bounded, so that a hang fails here rather than at the test's timeout.
+  const response = await fetch(`${stack.url}${MODEL_PATH}`, { headers: { 'x-goog-api-key': holder.key }, signal: AbortSignal.timeout(15_000) })
+  t.equal(response.status, 503)
+  t.equal((await response.json() as { error: { status: string } }).error.status, 'UNAVAILABLE')
+  t.equal((await fetch(`${stack.url}/readyz`, { signal: AbortSignal.timeout(15_000) })).status, 503, 'not ready')
+
+  // Restarted on their ports with their cluster state files, the nodes form the cluster again (empty).
+  await Promise.all(cluster.masters.map(async (master) => { await master.start() }))
+  const deadline = Date.now() + 30_000
+  let ready = 0
+  while (ready !== 200 && Date.now() < deadline) {
+    ready = (await fetch(`${stack.url}/readyz`)).status
+    if (ready !== 200) await sleep(200)
+  }
+  t.equal(ready, 200, 'ready again once the cluster answers')
+})

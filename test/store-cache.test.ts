@@ -1,6 +1,7 @@
 import t from 'tap'
 import { PersonCache, PersonChanges, PERSON_CHANGED_CHANNEL } from '../src/store/cache.js'
 import { MemoryStore } from '../src/store/memory.js'
+import { StoreStatus } from '../src/store/status.js'
 import type { Store } from '../src/store/store.js'
 
 async function started (store: Store = new MemoryStore()): Promise<{ store: Store, changes: PersonChanges }> {
@@ -78,4 +79,28 @@ t.test('a gap in delivery forgets everything', async (t) => {
   gap?.()
   t.equal(cache.get('a'), undefined)
   t.equal(PERSON_CHANGED_CHANNEL, 'person-changed')
+})
+
+t.test('during a store outage: entries are served for the grace period only, never past their own expiry', async (t) => {
+  // A memory store that can be unreachable: its status is driven by hand.
+  const store = new (class extends MemoryStore { readonly status = new StoreStatus() })()
+  const { status } = store
+  const changes = new PersonChanges(store, { outageGraceMs: 60_000 })
+  await changes.start()
+  const cache = new PersonCache<string>(changes, { ttlMs: 5_000 })
+  const now = Date.now()
+  cache.set('session', 'alice', 'alice', cache.ticket())
+  cache.set('token', 'bob', 'bob', cache.ticket(), now + 10_000)
+
+  status.lost(new Error('gone'))
+  t.equal(changes.serving(), 'outage')
+  t.equal(cache.get('session', now + 30_000), 'alice', 'past its TTL, but nothing fresher can be read')
+  t.equal(cache.get('token', now + 30_000), undefined, 'never past the value\'s own expiry')
+  cache.set('new', 'carol', 'carol', cache.ticket())
+  t.equal(cache.get('new'), undefined, 'nothing new is cached while the store is down')
+  t.equal(changes.serving(status.downSince! + 60_001), 'none', 'the grace period ends')
+
+  status.answered()
+  t.equal(changes.serving(), 'fresh')
+  t.equal(cache.get('session'), undefined, 'once the store answers, everything cached before is forgotten')
 })

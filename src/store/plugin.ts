@@ -7,6 +7,7 @@ export function describeRedis (redis: Config['redis']): string {
   if (redis.clusterNodes !== undefined) return `Redis Cluster (${redis.clusterNodes.join(', ')})`
   if (redis.sentinels !== undefined) return `Redis (Sentinel master ${redis.sentinelName ?? ''} via ${redis.sentinels.join(', ')})`
   if (redis.url === undefined) return 'the in-memory store'
+  if (!URL.canParse(redis.url)) return 'Redis (REDIS_URL)'
   const url = new URL(redis.url)
   return `Redis at ${url.protocol}//${url.host}${url.pathname.length > 1 ? url.pathname : ''}`
 }

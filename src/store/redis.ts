@@ -7,6 +7,8 @@ import type { LogEntry, LogRange, Store } from './store.js'
 
 /** How long one Redis command may take before the request that needs it fails. */
 export const DEFAULT_COMMAND_TIMEOUT = 2_000
+/** Longest a store verb waits in all (a reconnect attempt included) before it fails with 503. */
+export const DEFAULT_STORE_DEADLINE = 3_000
 const KEY_PREFIX = 'gemgate:'
 
 const DELETE_IF_EQUALS = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`
@@ -260,5 +262,5 @@ export async function createStore (redis: Config['redis']): Promise<Store> {
     return new MemoryStore()
   }
   const store = new RedisStore(createRedisClient(redis))
-  return guardStore(store, store.status)
+  return guardStore(store, store.status, DEFAULT_STORE_DEADLINE)
 }

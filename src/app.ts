@@ -10,6 +10,7 @@ import { errorHandler, notFoundHandler } from './errors.js'
 import healthPlugin from './ops/health.js'
 import lateHeadersPlugin from './ops/late-headers.js'
 import metricsPlugin from './ops/metrics.js'
+import opsListenerPlugin from './ops/ops-listener.js'
 import requestLogPlugin from './ops/request-log.js'
 import appProxyPlugin from './proxy/app-proxy.js'
 import geminiProxyPlugin from './proxy/gemini.js'
@@ -76,6 +77,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(lateHeadersPlugin)
   await app.register(healthPlugin)
   await app.register(metricsPlugin)
+  await app.register(opsListenerPlugin)
   await app.register(requestLogPlugin)
   await app.register(identityPlugin)
   // The token vault registers before sign-in, which stores tokens in it.

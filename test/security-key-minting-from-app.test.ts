@@ -1,10 +1,8 @@
 import { readFileSync } from 'node:fs'
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import type { BrowserContext } from 'playwright-core'
 import t, { type Test } from 'tap'
 import { personIdFor } from '../src/auth/person.js'
-import { launchChromium } from './helpers/chromium.js'
+import { contextWithCookies, startOrigin } from './helpers/chromium.js'
 import { startProxyStack, type ProxyStack } from './helpers/person.js'
 
 const ATTACK_SCRIPT = readFileSync(new URL('./fixtures/key-minting-app.js', import.meta.url), 'utf8')
@@ -12,24 +10,18 @@ const DAY_MS = 24 * 60 * 60 * 1000
 
 /** A fronted app whose page loads a script that tries to mint a gateway key (test/fixtures/key-minting-app.js). */
 async function startMintingApp (t: Test): Promise<string> {
-  const server = createServer((req, res) => {
+  return await startOrigin(t, (req, res) => {
     if (req.url === '/app/attack.js') {
       res.writeHead(200, { 'content-type': 'text/javascript' }).end(ATTACK_SCRIPT)
       return
     }
     res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>app</title><p>An app</p><script src="/app/attack.js"></script>')
   })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
 }
 
 async function signedInContext (t: Test, stack: ProxyStack): Promise<BrowserContext> {
-  const { browser: signedIn } = await stack.signIn()
-  const chrome = await launchChromium(t)
-  const context = await chrome.newContext()
-  await context.addCookies([...signedIn.cookies].map(([name, value]) => ({ name, value, url: stack.url, httpOnly: true, sameSite: 'Lax' as const })))
-  return context
+  const { browser } = await stack.signIn()
+  return await contextWithCookies(t, stack.url, browser.cookies)
 }
 
 t.test('a script served by the fronted app cannot mint a gateway key with the person\'s cookie', async (t) => {

@@ -14,6 +14,7 @@ import livePlugin from './live/plugin.js'
 import lateHeadersPlugin from './ops/late-headers.js'
 import openAiPlugin from './openai/plugin.js'
 import metricsPlugin from './ops/metrics.js'
+import opsListenerPlugin from './ops/ops-listener.js'
 import requestLogPlugin from './ops/request-log.js'
 import policyPlugin from './policy/plugin.js'
 import geminiProxyPlugin from './proxy/gemini.js'
@@ -85,6 +86,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(healthPlugin)
   await app.register(metricsPlugin)
   await app.register(storeStatusPlugin)
+  await app.register(opsListenerPlugin)
   await app.register(requestLogPlugin)
   await app.register(auditPlugin)
   await app.register(identityPlugin)

@@ -24,6 +24,7 @@ async function main (): Promise<void> {
     await app.close()
   })
   await app.listen({ port: config.port, host: config.host })
+  if (app.opsServer !== null) await app.opsServer.listen({ port: config.metricsPort, host: config.host })
 }
 
 await main()

@@ -1,27 +1,14 @@
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import type { Page } from 'playwright-core'
 import t, { type Test } from 'tap'
-import { launchChromium } from './helpers/chromium.js'
+import { contextWithCookies, startOrigin } from './helpers/chromium.js'
 import { personIdFor } from '../src/auth/person.js'
 import { startSidecarStack, type SidecarStack } from './helpers/sidecar.js'
 
 const GENERATE = '/v1beta/models/gemini-2.5-flash:generateContent'
 
-/** A page on an origin listed in CORS_ORIGINS (same site: 127.0.0.1 on another port, so the Lax cookie is sent). */
-async function listedOrigin (t: Test): Promise<string> {
-  const server = createServer((_req, res) => { res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>listed</title>') })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-}
-
 async function signedInPage (t: Test, stack: SidecarStack): Promise<Page> {
-  const { browser: signedIn } = await stack.signIn()
-  const chrome = await launchChromium(t)
-  const context = await chrome.newContext()
-  await context.addCookies([...signedIn.cookies].map(([name, value]) => ({ name, value, url: stack.url, httpOnly: true, sameSite: 'Lax' as const })))
-  return await context.newPage()
+  const { browser } = await stack.signIn()
+  return await (await contextWithCookies(t, stack.url, browser.cookies)).newPage()
 }
 
 /** What the page's script gets from a credentialed fetch: status and body, or the error fetch threw. */
@@ -38,7 +25,7 @@ async function fetchFromPage (page: Page, url: string, init: { method: string, c
 }
 
 t.test('an origin in CORS_ORIGINS reaches the API with the cookie, and nothing else of the gateway or the app', async (t) => {
-  const listed = await listedOrigin(t)
+  const listed = await startOrigin(t, (_req, res) => { res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>listed</title>') })
   const stack = await startSidecarStack(t, { env: { CORS_ORIGINS: listed } })
   const page = await signedInPage(t, stack)
   const personId = personIdFor(stack.provider.issuer, stack.provider.defaultUser.sub)

@@ -1,26 +1,18 @@
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import type { Page } from 'playwright-core'
 import t, { type Test } from 'tap'
-import { launchChromium } from './helpers/chromium.js'
+import { contextWithCookies, startOrigin } from './helpers/chromium.js'
 import { startProxyStack, type ProxyStack } from './helpers/person.js'
 
 const GENERATE = '/v1beta/models/gemini-2.5-flash:generateContent'
 
 /** A page on another origin (same site: 127.0.0.1 on another port, so the Lax cookie is still sent). */
 async function otherOrigin (t: Test): Promise<string> {
-  const server = createServer((_req, res) => { res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>other</title>') })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
+  return await startOrigin(t, (_req, res) => { res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>other</title>') })
 }
 
 async function browserWithSession (t: Test, stack: ProxyStack): Promise<Page> {
   const { browser: signedIn } = await stack.signIn()
-  const chrome = await launchChromium(t)
-  const context = await chrome.newContext()
-  await context.addCookies([...signedIn.cookies].map(([name, value]) => ({ name, value, url: stack.url, httpOnly: true, sameSite: 'Lax' as const })))
-  return await context.newPage()
+  return await (await contextWithCookies(t, stack.url, signedIn.cookies)).newPage()
 }
 
 /** Calls generateContent from inside the page, as its script would: the status, or the error fetch threw. */

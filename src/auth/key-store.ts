@@ -46,10 +46,11 @@ export function keyHash (secret: string): string {
  * can never bring back one that was revoked meanwhile.
  */
 export class KeyStore {
-  constructor (private readonly store: Store, private readonly changes?: PersonChanges) {}
+  /** `maxLifetimeDays`: KEY_MAX_DAYS; no key lives longer, whatever it was created with. */
+  constructor (private readonly store: Store, private readonly changes?: PersonChanges, private readonly maxLifetimeDays = MAX_KEY_LIFETIME_DAYS) {}
 
   /**
-   * Creates a key; the returned secret is the only copy there will ever be. BadRequestError when
+   * Creates a key (living at most KEY_MAX_DAYS); the returned secret is the only copy there will ever be. BadRequestError when
    * the person already holds MAX_KEYS_PER_PERSON live keys, however many creates run at once.
    */
   async create (personId: string, name: string, expiresInDays?: number, limits?: Limits): Promise<{ key: GatewayKey, secret: string }> {
@@ -62,7 +63,7 @@ export class KeyStore {
       name,
       createdAt: now,
       lastUsedAt: null,
-      expiresAt: expiresInDays === undefined ? null : now + expiresInDays * DAY_MS,
+      expiresAt: now + Math.min(expiresInDays ?? this.maxLifetimeDays, this.maxLifetimeDays) * DAY_MS,
       ...(limits === undefined ? {} : { limits }),
     }
     const ttl = key.expiresAt === null ? undefined : key.expiresAt - now
@@ -134,10 +135,12 @@ export class KeyStore {
     const text = await this.store.get(byHashKey(hash))
     if (text === null) return null
     const key = JSON.parse(text) as Omit<GatewayKey, 'lastUsedAt'>
-    // The store's TTL removes an expired key; this covers a clock or TTL that lags.
-    if (key.expiresAt !== null && key.expiresAt <= Date.now()) return null
+    // The store's TTL removes an expired key; this covers a clock or TTL that lags, and keys
+    // made before KEY_MAX_DAYS (or before it was lowered), which end that long after creation.
+    const endsAt = Math.min(key.expiresAt ?? Infinity, key.createdAt + this.maxLifetimeDays * DAY_MS)
+    if (endsAt <= Date.now()) return null
     const lastUsed = await this.store.get(usedKey(key.id))
-    return { ...key, lastUsedAt: lastUsed === null ? null : Number(lastUsed) }
+    return { ...key, expiresAt: endsAt, lastUsedAt: lastUsed === null ? null : Number(lastUsed) }
   }
 }
 

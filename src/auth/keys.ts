@@ -4,7 +4,8 @@ import { audit } from '../audit/plugin.js'
 import { limitsSchema, type Limits } from '../config/policy.js'
 import { BadRequestError, NotFoundError, SignInAgainError, UnauthenticatedError } from '../errors.js'
 import type { Identity } from './identity.js'
-import { KEY_PATTERN, KEY_PREFIX, keyHash, KeyStore, MAX_KEY_LIFETIME_DAYS, type GatewayKey } from './key-store.js'
+import { FORM_TOKEN_FIELD, KeyGuard } from './key-guard.js'
+import { KEY_PATTERN, KEY_PREFIX, keyHash, KeyStore, type GatewayKey } from './key-store.js'
 import { html, layout, sendPage, type Html } from './pages.js'
 
 export { KeyStore, revokeAllKeys, type GatewayKey } from './key-store.js'
@@ -21,19 +22,22 @@ declare module 'fastify' {
 /** Reasons (one line each) why `limits` may not be given to a key of `identity`; empty when they may. */
 export type KeyLimitGuard = (identity: Identity, limits: Limits) => string[]
 
-interface CreateBody { name: string, expiresInDays?: number, limits?: unknown }
+interface CreateBody { name: string, expiresInDays?: number, limits?: unknown, formToken?: string }
 
-const createSchema = {
-  body: {
-    type: 'object',
-    required: ['name'],
-    additionalProperties: false,
-    properties: {
-      name: { type: 'string', minLength: 1, maxLength: 100, pattern: '\\S' },
-      expiresInDays: { type: 'integer', minimum: 1, maximum: MAX_KEY_LIFETIME_DAYS },
-      limits: { type: 'object' },
+function createSchema (maxDays: number) {
+  return {
+    body: {
+      type: 'object',
+      required: ['name'],
+      additionalProperties: false,
+      properties: {
+        name: { type: 'string', minLength: 1, maxLength: 100, pattern: '\\S' },
+        expiresInDays: { type: 'integer', minimum: 1, maximum: maxDays },
+        limits: { type: 'object' },
+        [FORM_TOKEN_FIELD]: { type: 'string', maxLength: 100 },
+      },
     },
-  },
+  }
 }
 const idSchema = { params: { type: 'object', properties: { id: { type: 'string', pattern: '^[A-Za-z0-9_-]{16}$' } } } }
 
@@ -76,15 +80,15 @@ function wantsPage (request: FastifyRequest): boolean {
   return request.headers['content-type']?.startsWith('application/x-www-form-urlencoded') === true
 }
 
-function keysSection (keys: GatewayKey[]): Html {
+function keysSection (keys: GatewayKey[], maxDays: number, formToken: string | null): Html {
   const rows = keys.map((key) => html`<tr><td>${key.name}</td><td>${iso(key.createdAt)?.slice(0, 10)}</td>
 <td>${key.lastUsedAt === null ? 'never' : iso(key.lastUsedAt)?.slice(0, 16).replace('T', ' ')}</td><td>${key.expiresAt === null ? 'never' : iso(key.expiresAt)?.slice(0, 10)}</td>
 <td><form class="inline" method="post" action="/auth/keys/${key.id}/revoke"><button class="danger" type="submit" aria-label="Revoke ${key.name}">Revoke</button></form></td></tr>`)
   return html`<section class="card" id="keys"><h2>Your gateway keys</h2>
 <p class="muted">Use a key as the API key of <code>@google/genai</code> with this gateway as its base URL.</p>
 ${keys.length === 0 ? html`<p class="muted">No keys yet.</p>` : html`<table><thead><tr><th>Name</th><th>Created</th><th>Last used</th><th>Expires</th><th></th></tr></thead><tbody>${rows}</tbody></table>`}
-<form method="post" action="/auth/keys" class="row"><input name="name" required maxlength="100" placeholder="Key name" aria-label="Key name">
-<input name="expiresInDays" type="number" min="1" max="${MAX_KEY_LIFETIME_DAYS}" placeholder="Days valid (optional)" aria-label="Days valid (optional)"><button type="submit">Create key</button></form></section>`
+${formToken === null ? html`<p class="muted">Open this page in a browser tab to create a key.</p>` : html`<form method="post" action="/auth/keys" class="row"><input type="hidden" name="${FORM_TOKEN_FIELD}" value="${formToken}"><input name="name" required maxlength="100" placeholder="Key name" aria-label="Key name">
+<input name="expiresInDays" type="number" min="1" max="${maxDays}" placeholder="Days valid (default ${maxDays})" aria-label="Days valid (default ${maxDays})"><button type="submit">Create key</button></form>`}</section>`
 }
 
 function createdPage (key: GatewayKey, secret: string): Html {
@@ -93,14 +97,15 @@ function createdPage (key: GatewayKey, secret: string): Html {
 <p><a class="button" href="/auth/status">Back to status</a></p></section>`)
 }
 
-async function keyRoutes (app: FastifyInstance): Promise<void> {
+async function keyRoutes (app: FastifyInstance, guard: KeyGuard): Promise<void> {
   // The status page's forms post urlencoded; nothing else here takes them.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_request, body, done) => {
     done(null, Object.fromEntries([...new URLSearchParams(body as string)].filter(([, value]) => value !== '')))
   })
 
-  app.post<{ Body: CreateBody }>('/auth/keys', { schema: createSchema }, async (request, reply) => {
+  app.post<{ Body: CreateBody }>('/auth/keys', { schema: createSchema(app.config.keyMaxDays) }, async (request, reply) => {
     const identity = await requireSession(app, request)
+    guard.checkCreate(request, identity, request.body[FORM_TOKEN_FIELD])
     const limits = keyLimits(app, identity, request.body.limits)
     const { key, secret } = await app.keys.create(identity.personId, request.body.name.trim(), request.body.expiresInDays, limits)
     request.log.info({ keyId: key.id }, 'gateway key created')
@@ -138,7 +143,8 @@ async function keyRoutes (app: FastifyInstance): Promise<void> {
  * while its person still has tokens, and all of them are revoked when the person signs out.
  */
 export default fp(async function keysPlugin (app) {
-  const keys = new KeyStore(app.store, app.personChanges)
+  const keys = new KeyStore(app.store, app.personChanges, app.config.keyMaxDays)
+  const guard = new KeyGuard(app.config.cookieSecrets)
   app.decorate('keys', keys)
   app.decorate('keyLimitGuards', [] as KeyLimitGuard[])
 
@@ -162,6 +168,6 @@ export default fp(async function keysPlugin (app) {
   app.signOutHooks.push(async (personId) => { await keys.revokeAll(personId) })
   // An unexpired key keeps its person's tokens worth refreshing (INACTIVE_PERSON_DAYS).
   app.vault.addAccessCheck(async (personId) => (await keys.list(personId)).length > 0)
-  app.statusSections.push(async (identity) => keysSection(await keys.list(identity.personId)))
-  await app.register(keyRoutes)
+  app.statusSections.push(async (identity, request) => keysSection(await keys.list(identity.personId), app.config.keyMaxDays, guard.tokenFor(request, identity)))
+  await app.register(async (scope) => { await keyRoutes(scope, guard) })
 }, { name: 'gemgate-keys', dependencies: ['gemgate-identity', 'gemgate-sessions', 'gemgate-logout', 'gemgate-status'] })

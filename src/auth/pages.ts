@@ -120,6 +120,9 @@ export function sendPage (reply: FastifyReply, status: number, page: Html): Fast
     .header('content-security-policy', PAGE_CSP)
     .header('x-content-type-options', 'nosniff')
     .header('x-frame-options', 'DENY')
+    // Opened from an app page (same origin), a gateway page gets its own browsing context group:
+    // the app's script holds no handle to it, so it cannot read a key form or a new key there.
+    .header('cross-origin-opener-policy', 'noopener-allow-popups')
     .header('referrer-policy', reply.hasHeader('referrer-policy') ? reply.getHeader('referrer-policy') : 'same-origin')
     .header('cache-control', 'no-store')
     .send(page.text)

@@ -158,6 +158,7 @@ const GOOGLE_ISSUER = 'https://accounts.google.com'
 export const configSchema = z.strictObject({
   port: setting(integer(0, 65535).default(8080), { env: 'PORT', example: '8080', description: 'TCP port to listen on.' }),
   host: setting(z.string().min(1).default('0.0.0.0'), { env: 'HOST', example: '0.0.0.0', description: 'Address to listen on.' }),
+  metricsPort: setting(integer(1, 65535).optional(), { env: 'METRICS_PORT', example: '9090', description: 'Serve /metrics and /readyz on this port only (on HOST), not on the public one; unset means both stay on PORT. /healthz answers on both.' }),
   publicUrl: setting(originUrl(), { env: 'PUBLIC_URL', example: 'https://gemgate.example.com', description: 'External base URL; the redirect URI is PUBLIC_URL + /auth/callback.' }),
   logLevel: setting(logLevel.default('info'), { env: 'LOG_LEVEL', example: 'info', description: 'pino log level.' }),
   trustProxy: setting(trustProxy.default(false), { env: 'TRUST_PROXY', example: '10.0.0.0/8', description: 'Honour X-Forwarded-* from these proxies: true, false, a hop count or a CIDR list.' }),
@@ -202,6 +203,7 @@ export const configSchema = z.strictObject({
   auditRetentionDays: setting(integer(1, 3650).default(90), { env: 'AUDIT_RETENTION_DAYS', example: '90', description: 'How long audit records stay in the store (they are also written to the log stream).' }),
   sessionTtlSeconds: setting(integer(60, 31_536_000).default(604_800), { env: 'SESSION_TTL_SECONDS', example: '604800', description: 'Idle lifetime of a session.' }),
   sessionMaxSeconds: setting(integer(60, 31_536_000).default(604_800), { env: 'SESSION_MAX_SECONDS', example: '604800', description: 'Absolute lifetime of a session from sign-in, however often it is used (besides the idle SESSION_TTL_SECONDS).' }),
+  keyMaxDays: setting(integer(1, 3650).default(90), { env: 'KEY_MAX_DAYS', example: '90', description: 'Longest lifetime of a gateway key, in days; also the lifetime of a key created without one.' }),
   app: group({
     upstreamUrl: setting(httpsUrl().optional(), { env: 'APP_UPSTREAM_URL', example: 'http://127.0.0.1:3000', description: 'The internal app the gateway fronts (sidecar mode); unset means no app.' }),
     timeoutSeconds: setting(integer(1, 86400).default(300), { env: 'APP_TIMEOUT_SECONDS', example: '300', description: 'Longest wait for the app\'s response headers or between its body chunks.' }),

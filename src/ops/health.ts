@@ -1,13 +1,22 @@
 import fp from 'fastify-plugin'
+import type { FastifyBaseLogger } from 'fastify'
 import { ServiceUnavailableError, loggedElsewhere } from '../errors.js'
 
 /** A dependency the gateway needs before it can serve: resolves when it is up, rejects with why not. */
 export type ReadinessCheck = () => Promise<void>
 
+/** What GET /readyz answers: ready or not, and each check's state. */
+export interface ReadinessReport {
+  ready: boolean
+  body: { status: 'ready' | 'not ready', checks: Record<string, 'ok' | 'down'>, down?: string[] }
+}
+
 declare module 'fastify' {
   interface FastifyInstance {
     /** Named readiness checks that GET /readyz runs; plugins add theirs. */
     readiness: Map<string, ReadinessCheck>
+    /** Runs every readiness check, for /readyz here or on the ops listener. */
+    readinessReport: (log: FastifyBaseLogger) => Promise<ReadinessReport>
   }
 }
 
@@ -54,21 +63,28 @@ export default fp(async function healthPlugin (app) {
 
   app.get('/healthz', { logLevel: 'warn' }, async () => ({ status: 'ok' }))
 
-  app.get('/readyz', { logLevel: 'warn' }, async (request, reply) => {
+  app.decorate('readinessReport', async (log: FastifyBaseLogger): Promise<ReadinessReport> => {
     const results = await Promise.all([...app.readiness].map(async ([name, check]) => {
       try {
         await withTimeout(check)
         return [name, 'ok'] as const
       } catch (error) {
         // A store outage is logged once when it starts, not on every probe.
-        if (loggedElsewhere(error)) request.log.debug({ check: name }, 'readiness check failed')
-        else request.log.warn({ check: name, err: error }, 'readiness check failed')
+        if (loggedElsewhere(error)) log.debug({ check: name }, 'readiness check failed')
+        else log.warn({ check: name, err: error }, 'readiness check failed')
         return [name, 'down'] as const
       }
     }))
     const checks = Object.fromEntries(results)
     const down = results.filter(([, state]) => state !== 'ok').map(([name]) => name)
-    reply.code(down.length === 0 ? 200 : 503)
-    return down.length === 0 ? { status: 'ready', checks } : { status: 'not ready', down, checks }
+    return down.length === 0 ? { ready: true, body: { status: 'ready', checks } } : { ready: false, body: { status: 'not ready', down, checks } }
+  })
+
+  // With METRICS_PORT set, readiness is answered on the ops listener only (src/ops/ops-listener.ts).
+  if (app.config.metricsPort !== undefined) return
+  app.get('/readyz', { logLevel: 'warn' }, async (request, reply) => {
+    const report = await app.readinessReport(request.log)
+    reply.code(report.ready ? 200 : 503)
+    return report.body
   })
 }, { name: 'gemgate-health', dependencies: ['gemgate-late-headers'] })

@@ -44,6 +44,8 @@ export default fp(async function metricsPlugin (app) {
     done()
   })
 
+  // With METRICS_PORT set, the metrics are answered on the ops listener only (src/ops/ops-listener.ts).
+  if (app.config.metricsPort !== undefined) return
   app.get('/metrics', { logLevel: 'warn' }, async (_request, reply) => {
     reply.header('content-type', registry.contentType)
     return await registry.metrics()

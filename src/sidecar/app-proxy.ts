@@ -7,7 +7,7 @@ import { html, layout, sendPage } from '../auth/pages.js'
 import { safeReturnPath } from '../auth/redirect.js'
 import { BadGatewayError, BadRequestError, ForbiddenError, GatewayTimeoutError, notFoundHandler, UnauthenticatedError } from '../errors.js'
 import { appRequestHeaders, appResponseHeaders } from './app-headers.js'
-import { isGatewayPath, isPublicPath, pathOf } from './app-paths.js'
+import { isGatewayPath, isPublicPath, pathOf, withoutGatewayKeys } from './app-paths.js'
 import { assertWebSocketHandshake, isUpgrade, proxyUpgrade, routeUpgrades, type EndTunnel } from './app-websocket.js'
 
 /** How long to wait for a TCP (+ TLS) connection to the app. */
@@ -145,9 +145,10 @@ export default async function appProxyPlugin (app: FastifyInstance): Promise<voi
       publicUrl,
       upgrade: isUpgrade(request),
     })
-    if (!isUpgrade(request)) return await forward(request, reply, basePath + rawUrl, headers)
+    const path = basePath + withoutGatewayKeys(rawUrl)
+    if (!isUpgrade(request)) return await forward(request, reply, path, headers)
     try {
-      return await proxyUpgrade(request, reply, { url: target, path: basePath + rawUrl, headers, timeoutMs, publicUrl, track: identity === null ? undefined : trackFor(identity) })
+      return await proxyUpgrade(request, reply, { url: target, path, headers, timeoutMs, publicUrl, track: identity === null ? undefined : trackFor(identity) })
     } catch (error) {
       return failure(request, reply, error)
     }

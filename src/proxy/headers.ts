@@ -23,10 +23,11 @@ const CLIENT_ONLY = new Set([
 
 /**
  * What the upstream answers that the client must not get: cookies (another origin's, now on
- * ours), CORS and transport policy (the gateway's own apply), and its request id (ours stands).
+ * ours) and orders to clear ours, CORS and transport policy (the gateway's own apply), and its
+ * request id (ours stands).
  */
 const UPSTREAM_ONLY = new Set([
-  'set-cookie', 'set-cookie2', 'strict-transport-security', 'alt-svc', 'x-request-id',
+  'set-cookie', 'set-cookie2', 'clear-site-data', 'strict-transport-security', 'alt-svc', 'x-request-id',
 ])
 
 /** Response headers that carry the URL of a resumable upload session. */

@@ -19,8 +19,14 @@ const HOP_BY_HOP = new Set([
 const APP_SPOOFABLE_PREFIXES = ['x-original-']
 const APP_SPOOFABLE = new Set(['x-rewrite-url', 'x-request-id'])
 
-/** Headers the app's answer may not carry: they concern the gateway's origin and its cookies. */
-const APP_RESPONSE_ONLY = new Set(['clear-site-data', 'x-request-id'])
+/** Headers the app's answer may not carry: the gateway's request id stands. */
+const APP_RESPONSE_ONLY = new Set(['x-request-id'])
+/**
+ * What the app may clear with Clear-Site-Data: the origin's cache, storage and execution
+ * contexts, which are its own. Never `"cookies"` (nor `"*"`): that would wipe the gateway's
+ * session cookie, and every cookie of the registrable domain with it.
+ */
+const APP_CLEARABLE = new Set(['"cache"', '"storage"', '"executionContexts"'])
 
 /** Who the app is told the person is; absent on a public path requested signed out. */
 export interface AppIdentity {
@@ -136,7 +142,8 @@ export function setsGatewayCookie (line: string): boolean {
 
 /**
  * The app's response headers as the client gets them: hop-by-hop headers dropped (for a 101,
- * `Connection` and `Upgrade` kept), no Set-Cookie that touches a gateway cookie, and a
+ * `Connection` and `Upgrade` kept), no Set-Cookie that touches a gateway cookie, Clear-Site-Data
+ * without `"cookies"`, and a
  * Location pointing at the app's own origin turned into one on PUBLIC_URL.
  */
 export function appResponseHeaders (upstream: Record<string, HeaderValue>, appOrigin: string, publicUrl: string, upgrade = false): OutgoingHeaders {
@@ -145,6 +152,11 @@ export function appResponseHeaders (upstream: Record<string, HeaderValue>, appOr
   for (const [name, value] of Object.entries(upstream)) {
     if (value === undefined || APP_RESPONSE_ONLY.has(name)) continue
     if ((HOP_BY_HOP.has(name) || named.has(name)) && !(upgrade && (name === 'connection' || name === 'upgrade'))) continue
+    if (name === 'clear-site-data') {
+      const kept = [value].flat().join(',').split(',').map((directive) => directive.trim()).filter((directive) => APP_CLEARABLE.has(directive))
+      if (kept.length > 0) headers[name] = kept.join(', ')
+      continue
+    }
     if (name === 'set-cookie') {
       const kept = [value].flat().filter((line) => !setsGatewayCookie(line))
       if (kept.length > 0) headers[name] = kept

@@ -14,6 +14,7 @@ import requestLogPlugin from './ops/request-log.js'
 import geminiProxyPlugin from './proxy/gemini.js'
 import appProxyPlugin from './sidecar/app-proxy.js'
 import assertionPlugin from './sidecar/assertion.js'
+import verifyPlugin from './sidecar/verify.js'
 import { createStore } from './store/redis.js'
 import type { Store } from './store/store.js'
 import vaultPlugin from './tokens/plugin.js'
@@ -85,6 +86,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(authPlugin)
   await app.register(keysPlugin)
   await app.register(assertionPlugin)
+  await app.register(verifyPlugin)
   await app.register(geminiProxyPlugin)
   // Last: it answers every path no other plugin owns.
   await app.register(appProxyPlugin)

@@ -21,6 +21,7 @@ import geminiProxyPlugin from './proxy/gemini.js'
 import usagePlugin from './proxy/usage-plugin.js'
 import appProxyPlugin from './sidecar/app-proxy.js'
 import assertionPlugin from './sidecar/assertion.js'
+import verifyPlugin from './sidecar/verify.js'
 import storeStatusPlugin from './store/plugin.js'
 import { createStore } from './store/redis.js'
 import type { Store } from './store/store.js'
@@ -102,6 +103,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(ephemeralPlugin)
   await app.register(livePlugin)
   await app.register(openAiPlugin)
+  await app.register(verifyPlugin)
   await app.register(geminiProxyPlugin)
   // Last: it answers every path no other plugin owns.
   await app.register(appProxyPlugin)

@@ -15,7 +15,7 @@ declare module 'fastify' {
   }
 }
 
-/** GET /auth/me (who am I, never a token) and GET /auth/verify (for nginx auth_request / Traefik forwardAuth). */
+/** GET /auth/me: who am I, never a token (/auth/verify, for front proxies, is in sidecar/verify). */
 export default fp(async function mePlugin (app) {
   app.decorate('personDetails', [] as PersonDetails[])
   app.decorate('requireIdentity', async (request: FastifyRequest) => {
@@ -37,15 +37,5 @@ export default fp(async function mePlugin (app) {
       sessionExpiresAt: identity.via === 'session' ? new Date(app.sessions.expiresAt(identity.sessionEndsAt)).toISOString() : null,
       ...Object.assign({}, ...extras),
     }
-  })
-
-  app.get('/auth/verify', async (request, reply) => {
-    const identity = await app.identify(request).catch(() => null)
-    reply.header('cache-control', 'no-store')
-    if (identity === null) return await reply.code(401).send()
-    return await reply.code(204)
-      .header('x-auth-request-user', identity.sub)
-      .header('x-auth-request-email', identity.email)
-      .send()
   })
 }, { name: 'gemgate-me', dependencies: ['gemgate-sessions'] })

@@ -1,4 +1,5 @@
 import type { IncomingHttpHeaders } from 'node:http'
+import { carriesGatewayKey, isCredentialOrIdentityHeader } from './credential-headers.js'
 import { isApiPath } from './target.js'
 
 type HeaderValue = string | string[] | undefined
@@ -22,10 +23,11 @@ const CLIENT_ONLY = new Set([
 
 /**
  * What the upstream answers that the client must not get: cookies (another origin's, now on
- * ours), CORS and transport policy (the gateway's own apply), and its request id (ours stands).
+ * ours) and orders to clear ours, CORS and transport policy (the gateway's own apply), and its
+ * request id (ours stands).
  */
 const UPSTREAM_ONLY = new Set([
-  'set-cookie', 'set-cookie2', 'strict-transport-security', 'alt-svc', 'x-request-id',
+  'set-cookie', 'set-cookie2', 'clear-site-data', 'strict-transport-security', 'alt-svc', 'x-request-id',
 ])
 
 /** Response headers that carry the URL of a resumable upload session. */
@@ -53,8 +55,8 @@ export interface Injected {
 }
 
 /**
- * The headers to send upstream: the client's minus hop-by-hop, credential and forwarding
- * headers, plus the gateway's own. The client's `Connection` is applied before anything is
+ * The headers to send upstream: the client's minus hop-by-hop, credential, identity and
+ * forwarding headers in any spelling and anything holding a gateway key, plus the gateway's own. The client's `Connection` is applied before anything is
  * injected, so naming `authorization` there cannot remove the gateway's token.
  */
 export function upstreamRequestHeaders (incoming: IncomingHttpHeaders, injected: Injected): Record<string, string | string[]> {
@@ -62,7 +64,8 @@ export function upstreamRequestHeaders (incoming: IncomingHttpHeaders, injected:
   const headers: Record<string, string | string[]> = {}
   for (const name in incoming) {
     const value = incoming[name]
-    if (value === undefined || HOP_BY_HOP.has(name) || CLIENT_ONLY.has(name) || named.has(name) || name.startsWith('x-forwarded-')) continue
+    if (value === undefined || HOP_BY_HOP.has(name) || CLIENT_ONLY.has(name) || named.has(name)) continue
+    if (isCredentialOrIdentityHeader(name) || carriesGatewayKey(value)) continue
     headers[name] = value
   }
   headers.authorization = `Bearer ${injected.accessToken}`

@@ -1,6 +1,6 @@
 import type { IncomingHttpHeaders } from 'node:http'
 import { isGatewayCookie } from '../auth/cookies.js'
-import { KEY_PREFIX } from '../auth/key-store.js'
+import { canonicalHeaderName, carriesGatewayKey, isIdentityHeader } from '../proxy/credential-headers.js'
 
 type HeaderValue = string | string[] | undefined
 type OutgoingHeaders = Record<string, string | string[]>
@@ -12,16 +12,21 @@ const HOP_BY_HOP = new Set([
 ])
 
 /**
- * Headers through which a client could claim an identity, a client address or another URL
- * (X-Original-URL and friends rewrite the path in some frameworks). Compared after lower-casing
- * and turning every non-alphanumeric into `-`, since servers that map `X_Forwarded_User` or
- * `x.forwarded.user` onto `X-Forwarded-User` exist.
+ * Besides every identity header (see proxy/credential-headers), what the app must not take from
+ * the client: URLs some frameworks rewrite the path from (X-Original-URL and friends), and the
+ * request id (the gateway's stands).
  */
-const SPOOFABLE_PREFIXES = ['x-forwarded-', 'x-gemgate-', 'x-auth-request-', 'x-original-', 'x-pomerium-']
-const SPOOFABLE = new Set(['forwarded', 'x-real-ip', 'x-client-ip', 'remote-user', 'x-remote-user', 'x-rewrite-url', 'x-request-id'])
+const APP_SPOOFABLE_PREFIXES = ['x-original-']
+const APP_SPOOFABLE = new Set(['x-rewrite-url', 'x-request-id'])
 
-/** Headers the app's answer may not carry: they concern the gateway's origin and its cookies. */
-const APP_RESPONSE_ONLY = new Set(['clear-site-data', 'x-request-id'])
+/** Headers the app's answer may not carry: the gateway's request id stands. */
+const APP_RESPONSE_ONLY = new Set(['x-request-id'])
+/**
+ * What the app may clear with Clear-Site-Data: the origin's cache, storage and execution
+ * contexts, which are its own. Never `"cookies"` (nor `"*"`): that would wipe the gateway's
+ * session cookie, and every cookie of the registrable domain with it.
+ */
+const APP_CLEARABLE = new Set(['"cache"', '"storage"', '"executionContexts"'])
 
 /** Who the app is told the person is; absent on a public path requested signed out. */
 export interface AppIdentity {
@@ -41,14 +46,11 @@ export interface AppRequestContext {
   upgrade?: boolean
 }
 
-function canonical (name: string): string {
-  return name.toLowerCase().replace(/[^a-z0-9]/g, '-')
-}
-
 /** True for a header name that looks like one only the gateway may set, in any spelling. */
 export function isSpoofableHeader (name: string): boolean {
-  const text = canonical(name)
-  return SPOOFABLE.has(text) || SPOOFABLE_PREFIXES.some((prefix) => text.startsWith(prefix))
+  if (isIdentityHeader(name)) return true
+  const text = canonicalHeaderName(name)
+  return APP_SPOOFABLE.has(text) || APP_SPOOFABLE_PREFIXES.some((prefix) => text.startsWith(prefix))
 }
 
 function decodeOnce (text: string): string {
@@ -79,9 +81,9 @@ export function withoutGatewayCookies (header: string | string[]): string | unde
   return kept.length === 0 ? undefined : kept.join('; ')
 }
 
-function isGatewayKey (name: string, value: string): boolean {
-  const credential = name === 'authorization' ? value.replace(/^\s*Bearer\s+/i, '') : value
-  return credential.trim().startsWith(KEY_PREFIX)
+/** Google's API-key header in any spelling: it is the gateway's to read, never the app's. */
+function isGoogleKeyHeader (name: string): boolean {
+  return name === 'x-goog-api-key' || canonicalHeaderName(name) === 'x-goog-api-key'
 }
 
 /** Printable text as a header value: control characters dropped, UTF-8 bytes sent as they are. */
@@ -105,7 +107,7 @@ export function appRequestHeaders (incoming: IncomingHttpHeaders, context: AppRe
       if (cookies !== undefined) headers.cookie = cookies
       continue
     }
-    if ((name === 'authorization' || name === 'x-goog-api-key') && [value].flat().some((item) => isGatewayKey(name, item))) continue
+    if (isGoogleKeyHeader(name) || carriesGatewayKey(value)) continue
     headers[name] = value
   }
   const publicUrl = new URL(context.publicUrl)
@@ -140,7 +142,8 @@ export function setsGatewayCookie (line: string): boolean {
 
 /**
  * The app's response headers as the client gets them: hop-by-hop headers dropped (for a 101,
- * `Connection` and `Upgrade` kept), no Set-Cookie that touches a gateway cookie, and a
+ * `Connection` and `Upgrade` kept), no Set-Cookie that touches a gateway cookie, Clear-Site-Data
+ * without `"cookies"`, and a
  * Location pointing at the app's own origin turned into one on PUBLIC_URL.
  */
 export function appResponseHeaders (upstream: Record<string, HeaderValue>, appOrigin: string, publicUrl: string, upgrade = false): OutgoingHeaders {
@@ -149,6 +152,11 @@ export function appResponseHeaders (upstream: Record<string, HeaderValue>, appOr
   for (const [name, value] of Object.entries(upstream)) {
     if (value === undefined || APP_RESPONSE_ONLY.has(name)) continue
     if ((HOP_BY_HOP.has(name) || named.has(name)) && !(upgrade && (name === 'connection' || name === 'upgrade'))) continue
+    if (name === 'clear-site-data') {
+      const kept = [value].flat().join(',').split(',').map((directive) => directive.trim()).filter((directive) => APP_CLEARABLE.has(directive))
+      if (kept.length > 0) headers[name] = kept.join(', ')
+      continue
+    }
     if (name === 'set-cookie') {
       const kept = [value].flat().filter((line) => !setsGatewayCookie(line))
       if (kept.length > 0) headers[name] = kept

@@ -1,3 +1,4 @@
+import { carriesGatewayKey } from '../proxy/credential-headers.js'
 import { API_PREFIXES } from '../proxy/target.js'
 
 /** Exact paths the gateway serves itself; never the app's, whatever the method. */
@@ -58,4 +59,22 @@ export function isPublicPath (rawPath: string, publicPaths: readonly string[]): 
 export function isGatewayPath (rawPath: string): boolean {
   const paths = [rawPath, decodeOnce(rawPath) ?? rawPath]
   return paths.some((path) => GATEWAY_PATHS.has(path) || GATEWAY_PREFIXES.some((prefix) => path.startsWith(prefix)))
+}
+
+function decodedParameter (pair: string): string {
+  return decodeOnce(pair.replace(/\+/g, ' ')) ?? pair
+}
+
+/**
+ * The request target without the query parameters that hold a gateway key (`?key=gk_…`, in any
+ * parameter and encoding): the key is the gateway's credential, never the app's. Everything
+ * else, the path included, stays exactly as the client sent it.
+ */
+export function withoutGatewayKeys (rawUrl: string): string {
+  const queryAt = rawUrl.indexOf('?')
+  if (queryAt === -1) return rawUrl
+  const pairs = rawUrl.slice(queryAt + 1).split('&')
+  const kept = pairs.filter((pair) => !carriesGatewayKey(decodedParameter(pair)))
+  if (kept.length === pairs.length) return rawUrl
+  return kept.length === 0 ? pathOf(rawUrl) : `${pathOf(rawUrl)}?${kept.join('&')}`
 }

@@ -5,10 +5,10 @@ import type { Identity } from '../auth/identity.js'
 import { identityStillValid } from '../connections/still-valid.js'
 import { html, layout, sendPage } from '../auth/pages.js'
 import { safeReturnPath } from '../auth/redirect.js'
-import { BadGatewayError, BadRequestError, ForbiddenError, GatewayTimeoutError, notFoundHandler, UnauthenticatedError } from '../errors.js'
+import { BadGatewayError, BadRequestError, GatewayTimeoutError, notFoundHandler, UnauthenticatedError } from '../errors.js'
 import { appRequestHeaders, appResponseHeaders } from './app-headers.js'
-import { isGatewayPath, isPublicPath, pathOf } from './app-paths.js'
-import { assertWebSocketHandshake, isUpgrade, proxyUpgrade, routeUpgrades, type EndTunnel } from './app-websocket.js'
+import { isGatewayPath, isPublicPath, pathOf, withoutGatewayKeys } from './app-paths.js'
+import { assertHandshakeOrigin, assertWebSocketHandshake, isUpgrade, proxyUpgrade, routeUpgrades, type EndTunnel } from './app-websocket.js'
 
 /** How long to wait for a TCP (+ TLS) connection to the app. */
 export const DEFAULT_APP_CONNECT_TIMEOUT = 5_000
@@ -133,11 +133,7 @@ export default async function appProxyPlugin (app: FastifyInstance): Promise<voi
     if (isUpgrade(request)) assertWebSocketHandshake(request)
     const identity = await sessionIdentity(app, request)
     if (identity === null && !isPublicPath(rawPath, publicPaths)) return await signInFirst(request, reply, rawUrl)
-    // Browsers send the cookie with a WebSocket handshake from any page and no CORS applies:
-    // only Origin tells the gateway's own pages from a sibling site's (cross-site WebSocket hijacking).
-    if (identity !== null && isUpgrade(request) && !websocketOrigins.has(request.headers.origin ?? '')) {
-      throw new ForbiddenError(`A WebSocket signed in with the session must come from a page of ${publicUrl} (or APP_WEBSOCKET_ORIGINS).`)
-    }
+    if (identity !== null && isUpgrade(request)) assertHandshakeOrigin(request, websocketOrigins, publicUrl)
     const headers = appRequestHeaders(request.headers, {
       identity: identity === null ? null : { ...identity, assertion: await app.assertions.issue(identity) },
       requestId: request.id,
@@ -145,9 +141,10 @@ export default async function appProxyPlugin (app: FastifyInstance): Promise<voi
       publicUrl,
       upgrade: isUpgrade(request),
     })
-    if (!isUpgrade(request)) return await forward(request, reply, basePath + rawUrl, headers)
+    const path = basePath + withoutGatewayKeys(rawUrl)
+    if (!isUpgrade(request)) return await forward(request, reply, path, headers)
     try {
-      return await proxyUpgrade(request, reply, { url: target, path: basePath + rawUrl, headers, timeoutMs, publicUrl, track: identity === null ? undefined : trackFor(identity) })
+      return await proxyUpgrade(request, reply, { url: target, path, headers, timeoutMs, publicUrl, track: identity === null ? undefined : trackFor(identity) })
     } catch (error) {
       return failure(request, reply, error)
     }

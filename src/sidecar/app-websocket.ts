@@ -3,7 +3,7 @@ import { request as httpsRequest } from 'node:https'
 import type { Socket } from 'node:net'
 import type { Duplex } from 'node:stream'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { BadGatewayError, BadRequestError } from '../errors.js'
+import { BadGatewayError, BadRequestError, ForbiddenError } from '../errors.js'
 import { redactUrl } from '../ops/logger.js'
 import { appResponseHeaders } from './app-headers.js'
 
@@ -81,6 +81,17 @@ export function routeUpgrades (app: FastifyInstance): void {
     app.server.off('upgrade', onUpgrade)
     for (const socket of open) socket.destroy()
   })
+}
+
+/**
+ * Refuses a handshake the session cookie signs in unless it comes from one of `origins`.
+ * Browsers send the cookie with a WebSocket handshake from any page and no CORS applies: only
+ * Origin tells the gateway's own pages from a sibling site's (cross-site WebSocket hijacking).
+ */
+export function assertHandshakeOrigin (request: FastifyRequest, origins: ReadonlySet<string>, publicUrl: string): void {
+  if (!origins.has(request.headers.origin ?? '')) {
+    throw new ForbiddenError(`A WebSocket signed in with the session must come from a page of ${publicUrl} (or APP_WEBSOCKET_ORIGINS).`)
+  }
 }
 
 /**

@@ -172,14 +172,14 @@ local function available(c, key)
   if not b[1] then return c.limit end
   return math.min(c.limit, tonumber(b[1]) + (now - tonumber(b[2])) * c.limit / c.window)
 end
-local function charge(c, key, amount)
+-- free: what available() said of a bucket in this script. A period's counter gets its expiry
+-- when it is created (the increment returns the amount): one command per call after that.
+local function charge(c, key, amount, free)
   if c.kind == 'total' then
-    redis.call('INCRBY', key, amount)
-    redis.call('PEXPIRE', key, c.window)
+    if redis.call('INCRBY', key, amount) == amount then redis.call('PEXPIRE', key, c.window) end
     return
   end
-  local level = math.min(c.limit, available(c, key) - amount)
-  redis.call('HSET', key, 'v', tostring(level), 't', tostring(now))
+  redis.call('HSET', key, 'v', tostring(math.min(c.limit, free - amount)), 't', tostring(now))
   redis.call('PEXPIRE', key, 2 * c.window)
 end
 `
@@ -228,7 +228,7 @@ end
 local reserved = amounts(output)
 local answer = {1, output}
 for i = 1, #KEYS do
-  charge(checks[i], KEYS[i], reserved[checks[i].resource])
+  charge(checks[i], KEYS[i], reserved[checks[i].resource], free[i])
   answer[i + 2] = math.floor(free[i] - reserved[checks[i].resource])
 end
 return answer
@@ -245,7 +245,7 @@ local count = tonumber(ARGV[5])
 for i = 1, count do
   local c = check(i, 6)
   local delta = deltas[c.resource]
-  if delta ~= 0 then charge(c, KEYS[i], delta) end
+  if delta ~= 0 then charge(c, KEYS[i], delta, c.kind == 'bucket' and available(c, KEYS[i]) or 0) end
 end
 if ARGV[4] ~= '' then
   local usage = KEYS[count + 1]

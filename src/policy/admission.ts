@@ -191,7 +191,7 @@ function settleOnce (enforcer: Enforcer, reply: FastifyReply, identity: Identity
       if (abandoned && response.statusCode < 300) settle({ promptTokenCount: promptTokens })
       else {
         settled = true
-        enforcer.release(reservation)
+        enforcer.release(identity.personId, reservation)
       }
     }, SETTLE_GRACE_MS).unref()
   })

@@ -56,7 +56,7 @@ function modelInBody (body: RequestBody): string | undefined | null {
 
 function denied (enforcer: Enforcer, identity: Identity, model: string): Error {
   const rule = enforcer.ruleFor(identity)
-  enforcer.metrics.calls.inc({ rule: rule?.name ?? 'none', model: enforcer.prices.labelOf(model), outcome: 'denied' })
+  enforcer.metrics.call(rule?.name ?? 'none', enforcer.prices.labelOf(model), 'denied')
   return new ModelNotAllowedError(`The model ${model} is not allowed ${identity.keyLimits?.models === undefined ? 'for you' : 'for this key'} by the gateway's policy${rule === null ? '' : ` (rule ${rule.name})`}.`)
 }
 
@@ -156,7 +156,7 @@ async function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: 
   }
   const label = enforcer.prices.labelOf(call.model)
   if (!verdict.admitted) {
-    enforcer.metrics.calls.inc({ rule: call.ruleName, model: label, outcome: 'limited' })
+    enforcer.metrics.call(call.ruleName, label, 'limited')
     throw quotaExceeded(verdict.refused, verdict.retryAfterMs, call.ruleName)
   }
   const { reservation } = verdict
@@ -170,7 +170,7 @@ async function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: 
     request.headers['content-length'] = String(bytes.length)
     reply.header('x-gemgate-max-output-tokens', String(reservation.output))
   }
-  enforcer.metrics.calls.inc({ rule: call.ruleName, model: label, outcome: lowered ? 'lowered' : 'admitted' })
+  enforcer.metrics.call(call.ruleName, label, lowered ? 'lowered' : 'admitted')
   return settleOnce(enforcer, reply, identity, call.model, forwarded, reservation, estimate.promptTokens)
 }
 

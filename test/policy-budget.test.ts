@@ -107,3 +107,24 @@ policy:
   t.match(metrics, /gemgate_policy_cost_usd_total\{rule="default",model="gemini-test-model"\} 0\.0025/)
   t.notMatch(metrics, new RegExp(holder.personId), 'never a person in a metric')
 })
+
+t.test('a stream the client abandons is settled with what was delivered, not with its reservation', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_day: 100000\n', { gemini: { chunkCount: 4, chunkDelayMs: 400 } })
+  const holder = await signInWithKey(stack)
+  const abort = new AbortController()
+  const stream = await fetch(`${stack.url}/v1beta/models/gemini-3-flash-preview:streamGenerateContent?alt=sse`, {
+    method: 'POST',
+    signal: abort.signal,
+    headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/json' },
+    body: JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'one two three four' }] }], generationConfig: { maxOutputTokens: 5_000 } }),
+  })
+  const reader = stream.body!.getReader()
+  await reader.read()
+  abort.abort()
+  await stack.gemini.nextAbort()
+  // The fake's first chunks report the prompt (4 words) and no output yet, as Google's do.
+  const reserved = (await me(holder.browser)).limits[0]!.used
+  t.ok(reserved > 5_000, `while it streams, the reservation counts (${reserved})`)
+  const view = await eventually(async () => await me(holder.browser), (value) => value.limits[0]!.used < 1_000)
+  t.equal(view.limits[0]!.used, 4, 'charged the prompt Google reported, and the reservation of 5,000 output tokens given back')
+})

@@ -95,6 +95,9 @@ policy:
   t.match(view.policy.today.byModel['gemini-test-model-001'], { requests: 1, prompt: 1_000, output: 500, thinking: 250, usd: 0.0025 })
   t.equal(view.policy.today.byModel['gemini-2.5-flash'], undefined, 'not charged to the model asked for')
   t.match(view.limits, [{ name: 'usd_per_day', limit: 1, used: 0.0025, remaining: 0.9975 }])
+  const day = new Date().toISOString().slice(0, 10)
+  const kept = await stack.redis!.client().pttl(`gemgate:policy:{${holder.personId}}:usage:${day}`)
+  t.ok(kept >= 400 * 86_400_000, 'usage per person, model and day is kept at least 400 days')
   const page = await (await holder.browser.fetch('/auth/status')).text()
   t.match(page, /<section class="card" id="limits"><h2>Your limits<\/h2>/, 'the status page has the section')
   t.match(page, /usd per day<\/td><td>\$1\.00<\/td><td>\$0\.0025<\/td><td>\$0\.9975<\/td>/, 'limit, used, left')
@@ -103,4 +106,25 @@ policy:
   const metrics = await (await fetch(`${stack.url}/metrics`)).text()
   t.match(metrics, /gemgate_policy_cost_usd_total\{rule="default",model="gemini-test-model"\} 0\.0025/)
   t.notMatch(metrics, new RegExp(holder.personId), 'never a person in a metric')
+})
+
+t.test('a stream the client abandons is settled with what was delivered, not with its reservation', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_day: 100000\n', { gemini: { chunkCount: 4, chunkDelayMs: 400 } })
+  const holder = await signInWithKey(stack)
+  const abort = new AbortController()
+  const stream = await fetch(`${stack.url}/v1beta/models/gemini-3-flash-preview:streamGenerateContent?alt=sse`, {
+    method: 'POST',
+    signal: abort.signal,
+    headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/json' },
+    body: JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'one two three four' }] }], generationConfig: { maxOutputTokens: 5_000 } }),
+  })
+  const reader = stream.body!.getReader()
+  await reader.read()
+  abort.abort()
+  await stack.gemini.nextAbort()
+  // The fake's first chunks report the prompt (4 words) and no output yet, as Google's do.
+  const reserved = (await me(holder.browser)).limits[0]!.used
+  t.ok(reserved > 5_000, `while it streams, the reservation counts (${reserved})`)
+  const view = await eventually(async () => await me(holder.browser), (value) => value.limits[0]!.used < 1_000)
+  t.equal(view.limits[0]!.used, 4, 'charged the prompt Google reported, and the reservation of 5,000 output tokens given back')
 })

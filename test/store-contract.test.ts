@@ -317,7 +317,7 @@ function storeContract (t: Test, factory: StoreFactory): void {
       t.ok(refused.retryAfterMs > 3_500_000 && refused.retryAfterMs <= 3_600_000, 'until the period ends')
     }
     const usage = key(`${tag}:usage`)
-    await store.settleQuota({ checks: [rpm, day, usd], deltas: { requests: 0, tokens: -300, nanoUsd: -30_000 }, usage: { key: usage, ttlMs: 60_000, fields: { 'm|requests': 1, 'm|output': 20 } } })
+    await store.settleQuota({ charges: [{ check: rpm, amount: 0 }, { check: day, amount: -300 }, { check: usd, amount: -30_000 }], usage: { key: usage, ttlMs: 60_000, fields: { 'm|requests': 1, 'm|output': 20 } } })
     t.same(await store.getFields(usage), { 'm|requests': '1', 'm|output': '20' }, 'usage added')
     t.same(await store.quotaUsed([rpm, day, usd]), [1, 700, 60_000], 'the correction is applied (the rate has begun to refill)')
     const concurrent = await Promise.all(Array.from({ length: 10 }, async () => await store.reserveQuota({ ...call(0), checks: [rpm], promptTokens: 0 })))

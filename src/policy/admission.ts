@@ -25,10 +25,48 @@ const MODEL_CALL = /\/(?:models|tunedModels)\/([^/:]+)(?::(\w+))?$/
 /** After the response closed unsettled, how long the usage tap may still report (a compressed body finishing). */
 const SETTLE_GRACE_MS = 1_000
 
+/** Calls that name their model in the body: the OpenAI-compatible surface, cached contents, batches. */
+const MODEL_IN_BODY = /^\/[^/]+\/(?:openai\/|cachedContents|batches)/
+
+function decoded (text: string): string {
+  try {
+    return decodeURIComponent(text)
+  } catch {
+    return text
+  }
+}
+
 /** The model a path names and the method it calls (`/v1beta/models/gemini-3-flash-preview:generateContent`). */
 export function modelCall (path: string): { model: string, method?: string } | null {
   const match = MODEL_CALL.exec(path)
-  return match === null ? null : { model: match[1]!, ...(match[2] === undefined ? {} : { method: match[2] }) }
+  return match === null ? null : { model: decoded(match[1]!), ...(match[2] === undefined ? {} : { method: match[2] }) }
+}
+
+/** The `model` a JSON body names (`gemini-3-flash-preview` or `models/…`); `undefined` when it names none, null when it cannot be read. */
+function modelInBody (body: RequestBody): string | undefined | null {
+  if (body.kind === 'none') return undefined
+  if (body.kind === 'streamed') return null
+  try {
+    const model = (JSON.parse(body.bytes.toString('utf8')) as { model?: unknown } | null)?.model
+    return typeof model === 'string' ? model.replace(/^models\//, '') : undefined
+  } catch {
+    return undefined
+  }
+}
+
+function denied (enforcer: Enforcer, identity: Identity, model: string): Error {
+  const rule = enforcer.ruleFor(identity)
+  enforcer.metrics.call(rule?.name ?? 'none', enforcer.prices.labelOf(model), 'denied')
+  return new ModelNotAllowedError(`The model ${model} is not allowed ${identity.keyLimits?.models === undefined ? 'for you' : 'for this key'} by the gateway's policy${rule === null ? '' : ` (rule ${rule.name})`}.`)
+}
+
+/** Refuses a call whose body names a model the caller may not use (or a body too large to read for it). */
+function checkBodyModel (enforcer: Enforcer, identity: Identity, path: string, body: RequestBody): void {
+  const globs = enforcer.ruleFor(identity)?.limits.models
+  if ((globs === undefined && identity.keyLimits?.models === undefined) || !MODEL_IN_BODY.test(path)) return
+  const model = modelInBody(body)
+  if (model === null) throw denied(enforcer, identity, '(a body too large to check)')
+  if (model !== undefined && !modelAllowed(model, globs, identity.keyLimits?.models)) throw denied(enforcer, identity, model)
 }
 
 const seconds = (ms: number): number => Math.max(1, Math.ceil(ms / 1000))
@@ -88,12 +126,12 @@ const PASS_SETTLE = (): void => {}
  */
 export async function admit (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity, path: string, body: RequestBody): Promise<Admission> {
   const call = modelCall(path)
-  if (call === null) return { body, settle: PASS_SETTLE }
-  const rule = enforcer.ruleFor(identity)
-  if (!modelAllowed(call.model, rule?.limits.models, identity.keyLimits?.models)) {
-    enforcer.metrics.calls.inc({ rule: rule?.name ?? 'none', model: enforcer.prices.labelOf(call.model), outcome: 'denied' })
-    throw new ModelNotAllowedError(`The model ${call.model} is not allowed ${identity.keyLimits?.models === undefined ? 'for you' : 'for this key'} by the gateway's policy${rule === null ? '' : ` (rule ${rule.name})`}.`)
+  if (call === null) {
+    checkBodyModel(enforcer, identity, path, body)
+    return { body, settle: PASS_SETTLE }
   }
+  const rule = enforcer.ruleFor(identity)
+  if (!modelAllowed(call.model, rule?.limits.models, identity.keyLimits?.models)) throw denied(enforcer, identity, call.model)
   const generating = GENERATING.has(call.method ?? '')
   if (!generating && !EMBEDDING.has(call.method ?? '')) return { body, settle: PASS_SETTLE }
   const checks = enforcer.checksOf(identity, Date.now())
@@ -118,7 +156,7 @@ async function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: 
   }
   const label = enforcer.prices.labelOf(call.model)
   if (!verdict.admitted) {
-    enforcer.metrics.calls.inc({ rule: call.ruleName, model: label, outcome: 'limited' })
+    enforcer.metrics.call(call.ruleName, label, 'limited')
     throw quotaExceeded(verdict.refused, verdict.retryAfterMs, call.ruleName)
   }
   const { reservation } = verdict
@@ -132,7 +170,7 @@ async function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: 
     request.headers['content-length'] = String(bytes.length)
     reply.header('x-gemgate-max-output-tokens', String(reservation.output))
   }
-  enforcer.metrics.calls.inc({ rule: call.ruleName, model: label, outcome: lowered ? 'lowered' : 'admitted' })
+  enforcer.metrics.call(call.ruleName, label, lowered ? 'lowered' : 'admitted')
   return settleOnce(enforcer, reply, identity, call.model, forwarded, reservation, estimate.promptTokens)
 }
 
@@ -153,7 +191,7 @@ function settleOnce (enforcer: Enforcer, reply: FastifyReply, identity: Identity
       if (abandoned && response.statusCode < 300) settle({ promptTokenCount: promptTokens })
       else {
         settled = true
-        enforcer.release(reservation)
+        enforcer.release(identity.personId, reservation)
       }
     }, SETTLE_GRACE_MS).unref()
   })

@@ -8,6 +8,7 @@ import type { PolicyMetrics } from './metrics.js'
 import { Calendar } from './periods.js'
 import { PriceTable, type BilledTokens } from './prices.js'
 import { matchRule, type AppliedRule } from './rules.js'
+import { SettleBatch } from './settle-batch.js'
 import { UsageBook, type UsageMetadata } from './usage.js'
 
 /** The fewest output tokens a call is admitted for: below this, a lowered maxOutputTokens is no answer. */
@@ -47,6 +48,7 @@ export class Enforcer {
   readonly calendar: Calendar
   readonly prices: PriceTable
   readonly usage: UsageBook
+  readonly settlements: SettleBatch
   readonly #local = new LocalQuota()
   readonly #rules = new WeakMap<Identity, AppliedRule | null>()
   #storeDownUntil = 0
@@ -58,6 +60,10 @@ export class Enforcer {
     this.calendar = new Calendar(config.policyTimezone)
     this.prices = new PriceTable(config.prices)
     this.usage = new UsageBook(store, this.calendar, (error) => log.warn({ err: error }, 'usage not recorded'))
+    this.settlements = new SettleBatch(store, (error) => {
+      log.warn({ err: error }, 'policy reservations could not be settled')
+      metrics.storeFailures.inc()
+    })
   }
 
   /** The rule that applies to a person (identities are cached objects: matched once each). */
@@ -135,26 +141,20 @@ export class Enforcer {
       this.usage.add(identity.personId, fields)
       return
     }
-    const settlement = { checks: checks.map((entry) => entry.check), deltas }
+    const charges = checks.map((entry) => ({ check: entry.check, amount: deltas[entry.check.resource] }))
     if (reservation?.local === true) {
-      this.#local.settle(settlement)
+      this.#local.settle({ charges })
       this.usage.add(identity.personId, fields)
       return
     }
-    this.store.settleQuota({ ...settlement, usage: this.usage.entry(identity.personId, fields) }).catch((error: unknown) => {
-      this.log.warn({ err: error }, 'a policy reservation could not be settled')
-      this.metrics.storeFailures.inc()
-    })
+    this.settlements.add(identity.personId, charges, this.usage.entry(identity.personId, fields))
   }
 
   /** Gives back a reservation in full: the call never reached Google (or Google refused it). */
-  release (reservation: Reservation): void {
-    const settlement = { checks: reservation.checks.map((entry) => entry.check), deltas: { requests: 0, tokens: -reservation.amounts.tokens, nanoUsd: -reservation.amounts.nanoUsd } }
-    if (reservation.local) {
-      this.#local.settle(settlement)
-      return
-    }
-    this.store.settleQuota(settlement).catch((error: unknown) => { this.log.warn({ err: error }, 'a policy reservation could not be released') })
+  release (personId: string, reservation: Reservation): void {
+    const charges = reservation.checks.map((entry) => ({ check: entry.check, amount: entry.check.resource === 'requests' ? 0 : -reservation.amounts[entry.check.resource] }))
+    if (reservation.local) this.#local.settle({ charges })
+    else this.settlements.add(personId, charges)
   }
 
   /** What each limit of `identity` has used; the local share's figures while the store is down. */

@@ -38,6 +38,16 @@ export class PolicyMetrics {
     })
   }
 
+  readonly #outcomes = new Map<string, ReturnType<Counter['labels']>>()
+
+  /** Counts one judged call. */
+  call (rule: string, model: string, outcome: 'admitted' | 'lowered' | 'limited' | 'denied'): void {
+    const key = `${rule}|${model}|${outcome}`
+    let child = this.#outcomes.get(key)
+    if (child === undefined) this.#outcomes.set(key, child = this.calls.labels({ rule, model, outcome }))
+    child.inc()
+  }
+
   /** Counts one call's usage. */
   usage (rule: string, model: string, billed: BilledTokens, nanoUsd: number): void {
     const key = `${rule}|${model}`

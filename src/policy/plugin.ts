@@ -75,7 +75,7 @@ export default fp(async function policyPlugin (app) {
     admit: async (request, reply, identity, path, body) => await admit(enforcer, request, reply, identity, path, body),
     recordUsage: (identity, model, usage) => { enforcer.settle(identity, model, usage) },
   } satisfies Policy)
-  app.addHook('preClose', async () => { await enforcer.usage.flush() })
+  app.addHook('preClose', async () => { await Promise.all([enforcer.settlements.flush(), enforcer.usage.flush()]) })
   if (app.store.kind === 'redis') heartbeat(enforcer, app)
 
   app.keyLimitGuards.push((identity, limits) => widerThan(limits, enforcer.ruleFor(identity)?.limits ?? {}))

@@ -79,7 +79,7 @@ export class UsageBook {
     this.#pending = new Map()
     await Promise.all([...batch].map(async ([key, fields]) => {
       try {
-        await this.store.settleQuota({ checks: [], deltas: { requests: 0, tokens: 0, nanoUsd: 0 }, usage: { key, ttlMs: RETENTION_MS, fields } })
+        await this.store.settleQuota({ charges: [], usage: { key, ttlMs: RETENTION_MS, fields } })
       } catch (error) {
         this.onError(error)
         const pending = this.#pending.get(key) ?? {}

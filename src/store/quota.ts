@@ -41,10 +41,9 @@ export type QuotaAnswer =
   | { admitted: true, output: number, remaining: number[] }
   | { admitted: false, blocked: number, retryAfterMs: number }
 
-/** Corrections once the call's real usage is known (real minus reserved, per resource). */
+/** Corrections once calls' real usage is known: an amount (real minus reserved) for each counter. */
 export interface QuotaSettlement {
-  checks: QuotaCheck[]
-  deltas: Record<QuotaResource, number>
+  charges: Array<{ check: QuotaCheck, amount: number }>
   /** Usage counters to add to (a hash), kept `ttlMs`. */
   usage?: { key: string, ttlMs: number, fields: Record<string, number> }
 }
@@ -103,9 +102,8 @@ export class LocalQuota {
 
   /** Applies the corrections of a settled call. */
   settle (settlement: QuotaSettlement, now = Date.now()): void {
-    for (const check of settlement.checks) {
-      const delta = settlement.deltas[check.resource]
-      if (delta !== 0) this.#charge(check, delta, now)
+    for (const { check, amount } of settlement.charges) {
+      if (amount !== 0) this.#charge(check, amount, now)
     }
   }
 
@@ -172,14 +170,14 @@ local function available(c, key)
   if not b[1] then return c.limit end
   return math.min(c.limit, tonumber(b[1]) + (now - tonumber(b[2])) * c.limit / c.window)
 end
-local function charge(c, key, amount)
+-- free: what available() said of a bucket in this script. A period's counter gets its expiry
+-- when it is created (the increment returns the amount): one command per call after that.
+local function charge(c, key, amount, free)
   if c.kind == 'total' then
-    redis.call('INCRBY', key, amount)
-    redis.call('PEXPIRE', key, c.window)
+    if redis.call('INCRBY', key, amount) == amount then redis.call('PEXPIRE', key, c.window) end
     return
   end
-  local level = math.min(c.limit, available(c, key) - amount)
-  redis.call('HSET', key, 'v', tostring(level), 't', tostring(now))
+  redis.call('HSET', key, 'v', tostring(math.min(c.limit, free - amount)), 't', tostring(now))
   redis.call('PEXPIRE', key, 2 * c.window)
 end
 `
@@ -228,29 +226,28 @@ end
 local reserved = amounts(output)
 local answer = {1, output}
 for i = 1, #KEYS do
-  charge(checks[i], KEYS[i], reserved[checks[i].resource])
+  charge(checks[i], KEYS[i], reserved[checks[i].resource], free[i])
   answer[i + 2] = math.floor(free[i] - reserved[checks[i].resource])
 end
 return answer
 `
 
 /**
- * KEYS: the checks' keys, then the usage hash (when ARGV[4] is not empty). ARGV: requests,
- * tokens and nanoUsd deltas, usage TTL ms (or ''), number of checks, five per check, then
- * field/amount pairs for the usage hash.
+ * KEYS: the counters' keys, then the usage hash (when ARGV[1] is not empty). ARGV: usage TTL ms
+ * (or ''), number of counters, five per counter, their amounts, then field/amount pairs for the
+ * usage hash.
  */
 export const SETTLE_SCRIPT = `${LUA_COMMON}
-local deltas = { requests = tonumber(ARGV[1]), tokens = tonumber(ARGV[2]), nanoUsd = tonumber(ARGV[3]) }
-local count = tonumber(ARGV[5])
+local count = tonumber(ARGV[2])
 for i = 1, count do
-  local c = check(i, 6)
-  local delta = deltas[c.resource]
-  if delta ~= 0 then charge(c, KEYS[i], delta) end
+  local c = check(i, 3)
+  local amount = tonumber(ARGV[2 + count * 5 + i])
+  if amount ~= 0 then charge(c, KEYS[i], amount, c.kind == 'bucket' and available(c, KEYS[i]) or 0) end
 end
-if ARGV[4] ~= '' then
+if ARGV[1] ~= '' then
   local usage = KEYS[count + 1]
-  for j = 6 + count * 5, #ARGV, 2 do redis.call('HINCRBY', usage, ARGV[j], ARGV[j + 1]) end
-  redis.call('PEXPIRE', usage, ARGV[4])
+  for j = 3 + count * 6, #ARGV, 2 do redis.call('HINCRBY', usage, ARGV[j], ARGV[j + 1]) end
+  redis.call('PEXPIRE', usage, ARGV[1])
 end
 return 1
 `

@@ -182,11 +182,12 @@ export class RedisStore implements Store {
   }
 
   async settleQuota (settlement: QuotaSettlement): Promise<void> {
-    const { checks, deltas, usage } = settlement
+    const { charges, usage } = settlement
+    const checks = charges.map((charge) => charge.check)
     const keys = [...checks.map((check) => check.key), ...(usage === undefined ? [] : [usage.key])]
     const fields = Object.entries(usage?.fields ?? {}).flatMap(([field, amount]) => [field, Math.round(amount)])
     await (this.client as unknown as QuotaCommands).gemgateSettle(keys.length, ...keys,
-      deltas.requests, deltas.tokens, deltas.nanoUsd, usage === undefined ? '' : Math.ceil(usage.ttlMs), checks.length, ...checkArguments(checks), ...fields)
+      usage === undefined ? '' : Math.ceil(usage.ttlMs), checks.length, ...checkArguments(checks), ...charges.map((charge) => Math.round(charge.amount)), ...fields)
   }
 
   async quotaUsed (checks: QuotaCheck[]): Promise<number[]> {

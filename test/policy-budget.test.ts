@@ -120,11 +120,11 @@ t.test('a stream the client abandons is settled with what was delivered, not wit
   })
   const reader = stream.body!.getReader()
   await reader.read()
+  const reserved = (await me(holder.browser)).limits[0]!.used
+  t.ok(reserved > 5_000, `while it streams, the reservation counts (${reserved})`)
   abort.abort()
   await stack.gemini.nextAbort()
   // The fake's first chunks report the prompt (4 words) and no output yet, as Google's do.
-  const reserved = (await me(holder.browser)).limits[0]!.used
-  t.ok(reserved > 5_000, `while it streams, the reservation counts (${reserved})`)
   const view = await eventually(async () => await me(holder.browser), (value) => value.limits[0]!.used < 1_000)
   t.equal(view.limits[0]!.used, 4, 'charged the prompt Google reported, and the reservation of 5,000 output tokens given back')
 })

@@ -180,6 +180,7 @@ export class StoreDownError extends Error {
 export function billedTokens (usage: UsageMetadata): BilledTokens {
   const prompt = usage.promptTokenCount ?? 0
   const output = usage.candidatesTokenCount ?? 0
-  const thinking = usage.thoughtsTokenCount ?? Math.max(0, (usage.totalTokenCount ?? 0) - prompt - output - (usage.toolUsePromptTokenCount ?? 0))
+  // A meter that reports an absent count as 0 must not hide thinking tokens that the total shows.
+  const thinking = usage.thoughtsTokenCount || Math.max(0, (usage.totalTokenCount ?? 0) - prompt - output - (usage.toolUsePromptTokenCount ?? 0))
   return { prompt: prompt + (usage.toolUsePromptTokenCount ?? 0), cached: usage.cachedContentTokenCount ?? 0, output, thinking }
 }

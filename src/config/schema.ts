@@ -79,6 +79,12 @@ const trustProxy = z.preprocess((value) => {
 }, z.union([z.boolean(), z.number().int().min(0), z.array(z.string().regex(/^[0-9a-fA-F:.]+(\/\d{1,3})?$/, 'each entry must be an IP address or CIDR'))],
   { error: 'must be true, false, a hop count or a comma-separated CIDR list' }))
 
+const booleanFlag = z.preprocess((value) => {
+  if (typeof value !== 'string') return value
+  const text = value.trim().toLowerCase()
+  return text === 'true' ? true : text === 'false' ? false : value
+}, z.boolean({ error: 'must be true or false' }))
+
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'must be one of fatal, error, warn, info, debug, trace, silent' })
 
 /** A nested section of settings; absent in the YAML file means all its defaults. */
@@ -109,6 +115,7 @@ export const configSchema = z.strictObject({
     url: setting(httpsUrl().default('https://generativelanguage.googleapis.com'), { env: 'UPSTREAM_URL', example: 'https://generativelanguage.googleapis.com', description: 'Where API traffic goes.' }),
     quotaProject: setting(z.string().trim().min(1).optional(), { env: 'UPSTREAM_QUOTA_PROJECT', example: 'my-gcp-project', description: 'Sent as x-goog-user-project (the project billed for user-credential calls).' }),
     caFile: setting(z.string().trim().min(1).optional(), { env: 'UPSTREAM_CA_FILE', example: '/etc/ssl/certs/internal-ca.pem', description: 'Extra CA bundle trusted for the upstream (the system CAs stay trusted).' }),
+    http2: setting(booleanFlag.default(true), { env: 'UPSTREAM_HTTP2', example: 'true', description: 'Speak HTTP/2 to an https upstream that offers it (many streams share a few connections); HTTP/1.1 otherwise.' }),
     timeoutSeconds: setting(integer(1, 86400).default(600), { env: 'UPSTREAM_TIMEOUT_SECONDS', example: '600', description: 'Longest wait for upstream response headers or between body chunks.' }),
     retryBodyLimitBytes: setting(integer(0, 64 * 1024 * 1024).default(1024 * 1024), { env: 'RETRY_BODY_LIMIT_BYTES', example: '1048576', description: 'Request bodies up to this size are kept to retry once after an upstream 401.' }),
   }),

@@ -177,9 +177,11 @@ async function main (): Promise<void> {
   const eventLoop: Record<string, { maxMs: number, p99Ms: number }> = {}
   let phase = 'held'
   async function gatewayLoop (): Promise<{ maxMs: number, p99Ms: number }> {
-    const reply = message<{ type: string, maxMs: number, p99Ms: number }>(gateway, 'the gateway')
-    gateway.send({ type: 'event-loop' })
-    return await reply
+    // A plain listener, not message(): that one waits for an exit too, and would leave a listener per call.
+    return await new Promise((resolve) => {
+      gateway.once('message', resolve)
+      gateway.send({ type: 'event-loop' })
+    })
   }
 
   let nginxUrl: string | undefined

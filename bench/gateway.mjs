@@ -3,6 +3,7 @@
 // goes to /dev/null). Seeds one person the way a sign-in would leave them: a profile, tokens with
 // a far-future expiry, a gateway key and a session, and reports them to bench/run.ts.
 import { join } from 'node:path'
+import { monitorEventLoopDelay } from 'node:perf_hooks'
 import { pathToFileURL } from 'node:url'
 
 const build = process.env.BENCH_BUILD
@@ -27,6 +28,14 @@ await app.vault.save(personId, sub, {
 const { secret } = await app.keys.create(personId, 'bench')
 const sessionId = await app.sessions.create(personId)
 process.send({ port: app.server.address().port, key: secret, cookie: `${app.cookieNames.session}=${app.signCookie(sessionId)}` })
+// The longest the event loop was held, per bench phase: bench/run.ts asks for it and resets it.
+const loop = monitorEventLoopDelay({ resolution: 5 })
+loop.enable()
+process.on('message', (message) => {
+  if (message?.type !== 'event-loop') return
+  process.send({ type: 'event-loop', maxMs: Math.round(loop.max / 1e5) / 10, p99Ms: Math.round(loop.percentile(99) / 1e5) / 10 })
+  loop.reset()
+})
 const stop = () => { app.close().finally(() => process.exit(0)) }
 process.on('disconnect', stop)
 process.on('SIGTERM', stop)

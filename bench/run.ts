@@ -27,12 +27,12 @@ const RUN_LIMIT_MS = 8 * 60_000
 const THROUGHPUT = { connections: 50, seconds: 5, warmupSeconds: 1, rounds: 3 }
 const FIXED_RATE = { rate: 500, seconds: 5, rounds: 5 }
 const SSE = { streams: 20, chunks: 10, intervalMs: 20 }
-const HELD = { streams: 1000, intervalMs: 1000, chunks: 120, timeoutMs: 30_000 }
+const HELD = { streams: Number(process.env.BENCH_HELD_STREAMS ?? 1000), intervalMs: 1000, chunks: 120, timeoutMs: 30_000 }
 const TOKEN = `ya29.bench-${randomBytes(24).toString('base64url')}`
 const GENERATE = '/v1beta/models/gemini-2.5-flash:generateContent'
 const PROMPT = JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'Write a sentence about a fox.' }] }] })
 
-/** BENCH_PHASES=throughput,latency,sse,held runs only those; BENCH_CPU_PROF=1 profiles the gateway (bench/results/profiles). */
+/** BENCH_PHASES=throughput,latency,sse,held runs only those; BENCH_CPU_PROF=1 profiles the gateway (bench/results/profiles); BENCH_HELD_STREAMS sets how many streams are held (default 1,000). */
 const PHASES = new Set((process.env.BENCH_PHASES ?? 'held,throughput,latency,sse').split(','))
 const PROFILE = process.env.BENCH_CPU_PROF === '1'
 
@@ -107,6 +107,8 @@ interface Results {
   latency: Record<string, FixedRateResult>
   streams: Record<string, StreamResult>
   held: HeldStreamsResult | undefined
+  /** The gateway's event-loop delay during each phase (max and p99, ms). */
+  eventLoop: Record<string, { maxMs: number, p99Ms: number }>
   ratios: Record<string, number>
 }
 
@@ -170,6 +172,22 @@ async function main (): Promise<void> {
     async (child) => await message<{ port: number, key: string }>(child, 'the policy gateway'))
   const bare = nodeScript(proxyCore, 'bare-proxy.mjs', { BENCH_UPSTREAM_URL: upstreamUrl })
   const bareUrl = `http://127.0.0.1:${(await message<{ port: number }>(bare, 'the bare proxy')).port}`
+  const nodeProxy = nodeScript(proxyCore, 'node-proxy.mjs', { BENCH_UPSTREAM_URL: upstreamUrl, BENCH_TOKEN: TOKEN })
+  const nodeProxyUrl = `http://127.0.0.1:${(await message<{ port: number }>(nodeProxy, 'the node proxy')).port}`
+
+  /**
+   * The gateway's event-loop delay (max and p99, ms) per phase, sampled only while the gateway
+   * is measured: it is paused (SIGSTOP) while the others are, and that pause is no stall of its own.
+   */
+  const eventLoop: Record<string, { maxMs: number, p99Ms: number }> = {}
+  let phase = 'held'
+  async function gatewayLoop (): Promise<{ maxMs: number, p99Ms: number }> {
+    // A plain listener, not message(): that one waits for an exit too, and would leave a listener per call.
+    return await new Promise((resolve) => {
+      gateway.once('message', resolve)
+      gateway.send({ type: 'event-loop' })
+    })
+  }
 
   let nginxUrl: string | undefined
   if (onPath('nginx')) {
@@ -189,6 +207,7 @@ async function main (): Promise<void> {
   const targets: Array<[string, Call]> = [
     ['direct', post(upstreamUrl, bearer)],
     ...(nginxUrl === undefined ? [] : [['nginx', post(nginxUrl, {})] as [string, Call]]),
+    ['node minimal proxy', post(nodeProxyUrl, {})],
     ['bare @fastify/http-proxy', post(bareUrl, bearer)],
     ['gateway, key', post(gatewayUrl, { 'x-goog-api-key': seeded.key })],
     [POLICY_TARGET, post(policy.url, { 'x-goog-api-key': policy.key })],
@@ -198,14 +217,22 @@ async function main (): Promise<void> {
 
   // Only the process under test runs on the proxy core: an idle Node process still collects
   // garbage and shrinks its heap in the background, which would land in another's figures.
-  const proxies: Record<string, ChildProcess> = { gateway, bare, policy: policy.child }
-  const owner = (name: string): string | undefined => name.startsWith('gateway') ? 'gateway' : name.startsWith('bare') ? 'bare' : name === POLICY_TARGET ? 'policy' : undefined
+  const proxies: Record<string, ChildProcess> = { gateway, bare, node: nodeProxy, policy: policy.child }
+  const owner = (name: string): string | undefined => name.startsWith('gateway') ? 'gateway' : name.startsWith('bare') ? 'bare' : name.startsWith('node') ? 'node' : name === POLICY_TARGET ? 'policy' : undefined
   async function alone<T> (name: string, measure: () => Promise<T>): Promise<T> {
     const paused = Object.entries(proxies).filter(([key]) => key !== owner(name)).map(([, child]) => child)
     for (const child of paused) child.kill('SIGSTOP')
+    const measured = owner(name) === 'gateway'
     try {
+      // Starts the gateway's event-loop figures afresh, past the delay its own pause left.
+      if (measured) await gatewayLoop()
       return await measure()
     } finally {
+      if (measured) {
+        const loop = await gatewayLoop()
+        const before = eventLoop[phase]
+        eventLoop[phase] = { maxMs: Math.max(loop.maxMs, before?.maxMs ?? 0), p99Ms: Math.max(loop.p99Ms, before?.p99Ms ?? 0) }
+      }
       for (const child of paused) child.kill('SIGCONT')
     }
   }
@@ -222,6 +249,7 @@ async function main (): Promise<void> {
     await new Promise((resolve) => setTimeout(resolve, Number(process.env.BENCH_SETTLE_MS ?? 0)))
   }
 
+  phase = 'throughput'
   const throughput: Record<string, ThroughputResult> = {}
   // Redis commands per request, from INFO commandstats around each run (warm-up included).
   const redisPerRequest: Record<string, number> = {}
@@ -248,6 +276,7 @@ async function main (): Promise<void> {
   }
 
   // Like throughput: rounds alternate the targets, and each figure is the median over the rounds.
+  phase = 'latency'
   const latency: Record<string, FixedRateResult> = {}
   const latencyRuns: Record<string, FixedRateResult[]> = {}
   const latencyTargets = targets.filter(([name]) => name !== 'gateway, session')
@@ -270,6 +299,7 @@ async function main (): Promise<void> {
   }
 
   const streams: Record<string, StreamResult> = {}
+  phase = 'sse'
   if (PHASES.has('sse')) {
     process.stdout.write('SSE: direct, gateway …\n')
     streams.direct = await alone('direct', async () => await sse({ ...targets[0]![1], path: streamPath(SSE.chunks, SSE.intervalMs) }, SSE.streams, SSE.chunks))
@@ -287,7 +317,9 @@ async function main (): Promise<void> {
     latency,
     streams,
     held,
+    eventLoop,
     ratios: {
+      keyVsNodeProxy: ratio(rps('gateway, key'), rps('node minimal proxy')),
       keyVsNginx: ratio(rps('gateway, key'), rps('nginx')),
       keyVsBareProxy: ratio(rps('gateway, key'), rps('bare @fastify/http-proxy')),
       sessionVsBareProxy: ratio(rps('gateway, session'), rps('bare @fastify/http-proxy')),
@@ -329,7 +361,9 @@ function print (results: Results): void {
     `${'target'.padEnd(26)}${cell('ttfb p50', 10)}${cell('chunk delay p50', 17)}${cell('max', 8)}${cell('chunks', 10)}`,
     ...Object.entries(results.streams).map(([name, r]) => `${name.padEnd(26)}${cell(r.ttfbP50Ms, 10)}${cell(r.chunkDelayP50Ms, 17)}${cell(r.chunkDelayMaxMs, 8)}${cell(`${r.chunksSeen}/${r.chunksExpected}`, 10)}`),
     '',
-    results.held === undefined ? '' : `${results.held.streams} concurrent streams through the gateway: ${results.held.opened} open after ${results.held.openAllMs} ms, RSS ${results.held.rssIdleMb} MB at rest -> ${results.held.rssHoldingMb} MB holding them`,
+    results.held === undefined ? '' : `${results.held.streams} concurrent streams through the gateway: ${results.held.opened} open after ${results.held.openAllMs} ms, RSS ${results.held.rssIdleMb} MB at rest -> ${results.held.rssHoldingMb} MB holding them (${Math.round((results.held.rssHoldingMb - results.held.rssIdleMb) * 1024 / Math.max(1, results.held.opened) * 10) / 10} KB per stream)`,
+    '',
+    `gateway event loop, per phase: ${Object.entries(results.eventLoop).map(([phase, loop]) => `${phase} max ${loop.maxMs} ms (p99 ${loop.p99Ms})`).join(', ')}`,
     '',
     `ratios: ${JSON.stringify(results.ratios)}`,
     `written to ${join(RESULTS, 'latest.json')}`,

@@ -27,8 +27,10 @@ async function nothingUpstream (t: Test, stack: ProxyStack, sub: string, refresh
   // Bounded: long enough for a wrong upstream call to show up, never a timing assertion.
   await sleep(300)
   t.equal(stack.gemini.requests.length, 0, 'the upstream was never called for a client that had gone')
-  await waitFor(() => stack.gemini.connections === 0)
-  t.equal(stack.gemini.connections, 0, 'no connection to the upstream is left open')
+  // A call abandoned while its connection was still being made leaves that connection idle in
+  // the pool, to be reused: at most one. A call left paused would hold one per client.
+  await waitFor(() => stack.gemini.connections <= 1)
+  t.ok(stack.gemini.connections <= 1, `no upstream connection is held for a client that left (${stack.gemini.connections} open)`)
 }
 
 t.test('a client that hangs up while the gateway refreshes its token: the upstream is never called', async (t) => {

@@ -144,6 +144,11 @@ const timeZone = z.string().trim().refine((zone) => {
     return false
   }
 }, 'must be an IANA time zone')
+const booleanFlag = z.preprocess((value) => {
+  if (typeof value !== 'string') return value
+  const text = value.trim().toLowerCase()
+  return text === 'true' ? true : text === 'false' ? false : value
+}, z.boolean({ error: 'must be true or false' }))
 
 const logLevel = z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { error: 'must be one of fatal, error, warn, info, debug, trace, silent' })
 
@@ -180,6 +185,7 @@ export const configSchema = z.strictObject({
     url: setting(httpsUrl().default('https://generativelanguage.googleapis.com'), { env: 'UPSTREAM_URL', example: 'https://generativelanguage.googleapis.com', description: 'Where API traffic goes.' }),
     quotaProject: setting(z.string().trim().min(1).optional(), { env: 'UPSTREAM_QUOTA_PROJECT', example: 'my-gcp-project', description: 'Sent as x-goog-user-project (the project billed for user-credential calls).' }),
     caFile: setting(z.string().trim().min(1).optional(), { env: 'UPSTREAM_CA_FILE', example: '/etc/ssl/certs/internal-ca.pem', description: 'Extra CA bundle trusted for the upstream (the system CAs stay trusted).' }),
+    http2: setting(booleanFlag.default(true), { env: 'UPSTREAM_HTTP2', example: 'true', description: 'Speak HTTP/2 to an https upstream that offers it (many streams share a few connections); HTTP/1.1 otherwise.' }),
     timeoutSeconds: setting(integer(1, 86400).default(600), { env: 'UPSTREAM_TIMEOUT_SECONDS', example: '600', description: 'Longest wait for upstream response headers or between body chunks.' }),
     apiKey: setting(z.string().trim().min(1).optional(), { env: 'UPSTREAM_API_KEY', example: 'AIza…', description: 'A Gemini API key used upstream, instead of the person\'s token, only for UPSTREAM_API_KEY_SURFACES.', secret: true }),
     apiKeySurfaces: setting(z.preprocess(splitList, z.array(z.enum(['live', 'openai'], { error: 'each entry must be live or openai' }))).default([]),

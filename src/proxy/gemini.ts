@@ -76,7 +76,7 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
       path: target.path + target.search,
       headers: upstreamRequestHeaders(request.headers, { accessToken, requestId: request.id, quotaProject: upstream.quotaProject }),
       body: bodyForUpstream(body),
-      idempotent: false,
+      idempotent: true,
     })
     client.follow(exchange)
     return exchange

@@ -1,7 +1,9 @@
 import { readFile } from 'node:fs/promises'
 import { rootCertificates } from 'node:tls'
 import type { Readable } from 'node:stream'
-import { Pool, type Dispatcher } from 'undici'
+import type { Socket } from 'node:net'
+import type { TLSSocket } from 'node:tls'
+import { buildConnector, Client, Pool, type Dispatcher } from 'undici'
 import type { Config } from '../config/schema.js'
 import { BadGatewayError, GatewayTimeoutError } from '../errors.js'
 import { UpstreamExchange } from './exchange.js'
@@ -16,6 +18,11 @@ export const DEFAULT_CONNECT_TIMEOUT = 10_000
 export const DEFAULT_CONNECTIONS = null
 /** How long an idle upstream connection is kept for reuse. */
 export const DEFAULT_UPSTREAM_KEEP_ALIVE = 30_000
+/**
+ * Streams one HTTP/2 connection carries at once (Google announces 100): a burst of 10,000
+ * streams needs about a hundred connections instead of 10,000 sockets.
+ */
+export const DEFAULT_H2_STREAMS_PER_CONNECTION = 100
 
 /** One request to the upstream, as the proxy builds it. */
 export interface UpstreamRequest {
@@ -23,31 +30,72 @@ export interface UpstreamRequest {
   path: string
   headers: Record<string, string | string[]>
   body: Buffer | Readable | null
-  /** Never resent by undici on a broken connection: a POST to Gemini is not idempotent. */
-  idempotent: false
+  /**
+   * Always true, and not a promise that the call is safe to repeat: undici's core never resends
+   * a request (no retry interceptor is installed here). The flag only decides whether a call
+   * may share a connection with others in flight: over HTTP/2 a stream among up to
+   * DEFAULT_H2_STREAMS_PER_CONNECTION (false would open a connection per call in flight);
+   * over HTTP/1.1 undici sends one call per connection at a time whatever it says.
+   */
+  idempotent: true
 }
 
 /**
  * A connection pool to UPSTREAM_URL's origin only (the path can never name another host), with
  * certificate verification set explicitly: the system CAs plus UPSTREAM_CA_FILE, never
  * `rejectUnauthorized: false`. Headers and the gap between body chunks may each take
- * UPSTREAM_TIMEOUT_SECONDS; there is no cap on a whole stream.
+ * UPSTREAM_TIMEOUT_SECONDS; there is no cap on a whole stream. With UPSTREAM_HTTP2 (the
+ * default) an https upstream that offers h2 by ALPN is spoken to over HTTP/2; one that does not
+ * (and any http:// upstream) gets HTTP/1.1.
  */
 export async function createUpstreamPool (settings: Config['upstream']): Promise<Pool> {
   const extraCa = settings.caFile === undefined ? [] : [await readFile(settings.caFile, 'utf8')]
   const timeout = settings.timeoutSeconds * 1000
+  const connector = buildConnector({
+    rejectUnauthorized: true,
+    ca: [...rootCertificates, ...extraCa],
+    timeout: DEFAULT_CONNECT_TIMEOUT,
+    allowH2: settings.http2,
+  })
+  const streams = new StreamsPerConnection()
   return new Pool(new URL(settings.url).origin, {
     connections: DEFAULT_CONNECTIONS,
-    pipelining: 1,
+    allowH2: settings.http2,
+    maxConcurrentStreams: DEFAULT_H2_STREAMS_PER_CONNECTION,
     keepAliveTimeout: DEFAULT_UPSTREAM_KEEP_ALIVE,
     headersTimeout: timeout,
     bodyTimeout: timeout,
-    connect: {
-      rejectUnauthorized: true,
-      ca: [...rootCertificates, ...extraCa],
-      timeout: DEFAULT_CONNECT_TIMEOUT,
-    },
+    factory: (origin, options) => streams.client(origin, options as Client.Options, connector),
   })
+}
+
+/**
+ * How many calls undici may put on one connection: one over HTTP/1.1 (never pipelined: a call
+ * behind a minutes-long stream would wait for it), DEFAULT_H2_STREAMS_PER_CONNECTION over
+ * HTTP/2. Known only once a connection negotiated its protocol by ALPN, so each client is set
+ * when it connects; once the upstream was seen to speak h2, new clients start at the h2 figure,
+ * so a burst does not open a connection per call while the first handshakes are under way.
+ */
+class StreamsPerConnection {
+  #speaksH2 = false
+
+  client (origin: URL | string, options: Client.Options, connector: buildConnector.connector): Client {
+    const client: Client = new Client(origin, {
+      ...options,
+      pipelining: this.#speaksH2 ? DEFAULT_H2_STREAMS_PER_CONNECTION : 1,
+      connect: (connectOptions, callback) => connector(connectOptions, (error, socket) => {
+        if (error !== null) {
+          callback(error, null)
+          return
+        }
+        const h2 = (socket as TLSSocket).alpnProtocol === 'h2'
+        this.#speaksH2 = h2
+        client.pipelining = h2 ? DEFAULT_H2_STREAMS_PER_CONNECTION : 1
+        callback(null, socket as Socket)
+      }),
+    })
+    return client
+  }
 }
 
 const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT'])

@@ -63,7 +63,7 @@ export default async function openAiPlugin (app: FastifyInstance): Promise<void>
     headers['accept-encoding'] = 'identity'
     if (body === null) delete headers['content-length']
     else headers['content-length'] = String(body.length)
-    return dispatchUpstream(pool, { method: request.method as Dispatcher.HttpMethod, path: target.path + target.search, headers, body, idempotent: false })
+    return dispatchUpstream(pool, { method: request.method as Dispatcher.HttpMethod, path: target.path + target.search, headers, body, idempotent: true })
   }
 
   async function headOf (exchange: UpstreamExchange, request: FastifyRequest): Promise<UpstreamHead> {

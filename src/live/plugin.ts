@@ -19,6 +19,8 @@ import { liveSetup, liveUsage } from './messages.js'
 export const MAX_LIVE_MESSAGE_BYTES = 16 * 1024 * 1024
 /** Close code for a session refused or ended by policy (Google's, for bad credentials too). */
 export const POLICY_CLOSE = 1008
+/** A WebSocket close reason holds at most 123 bytes. */
+const MAX_CLOSE_REASON = 123
 /** Close code when the upstream fails. */
 const INTERNAL_CLOSE = 1011
 const PASSED_HEADERS = ['user-agent', 'x-goog-api-client'] as const
@@ -78,6 +80,24 @@ export default fp(async function livePlugin (app) {
     return socket
   }
 
+  /** Why the policy refuses `model` to this person (a close reason), or undefined. */
+  function modelRefusal (identity: Identity, model: string | undefined): string | undefined {
+    if (model === undefined) return undefined
+    try {
+      app.policy.checkModel(identity, model)
+      return undefined
+    } catch (error) {
+      return (error as Error).message.slice(0, MAX_CLOSE_REASON)
+    }
+  }
+
+  /** A turn that used up a budget ends the session: the next would run past it. */
+  function endWhenBudgetSpent (identity: Identity, session: LiveRelay): void {
+    app.policy.exhaustedBudget(identity).then((budget) => {
+      if (budget !== undefined) session.end(POLICY_CLOSE, `Your ${budget.replaceAll('_', ' ')} budget is used up.`)
+    }, (error: unknown) => { app.log.debug({ err: error }, 'live budget check failed') })
+  }
+
   function relay (request: FastifyRequest, identity: Identity, token: EphemeralToken | undefined, client: WebSocket, upstreamSocket: WebSocket): void {
     let model = token?.model
     const session: LiveRelay = new LiveRelay(client, upstreamSocket, {
@@ -85,13 +105,18 @@ export default fp(async function livePlugin (app) {
         const setup = liveSetup(data, token?.setup)
         if ('reason' in setup) return { code: 1007, reason: setup.reason }
         model = setup.model
-        // Policy (model allow-list, budgets) decides here, once the model is known.
+        // The policy's model allow-list decides here, once the model is known.
+        const refusal = modelRefusal(identity, model)
+        if (refusal !== undefined) return { code: POLICY_CLOSE, reason: refusal }
         return { data: setup.data }
       },
       upstreamMessage: (data) => {
         const usage = liveUsage(data)
-        // Per turn: the same recorder as REST calls, hence the same limits.
-        if (usage !== undefined) app.usage.record(identity.personId, model, usage)
+        if (usage === undefined) return
+        // Per turn: the same recorders as REST calls (usage totals, the policy's budgets).
+        app.usage.record(identity.personId, model, usage)
+        app.policy.recordUsage(identity, model ?? 'unknown', usage)
+        endWhenBudgetSpent(identity, session)
       },
       closed: () => { sessions.delete(session); untrack(); clearTimeout(expiry) },
     })

@@ -83,8 +83,9 @@ export default async function openAiPlugin (app: FastifyInstance): Promise<void>
       const observed = reader?.observed
       if (recorded || observed === undefined) return
       recorded = true
-      // The same recorder as the Gemini proxy's, hence the same limits.
+      // The same recorders as the Gemini proxy's: usage totals, and the policy's budgets.
       app.usage.record(identity.personId, prepared.model ?? observed.model, observed.usage)
+      app.policy.recordUsage(identity, prepared.model ?? observed.model ?? 'unknown', observed.usage)
     }
     return {
       data (chunk, resume) {
@@ -114,6 +115,8 @@ export default async function openAiPlugin (app: FastifyInstance): Promise<void>
   app.all('/v1beta/openai/*', async (request: FastifyRequest<{ Body: Buffer | undefined }>, reply) => {
     const identity = await app.identify(request)
     if (identity === null) throw new UnauthenticatedError(`Not signed in: send a gateway key as the OpenAI client's apiKey (Authorization: Bearer gk_…); create one at ${publicUrl}/auth/status.`)
+    // The policy's model allow-list reads the model from the body here.
+    await app.policy.admit(request, reply, identity, upstreamTarget(request.raw.url ?? '').path, request.body === undefined ? { kind: 'none' } : { kind: 'kept', bytes: request.body })
     const prepared = prepareBody(request.body)
     let exchange = await send(request, identity, prepared.body, false)
     const response = reply.raw

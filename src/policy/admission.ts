@@ -60,6 +60,11 @@ function denied (enforcer: Enforcer, identity: Identity, model: string): Error {
   return new ModelNotAllowedError(`The model ${model} is not allowed ${identity.keyLimits?.models === undefined ? 'for you' : 'for this key'} by the gateway's policy${rule === null ? '' : ` (rule ${rule.name})`}.`)
 }
 
+/** Throws ModelNotAllowedError (403) when the policy does not let `identity` call `model`. */
+export function checkModel (enforcer: Enforcer, identity: Identity, model: string): void {
+  if (!modelAllowed(model, enforcer.ruleFor(identity)?.limits.models, identity.keyLimits?.models)) throw denied(enforcer, identity, model)
+}
+
 /** Refuses a call whose body names a model the caller may not use (or a body too large to read for it). */
 function checkBodyModel (enforcer: Enforcer, identity: Identity, path: string, body: RequestBody): void {
   const globs = enforcer.ruleFor(identity)?.limits.models
@@ -131,7 +136,7 @@ export async function admit (enforcer: Enforcer, request: FastifyRequest, reply:
     return { body, settle: PASS_SETTLE }
   }
   const rule = enforcer.ruleFor(identity)
-  if (!modelAllowed(call.model, rule?.limits.models, identity.keyLimits?.models)) throw denied(enforcer, identity, call.model)
+  checkModel(enforcer, identity, call.model)
   const generating = GENERATING.has(call.method ?? '')
   if (!generating && !EMBEDDING.has(call.method ?? '')) return { body, settle: PASS_SETTLE }
   const checks = enforcer.checksOf(identity, Date.now())

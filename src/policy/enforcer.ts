@@ -157,6 +157,14 @@ export class Enforcer {
     else this.settlements.add(personId, charges)
   }
 
+  /** The first budget (a day's or a month's total) that `identity` has used up, if any. */
+  async exhaustedBudget (identity: Identity): Promise<LimitCheck | undefined> {
+    const budgets = this.checksOf(identity, Date.now()).filter((entry) => entry.check.kind === 'total')
+    if (budgets.length === 0) return undefined
+    const used = await this.used(budgets)
+    return budgets.find((entry, index) => used[index]! >= entry.check.limit)
+  }
+
   /** What each limit of `identity` has used; the local share's figures while the store is down. */
   async used (checks: LimitCheck[]): Promise<number[]> {
     const quotas = checks.map((entry) => entry.check)

@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Identity } from '../auth/identity.js'
 import type { RequestBody } from '../proxy/body.js'
 import { createUpstreamPool } from '../proxy/upstream.js'
-import { admit, type Admission } from './admission.js'
+import { admit, checkModel, type Admission } from './admission.js'
 import { Enforcer } from './enforcer.js'
 import { PolicyMetrics } from './metrics.js'
 import { modelsListRoutes } from './models-route.js'
@@ -33,6 +33,10 @@ export interface Policy {
    * Google's usageMetadata; charged in full against the person's limits and booked for the day.
    */
   recordUsage: (identity: Identity, model: string, usage: UsageMetadata) => void
+  /** Throws 403 (ModelNotAllowedError) when `identity` may not use `model`: for calls that name it outside a path (a Live setup). */
+  checkModel: (identity: Identity, model: string) => void
+  /** The name of a budget `identity` has used up (a Live session then ends), or undefined. */
+  exhaustedBudget: (identity: Identity) => Promise<string | undefined>
   readonly enforcer: Enforcer
 }
 
@@ -74,6 +78,8 @@ export default fp(async function policyPlugin (app) {
     enforcer,
     admit: async (request, reply, identity, path, body) => await admit(enforcer, request, reply, identity, path, body),
     recordUsage: (identity, model, usage) => { enforcer.settle(identity, model, usage) },
+    checkModel: (identity, model) => { checkModel(enforcer, identity, model) },
+    exhaustedBudget: async (identity) => (await enforcer.exhaustedBudget(identity))?.name,
   } satisfies Policy)
   app.addHook('preClose', async () => { await Promise.all([enforcer.settlements.flush(), enforcer.usage.flush()]) })
   if (app.store.kind === 'redis') heartbeat(enforcer, app)

@@ -1,27 +1,9 @@
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import type { Page } from 'playwright-core'
-import t, { type Test } from 'tap'
-import { launchChromium } from './helpers/chromium.js'
-import { startProxyStack, type ProxyStack } from './helpers/person.js'
+import t from 'tap'
+import { browserWithSession, otherOrigin } from './helpers/pages.js'
+import { startProxyStack } from './helpers/person.js'
 
 const GENERATE = '/v1beta/models/gemini-2.5-flash:generateContent'
-
-/** A page on another origin (same site: 127.0.0.1 on another port, so the Lax cookie is still sent). */
-async function otherOrigin (t: Test): Promise<string> {
-  const server = createServer((_req, res) => { res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>other</title>') })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-}
-
-async function browserWithSession (t: Test, stack: ProxyStack): Promise<Page> {
-  const { browser: signedIn } = await stack.signIn()
-  const chrome = await launchChromium(t)
-  const context = await chrome.newContext()
-  await context.addCookies([...signedIn.cookies].map(([name, value]) => ({ name, value, url: stack.url, httpOnly: true, sameSite: 'Lax' as const })))
-  return await context.newPage()
-}
 
 /** Calls generateContent from inside the page, as its script would: the status, or the error fetch threw. */
 async function callFromPage (page: Page, url: string, contentType: string): Promise<string> {

@@ -1,4 +1,4 @@
-// npm run bench:live — memory per Live session: the gateway (its own process) relays
+// node --import ./scripts/register-ts.mjs bench/live.ts — memory per Live session: the gateway (its own process) relays
 // LIVE_SESSIONS concurrent WebSocket sessions to a local fake Live upstream; prints the
 // gateway's RSS before and with them held, and the difference per session. Bounded in time.
 import { spawn } from 'node:child_process'

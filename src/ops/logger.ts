@@ -17,8 +17,7 @@ export const REDACT_PATHS = [
   'access_token', 'refresh_token', 'id_token', 'accessToken', 'refreshToken', 'idToken', 'token', 'key',
 ]
 
-// Every query parameter that can carry a credential: gateway keys, ephemeral tokens (`access_token`, as the JS SDK sends them on Live), OAuth codes.
-const SECRET_QUERY_PARAMS = new Set(['key', 'access_token', 'oauth_token', 'code', 'state'])
+const SECRET_QUERY_PARAMS = new Set(['key', 'code', 'state'])
 
 function decodedName (name: string): string {
   try {
@@ -28,7 +27,7 @@ function decodedName (name: string): string {
   }
 }
 
-/** Hides the value of credential query parameters (`key`, `access_token`, `oauth_token`) and OAuth `code`/`state` in a URL. */
+/** Hides the value of `key` (gateway keys) and OAuth `code`/`state` query parameters in a URL. */
 export function redactUrl (url: string): string {
   // Names are compared decoded, as the query parser reads them: `?%6Bey=` is `key` too.
   return url.replace(/([?&])([^=&#]*)=([^&#]*)/g, (parameter, separator: string, name: string) =>

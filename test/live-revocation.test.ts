@@ -37,3 +37,14 @@ t.test('an ephemeral token that expires ends the session it opened', async (t) =
   const live = await connectSdk(stack.url, token.name!, { apiVersion: 'v1alpha' })
   t.same(await live.closed, { code: 1008, reason: 'The ephemeral token expired.' })
 })
+
+t.test('revoking an ephemeral token ends the session it opened', async (t) => {
+  const stack = await startProxyStack(t)
+  const holder = await signInWithKey(stack)
+  const ai = new GoogleGenAI({ apiKey: holder.key, httpOptions: { baseUrl: stack.url, apiVersion: 'v1alpha' } })
+  const token = await ai.authTokens.create({ config: { uses: 1 } })
+  const live = await connectSdk(stack.url, token.name!, { apiVersion: 'v1alpha' })
+  const revoked = await fetch(`${stack.url}/v1alpha/${token.name!}`, { method: 'DELETE', headers: { 'x-goog-api-key': holder.key } })
+  t.equal(revoked.status, 204)
+  t.match(await live.closed, { code: 1008, reason: /credential revoked/ })
+})

@@ -1,19 +1,9 @@
 import type { Page } from 'playwright-core'
-import t, { type Test } from 'tap'
-import { contextWithCookies, startOrigin } from './helpers/chromium.js'
-import { startProxyStack, type ProxyStack } from './helpers/person.js'
+import t from 'tap'
+import { browserWithSession, otherOrigin } from './helpers/pages.js'
+import { startProxyStack } from './helpers/person.js'
 
 const GENERATE = '/v1beta/models/gemini-2.5-flash:generateContent'
-
-/** A page on another origin (same site: 127.0.0.1 on another port, so the Lax cookie is still sent). */
-async function otherOrigin (t: Test): Promise<string> {
-  return await startOrigin(t, (_req, res) => { res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>other</title>') })
-}
-
-async function browserWithSession (t: Test, stack: ProxyStack): Promise<Page> {
-  const { browser: signedIn } = await stack.signIn()
-  return await (await contextWithCookies(t, stack.url, signedIn.cookies)).newPage()
-}
 
 /** Calls generateContent from inside the page, as its script would: the status, or the error fetch threw. */
 async function callFromPage (page: Page, url: string, contentType: string): Promise<string> {

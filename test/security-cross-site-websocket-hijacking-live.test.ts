@@ -1,26 +1,8 @@
-import { createServer } from 'node:http'
-import type { AddressInfo } from 'node:net'
 import type { Page } from 'playwright-core'
-import t, { type Test } from 'tap'
-import { launchChromium } from './helpers/chromium.js'
+import t from 'tap'
 import { LIVE_MODEL, livePath } from './helpers/live.js'
-import { startProxyStack, type ProxyStack } from './helpers/person.js'
-
-/** A page on another origin of the same site (127.0.0.1, another port): the Lax session cookie still rides along on its WebSockets. */
-async function otherOrigin (t: Test): Promise<string> {
-  const server = createServer((_req, res) => { res.writeHead(200, { 'content-type': 'text/html' }).end('<!doctype html><title>other</title>') })
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve))
-  t.teardown(() => new Promise<void>((resolve) => { server.closeAllConnections(); server.close(() => resolve()) }))
-  return `http://127.0.0.1:${(server.address() as AddressInfo).port}`
-}
-
-async function signedInPage (t: Test, stack: ProxyStack): Promise<Page> {
-  const { browser: signedIn } = await stack.signIn()
-  const chrome = await launchChromium(t)
-  const context = await chrome.newContext()
-  await context.addCookies([...signedIn.cookies].map(([name, value]) => ({ name, value, url: stack.url, httpOnly: true, sameSite: 'Lax' as const })))
-  return await context.newPage()
-}
+import { browserWithSession as signedInPage, otherOrigin } from './helpers/pages.js'
+import { startProxyStack } from './helpers/person.js'
 
 /** Opens a Live WebSocket from the page, sends setup, and says what came back: the first message, or how it closed. */
 async function liveFromPage (page: Page, url: string): Promise<string> {

@@ -16,6 +16,7 @@ import geminiProxyPlugin from './proxy/gemini.js'
 import { createStore } from './store/redis.js'
 import type { Store } from './store/store.js'
 import vaultPlugin from './tokens/plugin.js'
+import tracingPlugin from './tracing/plugin.js'
 
 /** How long an idle keep-alive connection stays open (above common load-balancer idle timeouts). */
 export const DEFAULT_KEEP_ALIVE_TIMEOUT = 72_000
@@ -73,6 +74,8 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   app.setErrorHandler(errorHandler)
   app.setNotFoundHandler(notFoundHandler)
 
+  // First: its request hook opens the span everything after it runs in (when tracing is on).
+  await app.register(tracingPlugin)
   await app.register(lateHeadersPlugin)
   await app.register(healthPlugin)
   await app.register(metricsPlugin)

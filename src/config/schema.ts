@@ -137,6 +137,12 @@ function group<T extends z.core.$ZodLooseShape> (shape: T) {
 
 const GOOGLE_ISSUER = 'https://accounts.google.com'
 
+/** A collector's base URL: plain http is usual inside a cluster, so it is allowed anywhere. */
+function collectorUrl () {
+  return z.string({ error: 'must be a URL' }).trim().pipe(z.url({ error: 'must be an absolute http:// or https:// URL', protocol: /^https?$/ }))
+    .transform((value) => value.replace(/\/+$/, ''))
+}
+
 /** The one schema: validates the merged settings and gives the `Config` type. */
 export const configSchema = z.strictObject({
   port: setting(integer(0, 65535).default(8080), { env: 'PORT', example: '8080', description: 'TCP port to listen on.' }),
@@ -178,6 +184,10 @@ export const configSchema = z.strictObject({
     upstreamUrl: setting(httpsUrl().optional(), { env: 'APP_UPSTREAM_URL', example: 'http://127.0.0.1:3000', description: 'The internal app the gateway fronts (sidecar mode); unset means no app.' }),
     timeoutSeconds: setting(integer(1, 86400).default(300), { env: 'APP_TIMEOUT_SECONDS', example: '300', description: 'Longest wait for the app\'s response headers or between its body chunks.' }),
     publicPaths: setting(stringList().default([]), { env: 'APP_PUBLIC_PATHS', example: '/public/,/favicon.ico', description: 'Path prefixes of the app served without sign-in.' }),
+  }),
+  tracing: group({
+    endpoint: setting(collectorUrl().optional(), { env: 'OTEL_EXPORTER_OTLP_ENDPOINT', example: 'http://otel-collector:4318', description: 'OpenTelemetry collector (OTLP/HTTP) base URL; traces go to its /v1/traces. Unset means no tracing and no cost.' }),
+    serviceName: setting(z.string().trim().min(1).default('gemgate'), { env: 'OTEL_SERVICE_NAME', example: 'gemgate', description: 'service.name on exported traces.' }),
   }),
 }).superRefine((value, ctx) => {
   const config = value as Partial<typeof value>

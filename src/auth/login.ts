@@ -6,6 +6,7 @@ import { checkEmail, type EmailClaims, type Refusal } from './allow.js'
 import { clearCookie, cookieOptions } from './cookies.js'
 import { errorPage, sendPage } from './pages.js'
 import { personIdFor } from './person.js'
+import { publicHostRedirect } from './public-host.js'
 import { safeReturnPath } from './redirect.js'
 
 /** How long a started sign-in may take before its transaction is forgotten. */
@@ -68,7 +69,8 @@ async function takeTransaction (app: FastifyInstance, request: FastifyRequest): 
   const raw = request.cookies[app.cookieNames.login]
   const unsigned = raw === undefined ? null : request.unsignCookie(raw)
   if (unsigned === null || !unsigned.valid || unsigned.value === null) {
-    throw new SignInFailure(400, 'Sign-in could not be finished', 'This sign-in was not started in this browser, or it took too long. Please start again.')
+    throw new SignInFailure(400, 'Sign-in could not be finished', 'This sign-in was not started in this browser, or it took too long. ' +
+      `If you opened the gateway at another address than ${app.config.publicUrl} (127.0.0.1 instead of localhost, say), open ${app.config.publicUrl} instead. Please start again.`)
   }
   // Atomic take-and-delete: a replayed callback finds nothing.
   const text = await app.store.take(transactionKey(unsigned.value))
@@ -136,7 +138,11 @@ async function finishLogin (app: FastifyInstance, request: FastifyRequest<{ Quer
 
 /** GET /auth/login and GET /auth/callback: the authorization-code flow with PKCE, state and nonce. */
 export default fp(async function loginPlugin (app) {
-  app.get<{ Querystring: { rd?: string } }>('/auth/login', async (request, reply) => await startLogin(app, request, reply))
+  app.get<{ Querystring: { rd?: string } }>('/auth/login', async (request, reply) => {
+    const elsewhere = publicHostRedirect(request, app.config.publicUrl)
+    if (elsewhere !== undefined) return reply.header('cache-control', 'no-store').redirect(elsewhere, 302)
+    return await startLogin(app, request, reply)
+  })
 
   app.get<{ Querystring: Record<string, string | undefined> }>('/auth/callback', async (request, reply) => {
     clearCookie(reply, app.cookieNames, app.cookieNames.login)

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import assertionPlugin from './auth/assertion.js'
+import { withErrorPages, withNotFoundPage } from './auth/error-pages.js'
 import identityPlugin from './auth/identity.js'
 import authPlugin from './auth/plugin.js'
 import keysPlugin from './auth/keys.js'
@@ -71,8 +72,9 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   app.decorate('config', config)
   app.decorate('store', store)
   app.decorate('provider', provider)
-  app.setErrorHandler(errorHandler)
-  app.setNotFoundHandler(notFoundHandler)
+  // Browsers get a page in the gateway's look, programs Google's error JSON.
+  app.setErrorHandler(withErrorPages(errorHandler))
+  app.setNotFoundHandler(withNotFoundPage(notFoundHandler))
 
   // First: its request hook opens the span everything after it runs in (when tracing is on).
   await app.register(tracingPlugin)

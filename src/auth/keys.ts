@@ -1,6 +1,7 @@
+import { randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import { BadRequestError, NotFoundError, SignInAgainError, UnauthenticatedError } from '../errors.js'
+import { BadRequestError, googleError, NotFoundError, SignInAgainError, UnauthenticatedError } from '../errors.js'
 import type { Identity } from './identity.js'
 import { KEY_PATTERN, KEY_PREFIX, keyHash, KeyStore, MAX_KEY_LIFETIME_DAYS, MAX_KEYS_PER_PERSON, type GatewayKey } from './key-store.js'
 import { html, layout, sendPage, type Html } from './pages.js'
@@ -14,7 +15,7 @@ declare module 'fastify' {
   }
 }
 
-interface CreateBody { name: string, expiresInDays?: number }
+interface CreateBody { name: string, expiresInDays?: number, submission?: string }
 
 const createSchema = {
   body: {
@@ -24,6 +25,8 @@ const createSchema = {
     properties: {
       name: { type: 'string', minLength: 1, maxLength: 100, pattern: '\\S' },
       expiresInDays: { type: 'integer', minimum: 1, maximum: MAX_KEY_LIFETIME_DAYS },
+      // The form's one-time id: a reload of "key created" resends it and makes no second key.
+      submission: { type: 'string', pattern: '^[A-Za-z0-9_-]{16,64}$' },
     },
   },
 }
@@ -57,14 +60,15 @@ function wantsPage (request: FastifyRequest): boolean {
   return request.headers['content-type']?.startsWith('application/x-www-form-urlencoded') === true
 }
 
-function keysSection (keys: GatewayKey[]): Html {
+function keysSection (keys: GatewayKey[], revoked: string | undefined): Html {
   const rows = keys.map((key) => html`<tr><td>${key.name}</td><td>${iso(key.createdAt)?.slice(0, 10)}</td>
-<td>${key.lastUsedAt === null ? 'never' : iso(key.lastUsedAt)?.slice(0, 16).replace('T', ' ')}</td><td>${key.expiresAt === null ? 'never' : iso(key.expiresAt)?.slice(0, 10)}</td>
-<td><form class="inline" method="post" action="/auth/keys/${key.id}/revoke"><button class="danger" type="submit" aria-label="Revoke ${key.name}">Revoke</button></form></td></tr>`)
+<td>${key.lastUsedAt === null ? 'never' : `${iso(key.lastUsedAt)?.slice(0, 16).replace('T', ' ')} UTC`}</td><td>${key.expiresAt === null ? 'never' : iso(key.expiresAt)?.slice(0, 10)}</td>
+<td><form class="inline" method="post" action="/auth/keys/${key.id}/revoke" data-confirm="Revoke the key “${key.name}”? Programs using it stop working at once."><button class="danger" type="submit" aria-label="Revoke ${key.name}">Revoke</button></form></td></tr>`)
   return html`<section class="card" id="keys"><h2>Your gateway keys</h2>
 <p class="muted">Use a key as the API key of <code>@google/genai</code> with this gateway as its base URL.</p>
 ${keys.length === 0 ? html`<p class="muted">No keys yet.</p>` : html`<table><thead><tr><th>Name</th><th>Created</th><th>Last used</th><th>Expires</th><th></th></tr></thead><tbody>${rows}</tbody></table>`}
-<form method="post" action="/auth/keys" class="row"><input name="name" required maxlength="100" placeholder="Key name" aria-label="Key name">
+${revoked === undefined ? '' : html`<p class="notice" role="status">Key “${revoked}” revoked: it no longer works.</p>`}
+<form method="post" action="/auth/keys" class="row"><input type="hidden" name="submission" value="${randomBytes(16).toString('base64url')}"><input name="name" required maxlength="100" placeholder="Key name" aria-label="Key name">
 <input name="expiresInDays" type="number" min="1" max="${MAX_KEY_LIFETIME_DAYS}" placeholder="Days valid (optional)" aria-label="Days valid (optional)"><button type="submit">Create key</button></form></section>`
 }
 
@@ -74,6 +78,15 @@ function createdPage (key: GatewayKey, secret: string): Html {
 <p><a class="button" href="/auth/status">Back to status</a></p></section>`)
 }
 
+function alreadyCreatedPage (): Html {
+  return layout('Key already created', html`<section class="card"><h1>This key was already created</h1>
+<p>The form was sent again (a reload, or a second click), so no second key was made. Its secret was shown only once: if you did not copy it, revoke it and create a new one.</p>
+<p><a class="button" href="/auth/status#keys">Back to status</a></p></section>`)
+}
+
+/** How long a form's one-time id is remembered: longer than anyone keeps a "key created" page open to reload. */
+const SUBMISSION_TTL_MS = 24 * 3600 * 1000
+
 async function keyRoutes (app: FastifyInstance): Promise<void> {
   // The status page's forms post urlencoded; nothing else here takes them.
   app.addContentTypeParser('application/x-www-form-urlencoded', { parseAs: 'string', bodyLimit: 4096 }, (_request, body, done) => {
@@ -82,6 +95,12 @@ async function keyRoutes (app: FastifyInstance): Promise<void> {
 
   app.post<{ Body: CreateBody }>('/auth/keys', { schema: createSchema }, async (request, reply) => {
     const identity = await requireSession(app, request)
+    const { submission } = request.body
+    if (submission !== undefined && !await app.store.setIfAbsent(`key-form:${identity.personId}:${submission}`, '1', SUBMISSION_TTL_MS)) {
+      reply.header('cache-control', 'no-store')
+      if (wantsPage(request)) return sendPage(reply, 409, alreadyCreatedPage())
+      return await reply.code(409).send(googleError(409, 'This form was already submitted; no second key was created.'))
+    }
     if ((await app.keys.list(identity.personId)).length >= MAX_KEYS_PER_PERSON) {
       throw new BadRequestError(`You already have ${MAX_KEYS_PER_PERSON} keys; revoke one first.`)
     }
@@ -108,8 +127,11 @@ async function keyRoutes (app: FastifyInstance): Promise<void> {
     return await reply.code(204).send()
   })
   app.post<{ Params: { id: string } }>('/auth/keys/:id/revoke', { schema: idSchema }, async (request, reply) => {
+    const identity = await requireSession(app, request)
+    const name = (await app.keys.list(identity.personId)).find((key) => key.id === request.params.id)?.name
     await revoke(request)
-    return await reply.redirect('/auth/status#keys', 303)
+    // The key's name comes back as feedback; the status page escapes it like any text.
+    return await reply.redirect(`/auth/status?revoked=${encodeURIComponent(name ?? '')}#keys`, 303)
   })
 }
 
@@ -140,6 +162,6 @@ export default fp(async function keysPlugin (app) {
     return (cacheKey === null ? undefined : app.identityCache.get(cacheKey)) ?? resolveKey(secret, cacheKey)
   })
   app.signOutHooks.push(async (personId) => { await keys.revokeAll(personId) })
-  app.statusSections.push(async (identity) => keysSection(await keys.list(identity.personId)))
+  app.statusSections.push(async (identity, request) => keysSection(await keys.list(identity.personId), (request.query as { revoked?: string }).revoked?.slice(0, 100)))
   await app.register(keyRoutes)
 }, { name: 'gemgate-keys', dependencies: ['gemgate-identity', 'gemgate-sessions', 'gemgate-logout', 'gemgate-status'] })

@@ -4,7 +4,7 @@ import * as oidc from 'openid-client'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { checkEmail, type EmailClaims, type Refusal } from './allow.js'
 import { clearCookie, cookieOptions } from './cookies.js'
-import { errorPage, sendPage } from './pages.js'
+import { errorPage, html, layout, sendPage, type Html } from './pages.js'
 import { personIdFor } from './person.js'
 import { publicHostRedirect } from './public-host.js'
 import { safeReturnPath } from './redirect.js'
@@ -27,6 +27,12 @@ const REFUSALS: Record<Refusal, string> = {
   unverified: 'This account\'s email address is not verified.',
   malformed: 'This account\'s email address is not one Gemgate accepts.',
   'not-allowed': 'This account is not allowed to use this gateway.',
+}
+
+function signedInAlreadyPage (): Html {
+  return layout('Signed in', html`<section class="card"><h1>You are already signed in</h1>
+<p>This sign-in link was used before (a reload or the back button); your session is fine.</p>
+<p class="row"><a class="button" href="/">Continue</a><a class="button secondary" href="/auth/status">Your gateway status</a></p></section>`)
 }
 
 /** A sign-in that cannot finish: ends on the error page with this status, and no session. */
@@ -121,7 +127,8 @@ async function finishLogin (app: FastifyInstance, request: FastifyRequest<{ Quer
   const refusal = checkEmail(claims, app.config)
   if (refusal !== null) {
     request.log.info({ refusal }, 'sign-in refused by the allow-list')
-    throw new SignInFailure(403, 'Access denied', REFUSALS[refusal])
+    const who = typeof claims.email === 'string' ? ` (signed in at the provider as ${claims.email})` : ''
+    throw new SignInFailure(403, 'Access denied', `${REFUSALS[refusal]}${who} If you have another account, sign in again with it.`)
   }
   const personId = personIdFor(app.config.oidc.issuer, claims.sub)
   await app.profiles.save(personId, { sub: claims.sub, email: String(claims.email), name: typeof claims.name === 'string' ? claims.name : String(claims.email) })
@@ -152,6 +159,9 @@ export default fp(async function loginPlugin (app) {
       return await finishLogin(app, request, reply)
     } catch (error) {
       if (!(error instanceof SignInFailure)) throw error
+      // A replayed or stale callback in a browser that is signed in: still refused, but their session is fine.
+      const signedIn = await app.identify(request).then((identity) => identity?.via === 'session', () => false)
+      if (signedIn && error.status === 400) return sendPage(reply, error.status, signedInAlreadyPage())
       return sendPage(reply, error.status, errorPage(error.title, error.message))
     }
   })

@@ -23,9 +23,10 @@ COPY --from=build /app/dist ./dist
 # Mount a YAML config at /app/config/gemgate.yaml, or point GEMGATE_CONFIG elsewhere.
 USER node
 EXPOSE 8080
-# Slim images have no curl; node's fetch asks /healthz on the port the gateway listens on.
+# Readiness, not liveness: "healthy" means Redis answers and the provider's metadata is loaded,
+# so people can sign in (compose waits on it). Slim images have no curl; node's fetch asks.
 HEALTHCHECK --interval=30s --timeout=5s --start-period=15s --retries=3 \
-  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/healthz', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
+  CMD ["node", "-e", "fetch('http://127.0.0.1:' + (process.env.PORT || 8080) + '/readyz', { signal: AbortSignal.timeout(4000) }).then((r) => process.exit(r.ok ? 0 : 1), () => process.exit(1))"]
 # main.ts drains in-flight requests on SIGTERM (SHUTDOWN_DRAIN_SECONDS), then exits 0.
 STOPSIGNAL SIGTERM
 CMD ["node", "dist/main.js"]

@@ -162,6 +162,8 @@ async function main (): Promise<void> {
     REDIS_URL: `redis://127.0.0.1:${redisPort}`,
     UPSTREAM_URL: upstreamUrl,
     LOG_LEVEL: 'info',
+    // Unset (the default) measures the gateway as shipped, tracing off; set it to a collector to see tracing's cost.
+    OTEL_EXPORTER_OTLP_ENDPOINT: process.env.BENCH_OTEL_ENDPOINT ?? '',
   }
   const gateway = nodeScript(proxyCore, 'gateway.mjs', gatewayEnv, PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(RESULTS, 'profiles')}`] : [])
   const seeded = await message<{ port: number, key: string, cookie: string }>(gateway, 'the gateway')

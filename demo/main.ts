@@ -7,6 +7,13 @@ import { startDemo, type Demo } from './start.js'
 const EX_CONFIG = 78
 const PROMPT = 'Hello through Gemgate'
 
+// What survives a restart (docs/demo.md): on Redis, the gateway's state does; the embedded
+// provider starts afresh, so sign-ins from an earlier offline run end at their first use.
+function storeLine (demo: Demo, redis: boolean): string {
+  if (!redis) return 'in memory, gone when the demo stops (set REDIS_URL to use Redis)'
+  return demo.user === null ? 'Redis at REDIS_URL' : 'Redis at REDIS_URL (the embedded provider starts afresh: sign in again after a restart)'
+}
+
 function banner (demo: Demo, redis: boolean): string {
   const streamUrl = `${demo.url}/v1beta/models/${demo.model}:streamGenerateContent?alt=sse`
   const body = JSON.stringify({ contents: [{ parts: [{ text: PROMPT }] }] })
@@ -31,7 +38,7 @@ function banner (demo: Demo, redis: boolean): string {
     '',
     `  GEMGATE_URL=${demo.url} node demo/genai-stream.mjs '${PROMPT}'     # @google/genai`,
     '',
-    `Store: ${redis ? 'Redis at REDIS_URL' : 'in memory (set REDIS_URL to use Redis)'}. Ctrl-C stops everything.`,
+    `Store: ${storeLine(demo, redis)}. Ctrl-C stops everything.`,
     '',
   ].join('\n')
 }

@@ -20,6 +20,8 @@ export const DEMO_USER: Required<Pick<FixtureUser, 'sub' | 'email' | 'name' | 'p
   name: 'Demo User',
   password: 'gemgate',
 }
+/** What the embedded provider's consent page calls the gateway. */
+export const DEMO_CLIENT_NAME = 'Gemgate demo'
 // Slow enough to watch the answer arrive, in enough pieces to see it stream.
 const FAKE_CHUNK_COUNT = 12
 const FAKE_CHUNK_DELAY_MS = 120
@@ -83,7 +85,11 @@ function demoSecrets (env: Record<string, string>): Record<string, string> {
 }
 
 async function offlineEnvironment (teardowns: Teardowns, env: Record<string, string>, publicUrl: string, model: string) {
-  const provider = await startProvider(teardowns, { redirectUris: [`${publicUrl}/auth/callback`] })
+  const provider = await startProvider(teardowns, {
+    redirectUris: [`${publicUrl}/auth/callback`],
+    clientName: DEMO_CLIENT_NAME,
+    signInHint: `Demo user: ${DEMO_USER.email}, password: ${DEMO_USER.password}`,
+  })
   provider.addUser(DEMO_USER)
   const gemini = await startFakeGemini(teardowns, {
     provider: { introspect: async (token) => await provider.introspect(token) },

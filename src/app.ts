@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto'
 import fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import auditPlugin from './audit/plugin.js'
+import { withErrorPages, withNotFoundPage } from './auth/error-pages.js'
 import identityPlugin from './auth/identity.js'
 import authPlugin from './auth/plugin.js'
 import keysPlugin from './auth/keys.js'
@@ -26,6 +27,7 @@ import storeStatusPlugin from './store/plugin.js'
 import { createStore } from './store/redis.js'
 import type { Store } from './store/store.js'
 import vaultPlugin from './tokens/plugin.js'
+import tracingPlugin from './tracing/plugin.js'
 
 /** How long an idle keep-alive connection stays open (above common load-balancer idle timeouts). */
 export const DEFAULT_KEEP_ALIVE_TIMEOUT = 72_000
@@ -80,9 +82,12 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   app.decorate('config', config)
   app.decorate('store', store)
   app.decorate('provider', provider)
-  app.setErrorHandler(errorHandler)
-  app.setNotFoundHandler(notFoundHandler)
+  // Browsers get a page in the gateway's look, programs Google's error JSON.
+  app.setErrorHandler(withErrorPages(errorHandler))
+  app.setNotFoundHandler(withNotFoundPage(notFoundHandler))
 
+  // First: its request hook opens the span everything after it runs in (when tracing is on).
+  await app.register(tracingPlugin)
   await app.register(lateHeadersPlugin)
   await app.register(healthPlugin)
   await app.register(metricsPlugin)

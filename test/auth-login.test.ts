@@ -64,7 +64,11 @@ t.test('signed out: /auth/me and /auth/verify answer 401, the status page offers
 
 t.test('the redirect URI comes from PUBLIC_URL, never from Host or X-Forwarded-*', async (t) => {
   const stack = await startStack(t, { memory: true, env: { TRUST_PROXY: 'true' } })
-  const login = await stack.browser().fetch('/auth/login', { headers: { 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https', host: 'evil.example' } })
+  const forged = { 'x-forwarded-host': 'evil.example', 'x-forwarded-proto': 'https', host: 'evil.example' }
+  const first = await stack.browser().fetch('/auth/login', { headers: forged })
+  // Another host than PUBLIC_URL's is first sent to PUBLIC_URL (test/auth-public-host.test.ts); then on.
+  t.equal(new URL(first.headers.get('location')!).origin, stack.url)
+  const login = await stack.browser().fetch(first.headers.get('location')!, { headers: forged })
   t.equal(new URL(login.headers.get('location')!).searchParams.get('redirect_uri'), `${stack.url}/auth/callback`)
 })
 

@@ -12,7 +12,7 @@ t.test('logout revokes the tokens at the provider and ends the session', async (
 
   const response = await browser.fetch('/auth/logout', { method: 'POST', headers: { origin: stack.url, accept: 'text/html' } })
   t.equal(response.status, 303)
-  t.equal(response.headers.get('location'), '/auth/status')
+  t.equal(response.headers.get('location'), '/auth/status?signed-out')
   t.notOk(browser.cookies.has('gemgate'), 'cookie cleared')
 
   t.equal((await stack.provider.introspect(record!.refreshToken!)).active, false, 'refresh token revoked at the provider')

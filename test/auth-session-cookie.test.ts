@@ -32,7 +32,7 @@ t.test('on https the cookies are __Host- prefixed and Secure', async (t) => {
   const config = loadConfig({ env: { ...testEnvironment('https://gemgate.example.com', provider.issuer, provider.clientId, provider.clientSecret), REDIS_URL: '' } })
   const app = await buildApp(config)
   t.teardown(async () => { await app.close() })
-  const login = await app.inject({ method: 'GET', url: '/auth/login' })
+  const login = await app.inject({ method: 'GET', url: '/auth/login', headers: { host: 'gemgate.example.com' } })
   t.equal(login.statusCode, 302)
   const line = String(login.headers['set-cookie'])
   t.match(line, /^__Host-gemgate-login=/)

@@ -1,8 +1,9 @@
+import { randomBytes } from 'node:crypto'
 import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { audit } from '../audit/plugin.js'
 import { limitsSchema, type Limits } from '../config/policy.js'
-import { BadRequestError, NotFoundError, SignInAgainError, UnauthenticatedError } from '../errors.js'
+import { BadRequestError, googleError, NotFoundError, SignInAgainError, UnauthenticatedError } from '../errors.js'
 import type { Identity } from './identity.js'
 import { FORM_TOKEN_FIELD, KeyGuard } from './key-guard.js'
 import { KEY_PATTERN, KEY_PREFIX, keyHash, KeyStore, type GatewayKey } from './key-store.js'
@@ -22,7 +23,7 @@ declare module 'fastify' {
 /** Reasons (one line each) why `limits` may not be given to a key of `identity`; empty when they may. */
 export type KeyLimitGuard = (identity: Identity, limits: Limits) => string[]
 
-interface CreateBody { name: string, expiresInDays?: number, limits?: unknown, formToken?: string }
+interface CreateBody { name: string, expiresInDays?: number, limits?: unknown, formToken?: string, submission?: string }
 
 function createSchema (maxDays: number) {
   return {
@@ -35,6 +36,8 @@ function createSchema (maxDays: number) {
         expiresInDays: { type: 'integer', minimum: 1, maximum: maxDays },
         limits: { type: 'object' },
         [FORM_TOKEN_FIELD]: { type: 'string', maxLength: 100 },
+        // The form's one-time id: a reload of "key created" resends it and makes no second key.
+        submission: { type: 'string', pattern: '^[A-Za-z0-9_-]{16,64}$' },
       },
     },
   }
@@ -80,14 +83,15 @@ function wantsPage (request: FastifyRequest): boolean {
   return request.headers['content-type']?.startsWith('application/x-www-form-urlencoded') === true
 }
 
-function keysSection (keys: GatewayKey[], maxDays: number, formToken: string | null): Html {
+function keysSection (keys: GatewayKey[], maxDays: number, formToken: string | null, revoked: string | undefined): Html {
   const rows = keys.map((key) => html`<tr><td>${key.name}</td><td>${iso(key.createdAt)?.slice(0, 10)}</td>
-<td>${key.lastUsedAt === null ? 'never' : iso(key.lastUsedAt)?.slice(0, 16).replace('T', ' ')}</td><td>${key.expiresAt === null ? 'never' : iso(key.expiresAt)?.slice(0, 10)}</td>
-<td><form class="inline" method="post" action="/auth/keys/${key.id}/revoke"><button class="danger" type="submit" aria-label="Revoke ${key.name}">Revoke</button></form></td></tr>`)
+<td>${key.lastUsedAt === null ? 'never' : `${iso(key.lastUsedAt)?.slice(0, 16).replace('T', ' ')} UTC`}</td><td>${key.expiresAt === null ? 'never' : iso(key.expiresAt)?.slice(0, 10)}</td>
+<td><form class="inline" method="post" action="/auth/keys/${key.id}/revoke" data-confirm="Revoke the key “${key.name}”? Programs using it stop working at once."><button class="danger" type="submit" aria-label="Revoke ${key.name}">Revoke</button></form></td></tr>`)
   return html`<section class="card" id="keys"><h2>Your gateway keys</h2>
 <p class="muted">Use a key as the API key of <code>@google/genai</code> with this gateway as its base URL.</p>
 ${keys.length === 0 ? html`<p class="muted">No keys yet.</p>` : html`<table><thead><tr><th>Name</th><th>Created</th><th>Last used</th><th>Expires</th><th></th></tr></thead><tbody>${rows}</tbody></table>`}
-${formToken === null ? html`<p class="muted">Open this page in a browser tab to create a key.</p>` : html`<form method="post" action="/auth/keys" class="row"><input type="hidden" name="${FORM_TOKEN_FIELD}" value="${formToken}"><input name="name" required maxlength="100" placeholder="Key name" aria-label="Key name">
+${revoked === undefined ? '' : html`<p class="notice" role="status">Key “${revoked}” revoked: it no longer works.</p>`}
+${formToken === null ? html`<p class="muted">Open this page in a browser tab to create a key.</p>` : html`<form method="post" action="/auth/keys" class="row"><input type="hidden" name="${FORM_TOKEN_FIELD}" value="${formToken}"><input type="hidden" name="submission" value="${randomBytes(16).toString('base64url')}"><input name="name" required maxlength="100" placeholder="Key name" aria-label="Key name">
 <input name="expiresInDays" type="number" min="1" max="${maxDays}" placeholder="Days valid (default ${maxDays})" aria-label="Days valid (default ${maxDays})"><button type="submit">Create key</button></form>`}</section>`
 }
 
@@ -96,6 +100,15 @@ function createdPage (key: GatewayKey, secret: string): Html {
 <p>Copy it now: it is shown only this once.</p><p class="key"><code>${secret}</code></p>
 <p><a class="button" href="/auth/status">Back to status</a></p></section>`)
 }
+
+function alreadyCreatedPage (): Html {
+  return layout('Key already created', html`<section class="card"><h1>This key was already created</h1>
+<p>The form was sent again (a reload, or a second click), so no second key was made. Its secret was shown only once: if you did not copy it, revoke it and create a new one.</p>
+<p><a class="button" href="/auth/status#keys">Back to status</a></p></section>`)
+}
+
+/** How long a form's one-time id is remembered: longer than anyone keeps a "key created" page open to reload. */
+const SUBMISSION_TTL_MS = 24 * 3600 * 1000
 
 async function keyRoutes (app: FastifyInstance, guard: KeyGuard): Promise<void> {
   // The status page's forms post urlencoded; nothing else here takes them.
@@ -106,6 +119,12 @@ async function keyRoutes (app: FastifyInstance, guard: KeyGuard): Promise<void> 
   app.post<{ Body: CreateBody }>('/auth/keys', { schema: createSchema(app.config.keyMaxDays) }, async (request, reply) => {
     const identity = await requireSession(app, request)
     guard.checkCreate(request, identity, request.body[FORM_TOKEN_FIELD])
+    const { submission } = request.body
+    if (submission !== undefined && !await app.store.setIfAbsent(`key-form:${identity.personId}:${submission}`, '1', SUBMISSION_TTL_MS)) {
+      reply.header('cache-control', 'no-store')
+      if (wantsPage(request)) return sendPage(reply, 409, alreadyCreatedPage())
+      return await reply.code(409).send(googleError(409, 'This form was already submitted; no second key was created.'))
+    }
     const limits = keyLimits(app, identity, request.body.limits)
     const { key, secret } = await app.keys.create(identity.personId, request.body.name.trim(), request.body.expiresInDays, limits)
     request.log.info({ keyId: key.id }, 'gateway key created')
@@ -132,8 +151,11 @@ async function keyRoutes (app: FastifyInstance, guard: KeyGuard): Promise<void> 
     return await reply.code(204).send()
   })
   app.post<{ Params: { id: string } }>('/auth/keys/:id/revoke', { schema: idSchema }, async (request, reply) => {
+    const identity = await requireSession(app, request)
+    const name = (await app.keys.list(identity.personId)).find((key) => key.id === request.params.id)?.name
     await revoke(request)
-    return await reply.redirect('/auth/status#keys', 303)
+    // The key's name comes back as feedback; the status page escapes it like any text.
+    return await reply.redirect(`/auth/status?revoked=${encodeURIComponent(name ?? '')}#keys`, 303)
   })
 }
 
@@ -168,6 +190,7 @@ export default fp(async function keysPlugin (app) {
   app.signOutHooks.push(async (personId) => { await keys.revokeAll(personId) })
   // An unexpired key keeps its person's tokens worth refreshing (INACTIVE_PERSON_DAYS).
   app.vault.addAccessCheck(async (personId) => (await keys.list(personId)).length > 0)
-  app.statusSections.push(async (identity, request) => keysSection(await keys.list(identity.personId), app.config.keyMaxDays, guard.tokenFor(request, identity)))
+  app.statusSections.push(async (identity, request) => keysSection(await keys.list(identity.personId), app.config.keyMaxDays, guard.tokenFor(request, identity),
+    (request.query as { revoked?: string }).revoked?.slice(0, 100)))
   await app.register(async (scope) => { await keyRoutes(scope, guard) })
 }, { name: 'gemgate-keys', dependencies: ['gemgate-identity', 'gemgate-sessions', 'gemgate-logout', 'gemgate-status'] })

@@ -5,9 +5,10 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import { audit } from '../audit/plugin.js'
 import { checkEmail, type EmailClaims, type Refusal } from './allow.js'
 import { clearCookie, cookieOptions } from './cookies.js'
-import { errorPage, sendPage } from './pages.js'
+import { errorPage, html, layout, sendPage, type Html } from './pages.js'
 import { personIdFor } from './person.js'
 import { LOGIN_TTL_SECONDS, MAX_RETURN_PATH_LENGTH, PendingSignIns, type PendingSignIn } from './pending-sign-in.js'
+import { publicHostRedirect } from './public-host.js'
 import { DEFAULT_RETURN_PATH, safeReturnPath } from './redirect.js'
 
 /** Marks a state whose code was exchanged, until the login cookie that carried it has expired anyway. */
@@ -35,6 +36,12 @@ const PROVIDER_ERRORS: Record<string, string> = {
   server_error: 'The sign-in provider ran into an error. Please try again in a moment.',
 }
 const UNKNOWN_PROVIDER_ERROR = 'The sign-in provider did not complete the sign-in.'
+
+function signedInAlreadyPage (): Html {
+  return layout('Signed in', html`<section class="card"><h1>You are already signed in</h1>
+<p>This sign-in link was used before (a reload or the back button); your session is fine.</p>
+<p class="row"><a class="button" href="/">Continue</a><a class="button secondary" href="/auth/status">Your gateway status</a></p></section>`)
+}
 
 /** A sign-in that cannot finish: ends on the error page with this status, and no session. */
 class SignInFailure extends Error {
@@ -82,7 +89,8 @@ function takeTransaction (app: FastifyInstance, pendingSignIns: PendingSignIns, 
   const unsigned = raw === undefined ? null : request.unsignCookie(raw)
   const pending = unsigned?.valid === true && unsigned.value !== null ? pendingSignIns.open(unsigned.value) : null
   if (pending === null) {
-    throw new SignInFailure(400, 'Sign-in could not be finished', 'This sign-in was not started in this browser, or it took too long. Please start again.')
+    throw new SignInFailure(400, 'Sign-in could not be finished', 'This sign-in was not started in this browser, or it took too long. ' +
+      `If you opened the gateway at another address than ${app.config.publicUrl} (127.0.0.1 instead of localhost, say), open ${app.config.publicUrl} instead. Please start again.`)
   }
   return pending
 }
@@ -155,7 +163,8 @@ async function finishLogin (app: FastifyInstance, pendingSignIns: PendingSignIns
   if (refusal !== null) {
     request.log.info({ refusal }, 'sign-in refused by the allow-list')
     audit(request, { event: 'sign-in.refused', outcome: 'denied', actorEmail: String(claims.email ?? ''), reason: `allow-list:${refusal}` })
-    throw new SignInFailure(403, 'Access denied', REFUSALS[refusal])
+    const who = typeof claims.email === 'string' ? ` (signed in at the provider as ${claims.email})` : ''
+    throw new SignInFailure(403, 'Access denied', `${REFUSALS[refusal]}${who} If you have another account, sign in again with it.`)
   }
   const personId = personIdFor(app.config.oidc.issuer, claims.sub)
   await app.profiles.save(personId, { sub: claims.sub, email: String(claims.email), name: typeof claims.name === 'string' ? claims.name : String(claims.email), ...policyClaims(app, claims) })
@@ -174,7 +183,11 @@ async function finishLogin (app: FastifyInstance, pendingSignIns: PendingSignIns
 /** GET /auth/login and GET /auth/callback: the authorization-code flow with PKCE, state and nonce. */
 export default fp(async function loginPlugin (app) {
   const pendingSignIns = new PendingSignIns(app.config.tokenEncryptionKeys)
-  app.get<{ Querystring: { rd?: string } }>('/auth/login', async (request, reply) => await startLogin(app, pendingSignIns, request, reply))
+  app.get<{ Querystring: { rd?: string } }>('/auth/login', async (request, reply) => {
+    const elsewhere = publicHostRedirect(request, app.config.publicUrl)
+    if (elsewhere !== undefined) return reply.header('cache-control', 'no-store').redirect(elsewhere, 302)
+    return await startLogin(app, pendingSignIns, request, reply)
+  })
 
   app.get<{ Querystring: Record<string, string | undefined> }>('/auth/callback', async (request, reply) => {
     clearCookie(reply, app.cookieNames, app.cookieNames.login)
@@ -186,6 +199,9 @@ export default fp(async function loginPlugin (app) {
       if (!(error instanceof SignInFailure)) throw error
       // The allow-list refusal was recorded with its reason where it was decided.
       if (error.status !== 403 || request.query.error !== undefined) audit(request, { event: 'sign-in.refused', outcome: 'failure', reason: request.query.error === undefined ? 'callback-invalid' : 'provider-error' })
+      // A replayed or stale callback in a browser that is signed in: still refused, but their session is fine.
+      const signedIn = await app.identify(request).then((identity) => identity?.via === 'session', () => false)
+      if (signedIn && error.status === 400) return sendPage(reply, error.status, signedInAlreadyPage())
       return sendPage(reply, error.status, errorPage(error.title, error.message))
     }
   })

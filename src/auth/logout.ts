@@ -63,9 +63,14 @@ export default fp(async function logoutPlugin (app) {
     }).catch((error: unknown) => { app.log.debug({ err: error }, 'no longer waiting for sign-out announcements') })
   })
 
-  app.get('/auth/logout', async (_request, reply) => sendPage(reply, 200, layout('Sign out', html`<section class="card"><h1>Sign out?</h1>
+  app.get('/auth/logout', async (request, reply) => {
+    // Nothing to confirm for someone already signed out: say so, rather than ask.
+    const identity = await app.identify(request).catch(() => null)
+    if (identity?.via !== 'session') return await reply.redirect('/auth/status?signed-out', 303)
+    return sendPage(reply, 200, layout('Sign out', html`<section class="card"><h1>Sign out?</h1>
 <p>This signs you out of Gemgate everywhere and ends your gateway keys.</p>
-<form method="post" action="/auth/logout"><button class="danger" type="submit">Sign out</button></form></section>`)))
+<form method="post" action="/auth/logout"><button class="danger" type="submit">Sign out</button></form></section>`))
+  })
 
   // An encapsulated scope: plain HTML forms post urlencoded (or text/plain) bodies, which this
   // route accepts and ignores, without a root parser that other routes' parsers would clash with.
@@ -77,7 +82,7 @@ export default fp(async function logoutPlugin (app) {
       clearCookie(reply, app.cookieNames, app.cookieNames.session)
       reply.header('cache-control', 'no-store')
       // Not "/": with an app fronted, "/" is the app, which would start a new sign-in at once.
-      return wantsPage(request) ? await reply.redirect('/auth/status', 303) : await reply.code(204).send()
+      return wantsPage(request) ? await reply.redirect('/auth/status?signed-out', 303) : await reply.code(204).send()
     })
   })
 }, { name: 'gemgate-logout', dependencies: ['gemgate-sessions'] })

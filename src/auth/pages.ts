@@ -54,9 +54,10 @@ th{color:var(--muted);font-weight:600;font-size:.85rem}tr:last-child td{border-b
 input{font:inherit;padding:.45rem .65rem;border:1px solid var(--border);border-radius:9px;background:var(--bg);color:var(--text);min-height:2.5rem;min-width:0}
 code,.key,pre{font-family:ui-monospace,"SFMono-Regular",Menlo,Consolas,monospace;font-size:.88rem}
 code{overflow-wrap:anywhere}
-.key{display:flex;flex-wrap:wrap;align-items:center;gap:.5rem;background:var(--code);border-radius:9px;padding:.6rem .8rem}
-.key code{flex:1 1 16rem}
-pre{background:var(--code);border-radius:9px;padding:.75rem .9rem;margin:.4rem 0 1rem;overflow-x:auto;line-height:1.45}
+.key{display:flex;align-items:center;gap:.5rem;background:var(--code);border-radius:9px;padding:.6rem .8rem}
+.key code{flex:1 1 auto;min-width:0}.key button.copy{flex:none}
+pre{background:var(--code);border-radius:9px;padding:.75rem .9rem;margin:.4rem 0 1rem;overflow-x:auto;line-height:1.45;white-space:pre-wrap;overflow-wrap:anywhere}
+.notice{background:var(--ok-bg);border-radius:9px;padding:.5rem .8rem}.nowrap{white-space:nowrap}
 .snippet{position:relative}.snippet pre{padding-top:2.75rem}.snippet button.copy{position:absolute;top:.9rem;right:.5rem}
 form.inline{display:inline}.row{display:flex;flex-wrap:wrap;gap:.5rem;align-items:center;margin-top:1rem}.row input{flex:1 1 12rem}
 footer{max-width:48rem;margin:0 auto;padding:0 1rem 2rem;color:var(--muted);font-size:.85rem}
@@ -98,12 +99,18 @@ document.querySelectorAll('.key, .snippet').forEach(function (box) {
   })
   box.append(button)
 })
+// Revoking cannot be undone: ask first. Without the script the form still works, unasked.
+document.querySelectorAll('form[data-confirm]').forEach(function (form) {
+  form.addEventListener('submit', function (event) {
+    if (!window.confirm(form.dataset.confirm)) event.preventDefault()
+  })
+})
 // Sign out with fetch, then show the signed-out status page: a form's redirect chain would end at
 // the provider, which this page's CSP (form-action 'self') does not let a form reach.
 document.querySelectorAll('form[data-sign-out]').forEach(function (form) {
   form.addEventListener('submit', function (event) {
     event.preventDefault()
-    fetch(form.action, { method: 'POST', credentials: 'same-origin' }).then(function () { location.assign('/auth/status') })
+    fetch(form.action, { method: 'POST', credentials: 'same-origin' }).then(function () { location.assign('/auth/status?signed-out') })
   })
 })
 `

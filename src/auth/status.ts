@@ -32,10 +32,12 @@ function when (epochMs: number | undefined): Html {
   return html`${relativeTime(epochMs)} <span class="muted">(<time datetime="${date.toISOString()}">${date.toUTCString()}</time>)</span>`
 }
 
-function signedOutPage (): Html {
-  return layout('Sign in', html`<section class="card"><h1>Gemini, with your own sign-in</h1>
-<p>Gemgate lets you and your internal apps call the Gemini API as yourself. Sign in once; the gateway keeps your Google tokens safe and fresh, and you can make personal keys for scripts and services.</p>
-<p><a class="button" href="/auth/login?rd=/auth/status">Sign in</a></p></section>`)
+/** What the signed-out page offers: back into the fronted app when there is one, else this page. */
+function signedOutPage (justSignedOut: boolean, appFronted: boolean): Html {
+  const notice = justSignedOut ? html`<p class="notice" role="status">You have been signed out.</p>` : ''
+  return layout('Sign in', html`<section class="card">${notice}<h1>Gemini, with your own <span class="nowrap">sign-in</span></h1>
+<p>Gemgate lets you and your internal apps call the Gemini API as yourself. Sign in once; the gateway keeps your tokens safe and fresh, and you can make personal keys for scripts and services.</p>
+<p><a class="button" href="/auth/login?rd=${appFronted ? '/' : '/auth/status'}">Sign in</a></p></section>`)
 }
 
 function identityCard (identity: Identity): Html {
@@ -45,11 +47,16 @@ function identityCard (identity: Identity): Html {
 <dl class="spaced"><dt>Subject</dt><dd><code>${identity.sub}</code></dd></dl></section>`
 }
 
-function tokenCard (record: TokenRecord | null): Html {
+/** "Google" when people sign in with Google, else the provider's host: the offline demo's is not Google. */
+function providerName (issuer: string): string {
+  return new URL(issuer).hostname === 'accounts.google.com' ? 'Google' : 'sign-in provider'
+}
+
+function tokenCard (record: TokenRecord | null, provider: string): Html {
   const valid = record !== null && record.expiresAt > Date.now()
   const state = record === null ? html`<span class="badge warn">none: sign in again</span>`
     : valid ? html`<span class="badge ok">valid</span>` : html`<span class="badge warn">expired: refreshed on next use</span>`
-  return html`<section class="card" aria-labelledby="token"><h2 id="token">Your Google access</h2>
+  return html`<section class="card" aria-labelledby="token"><h2 id="token">Your ${provider} access</h2>
 <p class="muted">The gateway holds your tokens, encrypted, and refreshes them before they expire. Your browser and your apps never see them.</p>
 <dl><dt>State</dt><dd>${state}</dd>
 <dt>Valid until</dt><dd>${when(record?.expiresAt)}</dd>
@@ -82,7 +89,8 @@ for await (const chunk of stream) process.stdout.write(chunk.text ?? '')`
 async function signedInPage (app: FastifyInstance, identity: Identity, request: FastifyRequest): Promise<Html> {
   const record = await app.vault.load(identity.personId)
   const sections = await Promise.all(app.statusSections.map(async (section) => await section(identity, request)))
-  return layout('Status', html`${identityCard(identity)}${tokenCard(record)}${sections}${apiCard(app.config.publicUrl, app.config.defaultModel)}
+  const back = app.config.app.upstreamUrl === undefined ? '' : html`<p><a class="button secondary" href="/">← Back to the app</a></p>`
+  return layout('Status', html`${back}${identityCard(identity)}${tokenCard(record, providerName(app.config.oidc.issuer))}${sections}${apiCard(app.config.publicUrl, app.config.defaultModel)}
 <section class="card"><form method="post" action="/auth/logout" enctype="text/plain" class="row signout" data-sign-out>
 <span class="muted">Signing out ends your sessions everywhere and revokes your keys.</span><button class="secondary" type="submit">Sign out</button></form></section>`)
 }
@@ -92,7 +100,9 @@ export default fp(async function statusPlugin (app) {
   app.decorate('statusSections', [] as StatusSection[])
   const handler = async (request: FastifyRequest, reply: FastifyReply) => {
     const identity = await app.identify(request).catch(() => null)
-    if (identity === null || identity.via !== 'session') return sendPage(reply, 200, signedOutPage())
+    if (identity === null || identity.via !== 'session') {
+      return sendPage(reply, 200, signedOutPage('signed-out' in (request.query as object), app.config.app.upstreamUrl !== undefined))
+    }
     return sendPage(reply, 200, await signedInPage(app, identity, request))
   }
   app.get('/auth/status', handler)

@@ -29,13 +29,19 @@ type Tree = Record<string, unknown>
 /** Where the YAML file comes from, and the name to blame when it cannot be read. */
 interface ConfigFile { path: string, source: '--config' | 'GEMGATE_CONFIG' }
 
-/** The one flag the gateway takes; anything else on the command line is a mistake worth stopping for. */
+/** The flag naming the YAML file. */
 const CONFIG_FLAG = '--config'
+/** Validate the configuration and exit without listening: a container's pre-start check. */
+export const CHECK_CONFIG_FLAG = '--check-config'
+const FLAGS = [CONFIG_FLAG, CHECK_CONFIG_FLAG]
 
+// Anything else on the command line is a typo worth stopping for: a misspelt --config would
+// otherwise start the gateway without the file the operator meant.
 function unknownArgument (arg: string): string {
   const name = arg.split('=')[0]!
-  const near = name.startsWith('-') && editDistance(name, CONFIG_FLAG) <= 3
-  return `${arg}: unknown argument; ${near ? `did you mean ${CONFIG_FLAG}? ` : ''}the only one is ${CONFIG_FLAG} PATH, e.g. ${CONFIG_FLAG} config/gemgate.yaml`
+  const near = name.startsWith('-') ? FLAGS.find((flag) => editDistance(name, flag) <= 3) : undefined
+  const meant = near === undefined ? '' : `did you mean ${near}? `
+  return `${arg}: unknown argument; ${meant}the arguments are ${CONFIG_FLAG} PATH and ${CHECK_CONFIG_FLAG}, e.g. ${CONFIG_FLAG} config/gemgate.yaml`
 }
 
 /** The `--config` path from the command line; throws on any other argument. */
@@ -45,7 +51,7 @@ function configArgument (argv: readonly string[]): string | undefined {
     const arg = argv[index]!
     if (arg === CONFIG_FLAG) path = argv[++index] ?? ''
     else if (arg.startsWith(`${CONFIG_FLAG}=`)) path = arg.slice(CONFIG_FLAG.length + 1)
-    else throw new ConfigError([unknownArgument(arg)])
+    else if (arg !== CHECK_CONFIG_FLAG) throw new ConfigError([unknownArgument(arg)])
   }
   if (path === '') throw new ConfigError(['--config: needs a path, e.g. --config config/gemgate.yaml'])
   return path

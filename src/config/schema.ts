@@ -159,6 +159,12 @@ function group<T extends z.core.$ZodLooseShape> (shape: T) {
 
 const GOOGLE_ISSUER = 'https://accounts.google.com'
 
+/** A collector's base URL: plain http is usual inside a cluster, so it is allowed anywhere. */
+function collectorUrl () {
+  return z.string({ error: 'must be a URL' }).trim().pipe(z.url({ error: 'must be an absolute http:// or https:// URL', protocol: /^https?$/ }))
+    .transform((value) => value.replace(/\/+$/, ''))
+}
+
 /** The one schema: validates the merged settings and gives the `Config` type. */
 export const configSchema = z.strictObject({
   port: setting(integer(0, 65535).default(8080), { env: 'PORT', example: '8080', description: 'TCP port to listen on.' }),
@@ -223,6 +229,10 @@ export const configSchema = z.strictObject({
   // YAML only (or POLICY_FILE): structured lists, checked rule by rule.
   policy: policySchema.default([]),
   prices: pricesSchema.default({}),
+  tracing: group({
+    endpoint: setting(collectorUrl().optional(), { env: 'OTEL_EXPORTER_OTLP_ENDPOINT', example: 'http://otel-collector:4318', description: 'OpenTelemetry collector (OTLP/HTTP) base URL; traces go to its /v1/traces. Unset means no tracing and no cost.' }),
+    serviceName: setting(z.string().trim().min(1).default('gemgate'), { env: 'OTEL_SERVICE_NAME', example: 'gemgate', description: 'service.name on exported traces.' }),
+  }),
 }).superRefine((value, ctx) => {
   const config = value as Partial<typeof value>
   if ((config.allowedEmailDomains?.length ?? 0) === 0 && (config.allowedEmails?.length ?? 0) === 0) {

@@ -1,3 +1,4 @@
+import { SpanStatusCode, trace } from '@opentelemetry/api'
 import * as oidc from 'openid-client'
 
 /** What a refresh grant returned: the new access token, and a rotated refresh token if any. */
@@ -72,4 +73,24 @@ export function openidRevokeGrant (provider: { configuration: () => Promise<oidc
     if (configuration.serverMetadata().revocation_endpoint === undefined) return
     await oidc.tokenRevocation(configuration, refreshToken, { token_type_hint: 'refresh_token' })
   }
+}
+
+/**
+ * The grant inside a `token refresh` span: a child of the request that needed fresh tokens, or
+ * a trace of its own for the background refresher. Through `@opentelemetry/api` alone, so with
+ * tracing off (no SDK installed) the span is the API's no-op and costs nothing.
+ */
+export function tracedGrant (grant: RefreshGrant): RefreshGrant {
+  const tracer = trace.getTracer('gemgate')
+  return async (refreshToken) => await tracer.startActiveSpan('token refresh', async (span) => {
+    try {
+      return await grant(refreshToken)
+    } catch (error) {
+      // The error's kind only: a provider's message could quote what was sent.
+      span.setStatus({ code: SpanStatusCode.ERROR, message: error instanceof RefreshRejectedError ? error.error : 'transient' })
+      throw error
+    } finally {
+      span.end()
+    }
+  })
 }

@@ -1,6 +1,6 @@
 import fp from 'fastify-plugin'
 import { Counter, Gauge, Histogram, type Registry } from 'prom-client'
-import { openidRefreshGrant, openidRevokeGrant } from './grant.js'
+import { openidRefreshGrant, openidRevokeGrant, tracedGrant } from './grant.js'
 import type { RefreshObserver } from './refresher.js'
 import { StoreTokenVault } from './store-vault.js'
 import type { TokenVault } from './vault.js'
@@ -83,7 +83,7 @@ export default fp(async function vaultPlugin (app) {
   const vault = new StoreTokenVault(app.store, {
     keys: config.tokenEncryptionKeys,
     publicUrl: config.publicUrl,
-    grant: openidRefreshGrant(app.provider),
+    grant: tracedGrant(openidRefreshGrant(app.provider)),
     refreshAheadMs: config.refreshAheadSeconds * 1000,
     providerTimeoutMs: config.oidc.timeoutSeconds * 1000,
     inactiveAfterMs: config.inactivePersonDays * DAY_MS,

@@ -29,7 +29,7 @@ const FIXED_RATE = { rate: 500, seconds: 5, rounds: 5 }
 const SSE = { streams: 20, chunks: 10, intervalMs: 20 }
 const HELD = { streams: Number(process.env.BENCH_HELD_STREAMS ?? 1000), intervalMs: 1000, chunks: 120, timeoutMs: 30_000 }
 const TOKEN = `ya29.bench-${randomBytes(24).toString('base64url')}`
-const GENERATE = '/v1beta/models/gemini-2.5-flash:generateContent'
+const GENERATE = '/v1beta/models/gemini-3.8-flash:generateContent'
 const PROMPT = JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'Write a sentence about a fox.' }] }] })
 
 /** BENCH_PHASES=throughput,latency,sse,held runs only those; BENCH_CPU_PROF=1 profiles the gateway (bench/results/profiles); BENCH_HELD_STREAMS sets how many streams are held (default 1,000). */
@@ -240,7 +240,7 @@ async function main (): Promise<void> {
   }
 
   const keyCall = post(gatewayUrl, { 'x-goog-api-key': seeded.key })
-  const streamPath = (chunks: number, intervalMs: number): string => `/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse&chunks=${chunks}&interval=${intervalMs}`
+  const streamPath = (chunks: number, intervalMs: number): string => `/v1beta/models/gemini-3.8-flash:streamGenerateContent?alt=sse&chunks=${chunks}&interval=${intervalMs}`
 
   // First, while the gateway is fresh: what 1,000 open streams cost on top of a process at rest.
   let held: HeldStreamsResult | undefined

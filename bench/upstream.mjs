@@ -10,7 +10,7 @@ const EXPECTED = `Bearer ${process.env.BENCH_TOKEN}`
 const ANSWER = JSON.stringify({
   candidates: [{ content: { role: 'model', parts: [{ text: 'The quick brown fox jumps over the lazy dog. '.repeat(8) }] }, finishReason: 'STOP', index: 0 }],
   usageMetadata: { promptTokenCount: 12, candidatesTokenCount: 96, totalTokenCount: 108 },
-  modelVersion: 'gemini-2.5-flash',
+  modelVersion: 'gemini-3.8-flash-001',
   responseId: 'bench-response',
 })
 const JSON_HEADERS = { 'content-type': 'application/json; charset=UTF-8', 'content-length': Buffer.byteLength(ANSWER), vary: 'Origin, X-Origin, Referer' }

@@ -22,7 +22,7 @@ export function modelLabel (model: string | undefined): string {
   return model !== undefined && MODEL_NAME.test(model) ? model : 'other'
 }
 
-/** The model a request path names (`/v1beta/models/gemini-2.5-flash:generateContent`), if any. */
+/** The model a request path names (`/v1beta/models/gemini-3.8-flash:generateContent`), if any. */
 export function modelInPath (path: string): string | undefined {
   return /\/(?:models|tunedModels)\/([^/:]+)/.exec(path)?.[1]
 }

@@ -158,6 +158,10 @@ export class RedisStore implements Store {
     return await this.client.hgetall(key)
   }
 
+  async setFields (key: string, fields: Record<string, string>): Promise<void> {
+    await this.client.hset(key, fields)
+  }
+
   async appendToLog (key: string, entry: string, retainMs: number): Promise<void> {
     // Exact MINID: what is older than retainMs is gone at once (each entry is trimmed once).
     await this.client.xadd(key, 'MINID', String(Math.max(0, Date.now() - retainMs)), '*', 'e', entry)

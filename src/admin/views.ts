@@ -1,0 +1,64 @@
+import type { FastifyInstance } from 'fastify'
+import type { AuditRecord } from '../audit/record.js'
+import { NotFoundError } from '../errors.js'
+import { usageByModel, usageKey, type ModelUsage } from '../policy/usage.js'
+import type { PersonEntry } from './people.js'
+
+const DAY_MS = 86_400_000
+/** Days of usage the person view shows. */
+export const PERSON_USAGE_DAYS = 30
+/** Days of audit log searched for a person's recent events, and how many are kept. */
+export const PERSON_AUDIT_DAYS = 7
+export const PERSON_AUDIT_EVENTS = 20
+
+/** Everything the administrator sees about one person (no secret: keys by id and name only). */
+export interface PersonView {
+  personId: string
+  person: PersonEntry
+  groups: string[]
+  sessions: Array<{ createdAt: string, authTime?: string, userAgent?: string, ip?: string }>
+  keys: Array<{ id: string, name: string, createdAt: string, lastUsedAt: string | null, expiresAt: string | null }>
+  usage: Array<{ day: string, models: Record<string, ModelUsage> }>
+  events: AuditRecord[]
+}
+
+const iso = (ms: number | null | undefined): string | null => ms === null || ms === undefined ? null : new Date(ms).toISOString()
+
+/** The last {@link PERSON_USAGE_DAYS} days (UTC day ids, today last). */
+function recentDays (now = Date.now()): string[] {
+  return Array.from({ length: PERSON_USAGE_DAYS }, (_unused, index) => new Date(now - (PERSON_USAGE_DAYS - 1 - index) * DAY_MS).toISOString().slice(0, 10))
+}
+
+async function recentEvents (app: FastifyInstance, personId: string): Promise<AuditRecord[]> {
+  const events: AuditRecord[] = []
+  for await (const record of app.audit.read(Date.now() - PERSON_AUDIT_DAYS * DAY_MS, Date.now())) {
+    if (record.actor !== personId && record.subject !== personId) continue
+    events.push(record)
+    // Only the newest are kept: memory stays bounded however long the log is.
+    if (events.length > PERSON_AUDIT_EVENTS) events.shift()
+  }
+  return events.reverse()
+}
+
+/** One person's view; NotFoundError for a person who never signed in. */
+export async function personView (app: FastifyInstance, personId: string): Promise<PersonView> {
+  const person = await app.people.get(personId)
+  if (person === null) throw new NotFoundError('No person with this id has signed in.')
+  const days = recentDays()
+  const [profile, sessions, keys, hashes, events] = await Promise.all([
+    app.profiles.load(personId),
+    app.sessions.listFor(personId),
+    app.keys.list(personId),
+    Promise.all(days.map(async (day) => await app.store.getFields(usageKey(personId, day)))),
+    recentEvents(app, personId),
+  ])
+  return {
+    personId,
+    person,
+    groups: profile?.groups ?? [],
+    sessions: sessions.map((session) => ({ createdAt: iso(session.createdAt)!, ...(session.authTime === undefined ? {} : { authTime: iso(session.authTime)! }), ...(session.userAgent === undefined ? {} : { userAgent: session.userAgent }), ...(session.ip === undefined ? {} : { ip: session.ip }) })),
+    keys: keys.map((key) => ({ id: key.id, name: key.name, createdAt: iso(key.createdAt)!, lastUsedAt: iso(key.lastUsedAt), expiresAt: iso(key.expiresAt) })),
+    usage: days.map((day, index) => ({ day, models: usageByModel(hashes[index]!) })),
+    events,
+  }
+}

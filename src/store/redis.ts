@@ -7,7 +7,8 @@ import type { LogEntry, LogRange, Store } from './store.js'
 
 /** How long one Redis command may take before the request that needs it fails. */
 export const DEFAULT_COMMAND_TIMEOUT = 2_000
-const KEY_PREFIX = 'gemgate:'
+/** What every key of the gateway's starts with in Redis (tests that seed Redis directly need it). */
+export const KEY_PREFIX = 'gemgate:'
 
 const DELETE_IF_EQUALS = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`
 const ADD_TO_SET_IF_BELOW = `if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end

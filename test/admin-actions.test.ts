@@ -76,6 +76,10 @@ t.test('a suspended person\'s sign-in is refused with a clear page until it is l
   t.equal((await again.browser.fetch('/auth/me')).status, 200)
   t.same((await auditEvents(stack, 'admin.action')).map((record) => record.detail?.action), ['suspend', 'unsuspend'])
   t.equal((await post(stack, '/auth/admin/api/people/nobody-at-all/suspend')).status, 404, 'an unknown person is 404')
+  const metrics = await (await fetch(`${stack.url}/metrics`)).text()
+  t.match(metrics, /gemgate_security_events_total\{event="sign-in",outcome="success",reason=""\} 3/, 'sign-ins are counted')
+  t.match(metrics, /gemgate_security_events_total\{event="sign-in.refused",outcome="denied",reason="suspended"\} 1/, 'refusals by reason')
+  t.match(metrics, /gemgate_policy_denials_total\{reason="budget"\} 0/, 'policy denials by reason are exported from the start')
 })
 
 t.test('an action needs a recent sign-in: 401 for the API, a fresh sign-in (max_age) for pages, then it works', async (t) => {

@@ -3,6 +3,7 @@ import type { Identity } from '../auth/identity.js'
 import { ModelNotAllowedError, QuotaExceededError, ServiceUnavailableError, withExtras } from '../errors.js'
 import type { RequestBody } from '../proxy/body.js'
 import type { LimitCheck } from './checks.js'
+import { denialReason } from './metrics.js'
 import { NANO_PER_USD } from './checks.js'
 import { Enforcer, MIN_ANSWER_TOKENS, StoreDownError, type CallEstimate, type Reservation } from './enforcer.js'
 import { DEFAULT_MAX_OUTPUT_TOKENS, estimatePrompt, withMaxOutputTokens } from './request-body.js'
@@ -92,6 +93,7 @@ export async function admit (enforcer: Enforcer, request: FastifyRequest, reply:
   const rule = enforcer.ruleFor(identity)
   if (!modelAllowed(call.model, rule?.limits.models, identity.keyLimits?.models)) {
     enforcer.metrics.calls.inc({ rule: rule?.name ?? 'none', model: enforcer.prices.labelOf(call.model), outcome: 'denied' })
+    enforcer.metrics.denials.inc({ reason: 'model' })
     throw new ModelNotAllowedError(`The model ${call.model} is not allowed ${identity.keyLimits?.models === undefined ? 'for you' : 'for this key'} by the gateway's policy${rule === null ? '' : ` (rule ${rule.name})`}.`)
   }
   const generating = GENERATING.has(call.method ?? '')
@@ -119,6 +121,7 @@ async function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: 
   const label = enforcer.prices.labelOf(call.model)
   if (!verdict.admitted) {
     enforcer.metrics.calls.inc({ rule: call.ruleName, model: label, outcome: 'limited' })
+    enforcer.metrics.denials.inc({ reason: denialReason(verdict.refused) })
     throw quotaExceeded(verdict.refused, verdict.retryAfterMs, call.ruleName)
   }
   const { reservation } = verdict

@@ -68,7 +68,8 @@ export class PeopleIndex {
   }
 
   async get (personId: string): Promise<PersonEntry | null> {
-    return (await this.all()).get(personId) ?? null
+    const text = await this.store.getField(PEOPLE_INDEX_KEY, personId)
+    return text === null ? null : JSON.parse(text) as PersonEntry
   }
 
   /** Every entry: one read of the index hash. */

@@ -136,6 +136,10 @@ export class MemoryStore implements Store {
     return Object.fromEntries(this.#hashes.get(key) ?? [])
   }
 
+  async getField (key: string, field: string): Promise<string | null> {
+    return this.#hashes.get(key)?.get(field) ?? null
+  }
+
   async setFields (key: string, fields: Record<string, string>): Promise<void> {
     const hash = this.#hashes.get(key) ?? new Map<string, string>()
     for (const [field, value] of Object.entries(fields)) hash.set(field, value)

@@ -159,6 +159,10 @@ export class RedisStore implements Store {
     return await this.client.hgetall(key)
   }
 
+  async getField (key: string, field: string): Promise<string | null> {
+    return await this.client.hget(key, field)
+  }
+
   async setFields (key: string, fields: Record<string, string>): Promise<void> {
     await this.client.hset(key, fields)
   }

@@ -1,4 +1,5 @@
 import { GoogleGenAI } from '@google/genai'
+import type { Page } from 'playwright-core'
 import t from 'tap'
 import { usageKey } from '../src/policy/usage.js'
 import { startAdminStack } from './helpers/admin.js'
@@ -7,6 +8,15 @@ import { openStream } from './helpers/stream.js'
 
 const DAY_MS = 86_400_000
 const SHOTS = 'docs/screenshots'
+
+/** Signs in at the fixture provider's form, starting from `url`. */
+async function signInAt (page: Page, url: string, email: string): Promise<void> {
+  await page.goto(url)
+  await page.fill('input[name=login]', email)
+  await page.fill('input[name=password]', 'any password')
+  await page.getByRole('button', { name: 'Sign in' }).click()
+  await page.getByRole('button', { name: 'Continue' }).click()
+}
 
 t.test('an operator walks the admin pages: finds a person, sees usage, revokes a key, signs out, suspends, lifts', async (t) => {
   const stack = await startAdminStack(t, { SHUTDOWN_DRAIN_SECONDS: '1' })
@@ -19,11 +29,7 @@ t.test('an operator walks the admin pages: finds a person, sees usage, revokes a
   const context = await chromium.newContext({ viewport: { width: 1000, height: 900 } })
   const page = await context.newPage()
 
-  await page.goto(`${stack.url}/auth/login?rd=/auth/admin`)
-  await page.fill('input[name=login]', 'alice@example.com')
-  await page.fill('input[name=password]', 'any password')
-  await page.getByRole('button', { name: 'Sign in' }).click()
-  await page.getByRole('button', { name: 'Continue' }).click()
+  await signInAt(page, `${stack.url}/auth/login?rd=/auth/admin`, 'alice@example.com')
   await page.waitForURL(`${stack.url}/auth/admin`)
   t.match(await page.textContent('h1'), 'People')
   await page.screenshot({ path: `${SHOTS}/admin-people.png`, fullPage: true })
@@ -31,6 +37,7 @@ t.test('an operator walks the admin pages: finds a person, sees usage, revokes a
   await page.fill('input[name=query]', 'bob')
   await page.getByRole('button', { name: 'Search' }).click()
   t.match(await page.textContent('main'), '1 people')
+  t.match(await page.textContent('main'), '$0.0280', 'today\'s cost is listed')
   await page.getByRole('link', { name: 'bob@example.com' }).click()
   await page.waitForURL(`${stack.url}/auth/admin/people/${stack.bob.personId}`)
   t.equal(await page.locator('svg[role=img] rect').count() > 14, true, 'the usage chart has a bar per day and model')
@@ -63,11 +70,7 @@ t.test('an operator walks the admin pages: finds a person, sees usage, revokes a
   await page.waitForURL(`${stack.url}/auth/admin/people/${stack.bob.personId}`)
   t.match(await page.textContent('main'), 'suspended')
   const bobPage = await (await chromium.newContext()).newPage()
-  await bobPage.goto(`${stack.url}/auth/login`)
-  await bobPage.fill('input[name=login]', 'bob@example.com')
-  await bobPage.fill('input[name=password]', 'any password')
-  await bobPage.getByRole('button', { name: 'Sign in' }).click()
-  await bobPage.getByRole('button', { name: 'Continue' }).click()
+  await signInAt(bobPage, `${stack.url}/auth/login`, 'bob@example.com')
   await bobPage.waitForURL(`${stack.url}/auth/callback**`)
   t.match(await bobPage.textContent('h1'), 'Access suspended', 'bob sees why his sign-in is refused')
   await bobPage.screenshot({ path: `${SHOTS}/admin-suspended.png` })

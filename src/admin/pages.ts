@@ -4,7 +4,7 @@ import type { ModelUsage } from '../policy/usage.js'
 import { PERSON_ACTIONS, type PersonAction } from './actions.js'
 import { reauthUrl, requireAdmin, signedInRecently } from './guard.js'
 import { PEOPLE_SORTS, type PeopleSort } from './people.js'
-import { personView, type PersonView } from './views.js'
+import { personView, usageToday, type PersonView } from './views.js'
 
 const ID = { type: 'object', properties: { personId: { type: 'string', pattern: '^[A-Za-z0-9_-]{1,64}$' } } } as const
 const CHART_WIDTH = 600
@@ -30,11 +30,15 @@ function peopleLink (query: string, sort: PeopleSort, cursor?: string): string {
 async function peoplePage (app: FastifyInstance, query: string, sort: PeopleSort, cursor: string | undefined): Promise<Html> {
   const page = await app.people.list({ query, sort, ...(cursor === undefined ? {} : { cursor }) })
   const sortLinks = PEOPLE_SORTS.map((option) => option === sort ? html`<strong>${option}</strong>` : html`<a href="${peopleLink(query, option)}">${option}</a>`)
-  const rows = page.people.map((person) => html`<tr><td><a href="/auth/admin/people/${person.personId}">${person.email}</a>${person.suspended === true ? html` <span class="badge warn">suspended</span>` : ''}</td><td>${person.name}</td><td>${date(person.lastSeen)}</td></tr>`)
+  const today = await usageToday(app, page.people.map((person) => person.personId))
+  const rows = page.people.map((person) => {
+    const usage = today.get(person.personId)!
+    return html`<tr><td><a href="/auth/admin/people/${person.personId}">${person.email}</a>${person.suspended === true ? html` <span class="badge warn">suspended</span>` : ''}</td><td>${person.name}</td><td>${date(person.lastSeen)}</td><td>${usage.requests}</td><td>$${usage.usd.toFixed(4)}</td></tr>`
+  })
   return layout('Administration', html`<section class="card"><h1>People</h1>
 <form method="get" action="/auth/admin" class="row"><input type="search" name="query" value="${query}" aria-label="Email or name contains" placeholder="Email or name contains"><input type="hidden" name="sort" value="${sort}"><button type="submit">Search</button></form>
 <p class="muted">${page.total} people · sort: ${sortLinks.map((link, index) => html`${index === 0 ? '' : ' · '}${link}`)}</p>
-<table><thead><tr><th>Email</th><th>Name</th><th>Last sign-in</th></tr></thead><tbody>${rows}</tbody></table>
+<table><thead><tr><th>Email</th><th>Name</th><th>Last sign-in</th><th>Requests today</th><th>Cost today</th></tr></thead><tbody>${rows}</tbody></table>
 ${page.nextCursor === undefined ? '' : html`<p class="row"><a class="button secondary" href="${peopleLink(query, sort, page.nextCursor)}">Next page</a></p>`}</section>
 <section class="card"><h2>Exports</h2><p>Usage per day, person and model (the last 30 days; add <code>?from=2026-01-01&amp;to=2026-01-31</code>):
 <a href="/auth/admin/api/usage.csv">usage.csv</a> · <a href="/auth/admin/api/usage.jsonl">usage.jsonl</a> · audit log: <a href="/auth/admin/api/audit.jsonl">audit.jsonl</a></p></section>`)

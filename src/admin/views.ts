@@ -62,3 +62,11 @@ export async function personView (app: FastifyInstance, personId: string): Promi
     events,
   }
 }
+
+/** Today's requests and cost per person (the policy's day), for one page of the people list: one read per person shown. */
+export async function usageToday (app: FastifyInstance, personIds: string[]): Promise<Map<string, { requests: number, usd: number }>> {
+  const today = app.policy.enforcer.calendar.day().id
+  const totals = await Promise.all(personIds.map(async (personId) => Object.values(await app.policy.enforcer.usage.read(personId, [today]))
+    .reduce((sum, model) => ({ requests: sum.requests + model.requests, usd: sum.usd + model.usd }), { requests: 0, usd: 0 })))
+  return new Map(personIds.map((personId, index) => [personId, totals[index]!]))
+}

@@ -229,6 +229,9 @@ export const configSchema = z.strictObject({
   if ((config.upstream?.apiKeySurfaces?.length ?? 0) > 0 && config.upstream?.apiKey === undefined) {
     ctx.addIssue({ code: 'custom', path: ['upstream', 'apiKey'], message: 'is required when UPSTREAM_API_KEY_SURFACES names a surface' })
   }
+  if ((config.adminGroups?.length ?? 0) > 0 && config.oidc?.groupsClaim === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['adminGroups'], message: 'needs OIDC_GROUPS_CLAIM (the claim that holds people\'s groups)' })
+  }
   // `when`: run even when other keys failed, so every problem is reported at once.
 }, { when: () => true }).transform((config) => ({
   ...config,

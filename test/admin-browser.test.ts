@@ -42,6 +42,7 @@ t.test('an operator walks the admin pages: finds a person, sees usage, revokes a
   await page.waitForURL(`${stack.url}/auth/admin/people/${stack.bob.personId}`)
   t.equal(await page.locator('svg[role=img] rect').count() > 14, true, 'the usage chart has a bar per day and model')
   t.match(await page.textContent('main'), 'gemini-2.5-pro')
+  t.match(await page.textContent('dl'), /Tokens\s*valid/, 'the token state is shown')
   await page.screenshot({ path: `${SHOTS}/admin-person.png`, fullPage: true })
 
   // Revoke bob's key: the SDK with it gets 401.

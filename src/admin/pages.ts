@@ -75,6 +75,7 @@ function personPage (view: PersonView): Html {
   return layout(person.email, html`<p><a href="/auth/admin">← People</a></p>
 <section class="card"><h1>${person.name}</h1><dl><dt>Email</dt><dd>${person.email}</dd><dt>Person id</dt><dd><code>${personId}</code></dd>
 <dt>Groups</dt><dd>${view.groups.join(', ') || '—'}</dd><dt>First sign-in</dt><dd>${date(person.firstSeen)}</dd><dt>Last sign-in</dt><dd>${date(person.lastSeen)}</dd>
+<dt>Tokens</dt><dd>${view.tokenState}</dd><dt>Policy rule</dt><dd>${view.rule ?? '—'}</dd>
 <dt>State</dt><dd>${person.suspended === true ? html`<span class="badge warn">suspended</span>` : html`<span class="badge ok">active</span>`}</dd></dl>
 <div class="row">${actions}</div></section>
 <section class="card"><h2>Usage</h2>${usageChart(view.usage)}${usageTable(view.usage)}</section>

@@ -16,6 +16,10 @@ export interface PersonView {
   personId: string
   person: PersonEntry
   groups: string[]
+  /** The person's tokens: valid, refreshing (the access token has expired, a refresh is due), or needs sign-in (none held). */
+  tokenState: 'valid' | 'refreshing' | 'needs sign-in'
+  /** The policy rule that applies to their sessions, or null when none does. */
+  rule: string | null
   sessions: Array<{ createdAt: string, authTime?: string, userAgent?: string, ip?: string }>
   keys: Array<{ id: string, name: string, createdAt: string, lastUsedAt: string | null, expiresAt: string | null }>
   usage: Array<{ day: string, models: Record<string, ModelUsage> }>
@@ -45,8 +49,9 @@ export async function personView (app: FastifyInstance, personId: string): Promi
   const person = await app.people.get(personId)
   if (person === null) throw new NotFoundError('No person with this id has signed in.')
   const days = recentDays()
-  const [profile, sessions, keys, hashes, events] = await Promise.all([
+  const [profile, tokens, sessions, keys, hashes, events] = await Promise.all([
     app.profiles.load(personId),
+    app.vault.load(personId),
     app.sessions.listFor(personId),
     app.keys.list(personId),
     Promise.all(days.map(async (day) => await app.store.getFields(usageKey(personId, day)))),
@@ -56,6 +61,8 @@ export async function personView (app: FastifyInstance, personId: string): Promi
     personId,
     person,
     groups: profile?.groups ?? [],
+    tokenState: tokens === null ? 'needs sign-in' : tokens.expiresAt > Date.now() ? 'valid' : 'refreshing',
+    rule: profile === null ? null : app.policy.enforcer.ruleFor({ ...profile, personId, via: 'session' })?.name ?? null,
     sessions: sessions.map((session) => ({ createdAt: iso(session.createdAt)!, ...(session.authTime === undefined ? {} : { authTime: iso(session.authTime)! }), ...(session.userAgent === undefined ? {} : { userAgent: session.userAgent }), ...(session.ip === undefined ? {} : { ip: session.ip }) })),
     keys: keys.map((key) => ({ id: key.id, name: key.name, createdAt: iso(key.createdAt)!, lastUsedAt: iso(key.lastUsedAt), expiresAt: iso(key.expiresAt) })),
     usage: days.map((day, index) => ({ day, models: usageByModel(hashes[index]!) })),

@@ -61,6 +61,13 @@ t.test('every admin route refuses everyone but an administrator\'s own session, 
   t.equal(preflight.status, 403, 'a preflight from a listed origin is refused')
   t.equal(preflight.headers.get('access-control-allow-origin'), null)
 
+  // An action with the administrator's cookie but no Origin (nor Referer) fails the CSRF check.
+  for (const [method, route] of ROUTES.filter(([method]) => method !== 'GET')) {
+    const response = await stack.admin.browser.fetch(fill(route), { method })
+    t.equal(response.status, 403, `${method} ${route} without Origin is refused`)
+  }
+  t.equal((await stack.app.sessions.listFor(stack.bob.personId)).length, 1, 'bob was never touched')
+
   // The administrator's own session from the gateway's pages gets in (reads; actions are tested elsewhere).
   for (const [, route, kind] of ROUTES.filter(([method]) => method === 'GET')) {
     const response = await stack.admin.browser.fetch(fill(route), { headers: kind === 'page' ? NAVIGATION : {} })

@@ -101,6 +101,8 @@ t.test('an action needs a recent sign-in: 401 for the API, a fresh sign-in (max_
   t.match(login.headers.get('location'), /[?&]max_age=0(&|$)/, 'the provider is asked for a fresh authentication')
   const callback = await stack.admin.browser.fetch(await stack.provider.login(login.headers.get('location')!))
   t.equal(callback.headers.get('location'), confirmPath, 'the sign-in returns to the confirmation page')
+  const sessions = await stack.app.sessions.listFor(stack.admin.personId)
+  t.ok(sessions.some((session) => session.authTime !== undefined && Date.now() - session.authTime < 60_000), 'the new session keeps the provider\'s fresh auth_time')
   const page = await stack.admin.browser.fetch(confirmPath, { headers: NAVIGATION })
   t.equal(page.status, 200)
   t.match(await page.text(), /<form method="post" action="\/auth\/admin\/api\/people\/[\w-]+\/sign-out"/)

@@ -39,6 +39,9 @@ const UNKNOWN_PROVIDER_ERROR = 'The sign-in provider did not complete the sign-i
 /** Longest OIDC max_age /auth/login passes on (a day): a fresh sign-in is asked for in seconds, not weeks. */
 export const MAX_SIGN_IN_AGE_SECONDS = 86_400
 
+/** Clock difference tolerated between the provider's auth_time and this replica. */
+const AUTH_TIME_SKEW_SECONDS = 30
+
 /** Why a sign-in is refused by a check another room registered (a suspension): a page title and text, and the audit reason. */
 export interface SignInRefusal {
   title: string
@@ -143,7 +146,6 @@ async function exchangeCode (app: FastifyInstance, request: FastifyRequest, tran
       expectedState: transaction.state,
       expectedNonce: transaction.nonce,
       idTokenExpected: true,
-      ...(transaction.maxAge === undefined ? {} : { maxAge: transaction.maxAge }),
     })
   } catch (error) {
     request.log.info({ reason: (error as Error).message, code: (error as { code?: string }).code }, 'sign-in callback refused')
@@ -181,6 +183,7 @@ async function finishLogin (app: FastifyInstance, pendingSignIns: PendingSignIns
   const tokens = await exchangeCode(app, request, transaction)
   await markUsed(app, transaction)
   const claims = await identityClaims(app, tokens)
+  refuseStaleAuthentication(transaction, claims)
   const refusal = checkEmail(claims, app.config)
   if (refusal !== null) {
     request.log.info({ refusal }, 'sign-in refused by the allow-list')
@@ -207,6 +210,17 @@ async function finishLogin (app: FastifyInstance, pendingSignIns: PendingSignIns
   request.log.info({ person: personId }, 'signed in')
   audit(request, { event: 'sign-in', outcome: 'success', actor: personId, actorEmail: String(claims.email) })
   return reply.header('cache-control', 'no-store').redirect(transaction.returnPath, 302)
+}
+
+/**
+ * A sign-in that asked for max_age: the ID token's auth_time must be that recent. Checked here
+ * rather than by openid-client, which would refuse an ID token without auth_time: some
+ * providers leave it out, and then the new session's start is the sign-in's time.
+ */
+function refuseStaleAuthentication (transaction: PendingSignIn, claims: Claims): void {
+  if (transaction.maxAge === undefined || typeof claims.auth_time !== 'number') return
+  if (Date.now() / 1000 - claims.auth_time <= transaction.maxAge + AUTH_TIME_SKEW_SECONDS) return
+  throw new SignInFailure(400, 'Sign-in could not be finished', 'The sign-in provider did not ask you to sign in again. Please start again.')
 }
 
 async function refuseByChecks (app: FastifyInstance, request: FastifyRequest, personId: string, email: string): Promise<void> {

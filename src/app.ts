@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto'
 import fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
+import adminPlugin from './admin/plugin.js'
 import auditPlugin from './audit/plugin.js'
 import { withErrorPages, withNotFoundPage } from './auth/error-pages.js'
 import identityPlugin from './auth/identity.js'
@@ -102,6 +103,8 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   await app.register(authPlugin)
   await app.register(keysPlugin)
   await app.register(assertionPlugin)
+  // After sign-in and keys, whose sessions, keys and sign-out it administers.
+  await app.register(adminPlugin)
   await app.register(usagePlugin)
   // Before the proxy and the Live relay, which admit every call through it.
   await app.register(policyPlugin)

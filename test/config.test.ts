@@ -377,3 +377,12 @@ t.test('the built gateway refuses to start on bad configuration', async (t) => {
     t.notMatch(stderr, CLIENT_SECRET)
   })
 })
+
+t.test('administrators: ADMIN_EMAILS, ADMIN_GROUPS (needs OIDC_GROUPS_CLAIM), ADMIN_REAUTH_SECONDS', async (t) => {
+  const defaults = load()
+  t.same([defaults.adminEmails, defaults.adminGroups, defaults.adminReauthSeconds], [[], [], 900], 'nobody administers by default')
+  const config = load({ env: { ...VALID_ENV, ADMIN_EMAILS: 'ops@example.com', ADMIN_GROUPS: 'gemgate-admins, ops', OIDC_GROUPS_CLAIM: 'groups', ADMIN_REAUTH_SECONDS: '300' } })
+  t.same([config.adminEmails, config.adminGroups, config.adminReauthSeconds], [['ops@example.com'], ['gemgate-admins', 'ops'], 300])
+  t.match(lineAbout(t, problems({ env: { ...VALID_ENV, ADMIN_GROUPS: 'ops' } }), 'ADMIN_GROUPS'), 'needs OIDC_GROUPS_CLAIM')
+  t.match(lineAbout(t, problems({ env: { ...VALID_ENV, ADMIN_EMAILS: 'ops' } }), 'ADMIN_EMAILS'), 'must be an email address')
+})

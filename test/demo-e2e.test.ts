@@ -13,6 +13,8 @@ import { launchChromium } from './helpers/chromium.js'
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 // `npm run docs:screenshots` sets this to docs/screenshots; a plain test run keeps the tree clean.
 const SCREENSHOT_DIR = process.env.GEMGATE_SCREENSHOTS
+/** The port `npm run demo` listens on by default, as the README shows it. */
+const DOCUMENTED_PORT = 8080
 const PHONE = { viewport: { width: 390, height: 844 }, deviceScaleFactor: 2, isMobile: true, hasTouch: true }
 
 async function screenshot (page: Page, name: string): Promise<void> {
@@ -60,8 +62,9 @@ function sseText (body: string): string {
 }
 
 t.test('a newcomer runs the demo: sign in, chat, create a key, call the API with it, revoke it, sign out', async (t) => {
-  const port = await freePort()
-  const demo = await startDemo({ port, publicUrl: `http://127.0.0.1:${port}` })
+  // Screenshots show the address the README gives; a plain test run takes any free port.
+  const port = SCREENSHOT_DIR === undefined ? await freePort() : DOCUMENTED_PORT
+  const demo = await startDemo({ port, publicUrl: `http://${SCREENSHOT_DIR === undefined ? '127.0.0.1' : 'localhost'}:${port}` })
   t.teardown(demo.stop)
   t.equal(demo.mode, 'offline', 'with nothing configured the demo runs offline')
   const chromium = await launchChromium(t)

@@ -1,18 +1,15 @@
 import { setTimeout as sleep } from 'node:timers/promises'
-import t, { type Test } from 'tap'
+import t from 'tap'
 import WebSocket from 'ws'
 import { keyHeaders, signInWithKey } from './helpers/person.js'
 import { sameBrowserAt, startSidecarStack } from './helpers/sidecar.js'
 import type { Browser } from './helpers/stack.js'
+import { CLOSE_WITHIN_MS, openStream } from './helpers/stream.js'
 
 // Issue 12, "also decide": a sign-out (or a revoked key) that leaves an open WebSocket or a
 // streamed answer running is not a sign-out. Every long-lived connection is re-checked when
 // something about its person changes, on whichever replica it is held, and ended if its
 // credential no longer holds.
-
-const CLOSE_WITHIN_MS = 5_000
-const STREAM = '/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse'
-const PROMPT = JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'tell me a long story' }] }] })
 
 /** Opens a WebSocket to the app as a page of the gateway's origin; resolves once the app said hello. */
 async function openAppSocket (url: string, browser: Browser, origin = url): Promise<WebSocket> {
@@ -25,25 +22,6 @@ async function openAppSocket (url: string, browser: Browser, origin = url): Prom
 async function closesSoon (socket: WebSocket): Promise<boolean> {
   if (socket.readyState === WebSocket.CLOSED) return true
   return await Promise.race([new Promise<boolean>((resolve) => socket.once('close', () => resolve(true))), sleep(CLOSE_WITHIN_MS).then(() => false)])
-}
-
-/** Starts a streamed answer and reads its first event; resolves how the rest of it ended. */
-async function openStream (t: Test, url: string, headers: Record<string, string>): Promise<{ rest: Promise<'complete' | 'cut' | 'still open'> }> {
-  const abort = new AbortController()
-  t.teardown(() => { abort.abort() })
-  const response = await fetch(`${url}${STREAM}`, { method: 'POST', headers: { 'content-type': 'application/json', ...headers }, body: PROMPT, signal: abort.signal })
-  if (response.status !== 200) throw new Error(`the stream answered ${response.status}: ${await response.text()}`)
-  const reader = response.body!.getReader()
-  await reader.read()
-  const rest = (async () => {
-    try {
-      while (!(await reader.read()).done) { /* drain */ }
-      return 'complete' as const
-    } catch {
-      return 'cut' as const
-    }
-  })()
-  return { rest: Promise.race([rest, sleep(CLOSE_WITHIN_MS).then(() => 'still open' as const)]) }
 }
 
 t.test('signing out ends the person\'s open app WebSockets and streamed answers, on every replica', async (t) => {

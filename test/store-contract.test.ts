@@ -279,6 +279,17 @@ function storeContract (t: Test, factory: StoreFactory): void {
     t.equal((await store.getFields(usage)).outputTokens, '25')
   })
 
+  t.test('setFields, getField and getFields: an index kept in one hash', async (t) => {
+    const store = await factory(t)
+    const index = key('index')
+    t.equal(await store.getField(index, 'a'), null, 'a missing hash has no field')
+    await store.setFields(index, { a: '{"x":1}', b: 'two' })
+    await store.setFields(index, { b: 'three' })
+    t.equal(await store.getField(index, 'a'), '{"x":1}')
+    t.equal(await store.getField(index, 'c'), null, 'a missing field is null')
+    t.same(await store.getFields(index), { a: '{"x":1}', b: 'three' }, 'setFields replaces only the fields it names')
+  })
+
   t.test('appendToLog and readLog: an append-only log by time, paged, trimmed by age', async (t) => {
     const store = await factory(t)
     const log = key('log')

@@ -13,6 +13,8 @@ export const AUDIT_PAGE_SIZE = 500
  */
 export class AuditLog {
   #storeFailing = false
+  /** Called with every record as it is written (the security-events counter). */
+  readonly listeners: Array<(record: AuditRecord) => void> = []
 
   constructor (
     private readonly store: Store,
@@ -27,6 +29,7 @@ export class AuditLog {
   record (event: AuditEvent, context: AuditContext = {}): void {
     const record = auditRecord(event, context)
     this.log.info({ audit: true, ...record }, `audit: ${record.event}`)
+    for (const listener of this.listeners) listener(record)
     this.store.appendToLog(AUDIT_LOG_KEY, JSON.stringify(record), this.retentionMs).then(() => {
       this.#storeFailing = false
     }, (error: unknown) => {

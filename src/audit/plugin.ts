@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto'
 import fp from 'fastify-plugin'
+import { Counter, type Registry } from 'prom-client'
 import type { FastifyRequest } from 'fastify'
 import { SETTINGS, type Config } from '../config/schema.js'
 import { AuditLog } from './log.js'
@@ -37,9 +38,27 @@ export function configFingerprint (config: Config): string {
   return createHash('sha256').update(JSON.stringify(flat)).digest('hex')
 }
 
+/**
+ * gemgate_security_events_total: every audit event by event, outcome and reason (sign-ins,
+ * refusals and why, sign-outs, keys, administrator actions). Reasons are fixed codes, so the
+ * series stay few.
+ */
+function countEvents (log: AuditLog, registry: Registry): void {
+  const events = new Counter({
+    name: 'gemgate_security_events_total',
+    help: 'Audit events, by event (sign-in, sign-in.refused, sign-out, key.created, admin.action, ...), outcome and reason.',
+    labelNames: ['event', 'outcome', 'reason'] as const,
+    registers: [registry],
+  })
+  events.inc({ event: 'sign-in', outcome: 'success', reason: '' }, 0)
+  log.listeners.push((record) => { events.inc({ event: record.event, outcome: record.outcome, reason: record.reason ?? '' }) })
+}
+
 /** The audit room: decorates `audit` and records the configuration a replica started with. */
 export default fp(async function auditPlugin (app) {
-  app.decorate('audit', new AuditLog(app.store, app.log.child({ component: 'audit' }), app.config.auditRetentionDays * DAY_MS))
+  const log = new AuditLog(app.store, app.log.child({ component: 'audit' }), app.config.auditRetentionDays * DAY_MS)
+  app.decorate('audit', log)
+  if (app.hasDecorator('metrics')) countEvents(log, app.metrics)
   app.addHook('onReady', async () => {
     app.audit.record({ event: 'config.loaded', outcome: 'success', detail: { fingerprint: configFingerprint(app.config) } })
   })

@@ -7,6 +7,8 @@ export type AuditEventName =
   | 'signed-out.by-provider'
   | 'key.created'
   | 'key.revoked'
+  | 'admin.action'
+  | 'admin.refused'
 
 /** How the event ended. */
 export type AuditOutcome = 'success' | 'failure' | 'denied'

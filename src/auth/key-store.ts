@@ -103,6 +103,11 @@ export class KeyStore {
       .sort((a, b) => a.createdAt - b.createdAt)
   }
 
+  /** A live key by id, whoever holds it (the administrator's revoke); null when unknown. */
+  async find (id: string): Promise<GatewayKey | null> {
+    return await this.#byId(id)
+  }
+
   /** Revokes one of this person's keys; false when they have no such key. */
   async revoke (personId: string, id: string): Promise<boolean> {
     const key = await this.#byId(id)

@@ -6,7 +6,7 @@ import { audit } from '../audit/plugin.js'
 import { checkEmail, type EmailClaims, type Refusal } from './allow.js'
 import { clearCookie, cookieOptions } from './cookies.js'
 import { errorPage, html, layout, sendPage, type Html } from './pages.js'
-import { personIdFor } from './person.js'
+import { personIdFor, type Profile } from './person.js'
 import { LOGIN_TTL_SECONDS, MAX_RETURN_PATH_LENGTH, PendingSignIns, type PendingSignIn } from './pending-sign-in.js'
 import { publicHostRedirect } from './public-host.js'
 import { DEFAULT_RETURN_PATH, safeReturnPath } from './redirect.js'
@@ -43,6 +43,35 @@ function signedInAlreadyPage (): Html {
 <p class="row"><a class="button" href="/">Continue</a><a class="button secondary" href="/auth/status">Your gateway status</a></p></section>`)
 }
 
+/** Longest OIDC max_age /auth/login passes on (a day): a fresh sign-in is asked for in seconds, not weeks. */
+export const MAX_SIGN_IN_AGE_SECONDS = 86_400
+
+/** Clock difference tolerated between the provider's auth_time and this replica. */
+const AUTH_TIME_SKEW_SECONDS = 30
+
+/** Why a sign-in is refused by a check another room registered (a suspension): a page title and text, and the audit reason. */
+export interface SignInRefusal {
+  title: string
+  message: string
+  reason: string
+}
+
+declare module 'fastify' {
+  interface FastifyInstance {
+    /** Checks run before a sign-in makes a session: the first refusal ends it on its page. */
+    signInChecks: Array<(personId: string) => Promise<SignInRefusal | null>>
+    /** Run after a sign-in made its session (the administrator's people index). */
+    signedInHooks: Array<(personId: string, profile: Profile) => Promise<void>>
+  }
+}
+
+/** `?max_age=` of /auth/login: a whole number of seconds up to {@link MAX_SIGN_IN_AGE_SECONDS}, else none. */
+function requestedMaxAge (value: string | undefined): number | undefined {
+  if (value === undefined || !/^\d{1,6}$/.test(value)) return undefined
+  const seconds = Number(value)
+  return seconds <= MAX_SIGN_IN_AGE_SECONDS ? seconds : undefined
+}
+
 /** A sign-in that cannot finish: ends on the error page with this status, and no session. */
 class SignInFailure extends Error {
   constructor (readonly status: number, readonly title: string, message: string, options?: ErrorOptions) {
@@ -60,6 +89,7 @@ function authorizeParameters (app: FastifyInstance, transaction: PendingSignIn, 
     nonce: transaction.nonce,
     code_challenge: codeChallenge,
     code_challenge_method: 'S256',
+    ...(transaction.maxAge === undefined ? {} : { max_age: String(transaction.maxAge) }),
   }
 }
 
@@ -69,9 +99,11 @@ function returnPath (rd: string | undefined, publicUrl: string): string {
   return path.length > MAX_RETURN_PATH_LENGTH ? DEFAULT_RETURN_PATH : path
 }
 
-async function startLogin (app: FastifyInstance, pendingSignIns: PendingSignIns, request: FastifyRequest<{ Querystring: { rd?: string } }>, reply: FastifyReply): Promise<FastifyReply> {
+async function startLogin (app: FastifyInstance, pendingSignIns: PendingSignIns, request: FastifyRequest<{ Querystring: { rd?: string, max_age?: string } }>, reply: FastifyReply): Promise<FastifyReply> {
   const configuration = await app.provider.configuration()
+  const maxAge = requestedMaxAge(request.query.max_age)
   const transaction: PendingSignIn = {
+    ...(maxAge === undefined ? {} : { maxAge }),
     state: oidc.randomState(),
     nonce: oidc.randomNonce(),
     codeVerifier: oidc.randomPKCECodeVerifier(),
@@ -159,6 +191,7 @@ async function finishLogin (app: FastifyInstance, pendingSignIns: PendingSignIns
   const tokens = await exchangeCode(app, request, transaction)
   await markUsed(app, transaction)
   const claims = await identityClaims(app, tokens)
+  refuseStaleAuthentication(transaction, claims)
   const refusal = checkEmail(claims, app.config)
   if (refusal !== null) {
     request.log.info({ refusal }, 'sign-in refused by the allow-list')
@@ -167,23 +200,54 @@ async function finishLogin (app: FastifyInstance, pendingSignIns: PendingSignIns
     throw new SignInFailure(403, 'Access denied', `${REFUSALS[refusal]}${who} If you have another account, sign in again with it.`)
   }
   const personId = personIdFor(app.config.oidc.issuer, claims.sub)
-  await app.profiles.save(personId, { sub: claims.sub, email: String(claims.email), name: typeof claims.name === 'string' ? claims.name : String(claims.email), ...policyClaims(app, claims) })
+  await refuseByChecks(app, request, personId, String(claims.email))
+  const profile: Profile = { sub: claims.sub, email: String(claims.email), name: typeof claims.name === 'string' ? claims.name : String(claims.email), ...policyClaims(app, claims) }
+  await app.profiles.save(personId, profile)
   await app.vault.save(personId, claims.sub, {
     accessToken: tokens.access_token,
     ...(tokens.refresh_token === undefined ? {} : { refreshToken: tokens.refresh_token }),
     expiresAt: Date.now() + (tokens.expiresIn() ?? 3600) * 1000,
     ...(tokens.scope === undefined ? {} : { scope: tokens.scope }),
   })
-  await app.startSession(reply, personId)
+  const userAgent = request.headers['user-agent']
+  await app.startSession(reply, personId, {
+    ...(typeof claims.auth_time === 'number' ? { authTime: claims.auth_time * 1000 } : {}),
+    ...(userAgent === undefined ? {} : { userAgent }),
+    ip: request.ip,
+  })
+  for (const hook of app.signedInHooks) await hook(personId, profile)
   request.log.info({ person: personId }, 'signed in')
   audit(request, { event: 'sign-in', outcome: 'success', actor: personId, actorEmail: String(claims.email) })
   return reply.header('cache-control', 'no-store').redirect(transaction.returnPath, 302)
 }
 
+/**
+ * A sign-in that asked for max_age: the ID token's auth_time must be that recent. Checked here
+ * rather than by openid-client, which would refuse an ID token without auth_time: some
+ * providers leave it out, and then the new session's start is the sign-in's time.
+ */
+function refuseStaleAuthentication (transaction: PendingSignIn, claims: Claims): void {
+  if (transaction.maxAge === undefined || typeof claims.auth_time !== 'number') return
+  if (Date.now() / 1000 - claims.auth_time <= transaction.maxAge + AUTH_TIME_SKEW_SECONDS) return
+  throw new SignInFailure(400, 'Sign-in could not be finished', 'The sign-in provider did not ask you to sign in again. Please start again.')
+}
+
+async function refuseByChecks (app: FastifyInstance, request: FastifyRequest, personId: string, email: string): Promise<void> {
+  for (const check of app.signInChecks) {
+    const refusal = await check(personId)
+    if (refusal === null) continue
+    request.log.info({ person: personId, reason: refusal.reason }, 'sign-in refused')
+    audit(request, { event: 'sign-in.refused', outcome: 'denied', actor: personId, actorEmail: email, reason: refusal.reason })
+    throw new SignInFailure(403, refusal.title, refusal.message)
+  }
+}
+
 /** GET /auth/login and GET /auth/callback: the authorization-code flow with PKCE, state and nonce. */
 export default fp(async function loginPlugin (app) {
   const pendingSignIns = new PendingSignIns(app.config.tokenEncryptionKeys)
-  app.get<{ Querystring: { rd?: string } }>('/auth/login', async (request, reply) => {
+  app.decorate('signInChecks', [])
+  app.decorate('signedInHooks', [])
+  app.get<{ Querystring: { rd?: string, max_age?: string } }>('/auth/login', async (request, reply) => {
     const elsewhere = publicHostRedirect(request, app.config.publicUrl)
     if (elsewhere !== undefined) return reply.header('cache-control', 'no-store').redirect(elsewhere, 302)
     return await startLogin(app, pendingSignIns, request, reply)

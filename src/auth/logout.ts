@@ -8,14 +8,17 @@ import { html, layout, sendPage } from './pages.js'
 /** A sign-out form carries nothing worth more than this. */
 const FORM_BODY_LIMIT = 1024
 
-/** Ends everything a person's sign-in gave: tokens at the provider and here, sessions, keys. */
-async function signOut (app: FastifyInstance, request: FastifyRequest, personId: string): Promise<void> {
+/**
+ * Ends everything a person's sign-in gave: tokens at the provider and here, sessions, keys (and
+ * through the announcement, their live streams and WebSockets). `actor`: who asked (an administrator).
+ */
+export async function signOut (app: FastifyInstance, request: FastifyRequest, personId: string, actor = personId): Promise<void> {
   const record = await app.vault.load(personId)
   if (record !== null) await revokeAtProvider(app, request, [record.refreshToken, record.accessToken])
   await app.vault.delete(personId)
   await endEverythingFor(app, personId)
   request.log.info({ person: personId }, 'signed out')
-  audit(request, { event: 'sign-out', outcome: 'success', actor: personId, subject: personId })
+  audit(request, { event: 'sign-out', outcome: 'success', actor, subject: personId })
 }
 
 /**
@@ -40,7 +43,8 @@ async function revokeAtProvider (app: FastifyInstance, request: FastifyRequest, 
   }
 }
 
-function wantsPage (request: FastifyRequest): boolean {
+/** Whether a browser navigates here (a form post, a link) and wants a page rather than JSON. */
+export function wantsPage (request: FastifyRequest): boolean {
   return request.headers['sec-fetch-mode'] === 'navigate' || (request.headers.accept ?? '').includes('text/html')
 }
 

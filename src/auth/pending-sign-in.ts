@@ -16,6 +16,8 @@ export interface PendingSignIn {
   returnPath: string
   /** Milliseconds since the epoch. */
   startedAt: number
+  /** OIDC max_age asked of the provider (a fresh sign-in), checked against the ID token's auth_time. */
+  maxAge?: number
 }
 
 /**

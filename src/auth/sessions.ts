@@ -13,7 +13,18 @@ import { SignInAgainError } from '../errors.js'
 export interface Session {
   personId: string
   createdAt: number
+  /** When the person last authenticated at the provider (the ID token's auth_time), ms; absent: createdAt. */
+  authTime?: number
+  /** The browser that signed in, for the administrator's view (capped). */
+  userAgent?: string
+  ip?: string
 }
+
+/** What a sign-in knows about its session besides the person. */
+export type SessionDetails = Pick<Session, 'authTime' | 'userAgent' | 'ip'>
+
+/** Longest user agent a session keeps. */
+const MAX_USER_AGENT_LENGTH = 200
 
 const sessionKey = (sessionId: string): string => `session:${sessionId}`
 const personSessionsKey = (personId: string): string => `person:${personId}:sessions`
@@ -29,9 +40,10 @@ export class SessionStore {
   constructor (private readonly store: Store, private readonly lifetimes: SessionLifetimes, private readonly changes?: PersonChanges) {}
 
   /** A new session with a fresh 256-bit id (never reusing one the browser sent: no fixation). */
-  async create (personId: string): Promise<string> {
+  async create (personId: string, details: SessionDetails = {}): Promise<string> {
     const sessionId = randomBytes(32).toString('base64url')
-    const session: Session = { personId, createdAt: Date.now() }
+    const { userAgent, ...rest } = details
+    const session: Session = { personId, createdAt: Date.now(), ...rest, ...(userAgent === undefined ? {} : { userAgent: userAgent.slice(0, MAX_USER_AGENT_LENGTH) }) }
     await this.store.set(sessionKey(sessionId), JSON.stringify(session), Math.min(this.lifetimes.idleMs, this.lifetimes.maxMs))
     await this.store.addToSet(personSessionsKey(personId), sessionId)
     return sessionId
@@ -49,6 +61,19 @@ export class SessionStore {
     }
     await this.store.expire(sessionKey(sessionId), Math.min(this.lifetimes.idleMs, remainingMs))
     return session
+  }
+
+  /** The session as stored, without renewing it; null when unknown. */
+  async read (sessionId: string): Promise<Session | null> {
+    const text = await this.store.get(sessionKey(sessionId))
+    return text === null ? null : JSON.parse(text) as Session
+  }
+
+  /** A person's live sessions (the administrator's view), by id. */
+  async listFor (personId: string): Promise<Array<Session & { id: string }>> {
+    const sessionIds = await this.store.setMembers(personSessionsKey(personId))
+    const sessions = await Promise.all(sessionIds.map(async (id) => ({ id, session: await this.read(id) })))
+    return sessions.flatMap(({ id, session }) => session === null ? [] : [{ ...session, id }])
   }
 
   /** When a session ends however much it is used: SESSION_MAX_SECONDS after sign-in. */
@@ -101,7 +126,7 @@ declare module 'fastify' {
     profiles: ProfileStore
     cookieNames: CookieNames
     /** Starts a session for a person: a new id, the old cookie replaced. */
-    startSession: (reply: FastifyReply, personId: string) => Promise<void>
+    startSession: (reply: FastifyReply, personId: string, details?: SessionDetails) => Promise<void>
   }
   interface FastifyRequest {
     /** A session cookie was sent but is bad or stale: clear it in the response. */
@@ -124,8 +149,8 @@ export default fp(async function sessionsPlugin (app) {
 
   app.vault.addAccessCheck(async (personId) => await sessions.hasLive(personId))
 
-  app.decorate('startSession', async (reply: FastifyReply, personId: string) => {
-    const sessionId = await sessions.create(personId)
+  app.decorate('startSession', async (reply: FastifyReply, personId: string, details?: SessionDetails) => {
+    const sessionId = await sessions.create(personId, details)
     reply.setCookie(names.session, sessionId, cookieOptions(names, cookieMaxAge))
   })
 

@@ -212,6 +212,9 @@ export const configSchema = z.strictObject({
   refreshAheadSeconds: setting(integer(0, 3600).default(300), { env: 'REFRESH_AHEAD_SECONDS', example: '300', description: 'Refresh an access token this long before it expires.' }),
   inactivePersonDays: setting(integer(1, 3650).default(30), { env: 'INACTIVE_PERSON_DAYS', example: '30', description: 'Stop refreshing (and revoke) the tokens of people with no live session and no unexpired key for this long.' }),
   refreshConcurrency: setting(integer(1, 1000).default(8), { env: 'REFRESH_CONCURRENCY', example: '8', description: 'Most refreshes one replica runs at once.' }),
+  adminEmails: setting(emailList().default([]), { env: 'ADMIN_EMAILS', example: 'ops@example.com', description: 'Email addresses of administrators (pages and API at /auth/admin, with a browser session only).' }),
+  adminGroups: setting(stringList().default([]), { env: 'ADMIN_GROUPS', example: 'gemgate-admins', description: 'Groups (from OIDC_GROUPS_CLAIM, matched case-insensitively) whose members are administrators.' }),
+  adminReauthSeconds: setting(integer(60, 86_400).default(900), { env: 'ADMIN_REAUTH_SECONDS', example: '900', description: 'An administrator\'s action that changes something needs a sign-in at most this old (older: sign in again with OIDC max_age).' }),
   auditRetentionDays: setting(integer(1, 3650).default(90), { env: 'AUDIT_RETENTION_DAYS', example: '90', description: 'How long audit records stay in the store (they are also written to the log stream).' }),
   sessionTtlSeconds: setting(integer(60, 31_536_000).default(604_800), { env: 'SESSION_TTL_SECONDS', example: '604800', description: 'Idle lifetime of a session.' }),
   sessionMaxSeconds: setting(integer(60, 31_536_000).default(604_800), { env: 'SESSION_MAX_SECONDS', example: '604800', description: 'Absolute lifetime of a session from sign-in, however often it is used (besides the idle SESSION_TTL_SECONDS).' }),
@@ -243,6 +246,9 @@ export const configSchema = z.strictObject({
   }
   if ((config.upstream?.apiKeySurfaces?.length ?? 0) > 0 && config.upstream?.apiKey === undefined) {
     ctx.addIssue({ code: 'custom', path: ['upstream', 'apiKey'], message: 'is required when UPSTREAM_API_KEY_SURFACES names a surface' })
+  }
+  if ((config.adminGroups?.length ?? 0) > 0 && config.oidc?.groupsClaim === undefined) {
+    ctx.addIssue({ code: 'custom', path: ['adminGroups'], message: 'needs OIDC_GROUPS_CLAIM (the claim that holds people\'s groups)' })
   }
   // `when`: run even when other keys failed, so every problem is reported at once.
 }, { when: () => true }).transform((config) => ({

@@ -3,6 +3,7 @@ import type { Identity } from '../auth/identity.js'
 import { ModelNotAllowedError, QuotaExceededError, ServiceUnavailableError, withExtras } from '../errors.js'
 import type { RequestBody } from '../proxy/body.js'
 import type { LimitCheck } from './checks.js'
+import { denialReason } from './metrics.js'
 import { NANO_PER_USD } from './checks.js'
 import { Enforcer, MIN_ANSWER_TOKENS, StoreDownError, type CallEstimate, type Reservation } from './enforcer.js'
 import { DEFAULT_MAX_OUTPUT_TOKENS, estimatePrompt, withMaxOutputTokens } from './request-body.js'
@@ -57,6 +58,7 @@ function modelInBody (body: RequestBody): string | undefined | null {
 function denied (enforcer: Enforcer, identity: Identity, model: string): Error {
   const rule = enforcer.ruleFor(identity)
   enforcer.metrics.call(rule?.name ?? 'none', enforcer.prices.labelOf(model), 'denied')
+  enforcer.metrics.denials.inc({ reason: 'model' })
   return new ModelNotAllowedError(`The model ${model} is not allowed ${identity.keyLimits?.models === undefined ? 'for you' : 'for this key'} by the gateway's policy${rule === null ? '' : ` (rule ${rule.name})`}.`)
 }
 
@@ -162,6 +164,7 @@ async function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: 
   const label = enforcer.prices.labelOf(call.model)
   if (!verdict.admitted) {
     enforcer.metrics.call(call.ruleName, label, 'limited')
+    enforcer.metrics.denials.inc({ reason: denialReason(verdict.refused) })
     throw quotaExceeded(verdict.refused, verdict.retryAfterMs, call.ruleName)
   }
   const { reservation } = verdict

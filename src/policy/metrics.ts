@@ -1,4 +1,14 @@
 import { Counter, type Registry } from 'prom-client'
+import type { LimitCheck } from './checks.js'
+
+/** Why the policy refuses a call, as gemgate_policy_denials_total labels it. */
+export const DENIAL_REASONS = ['model', 'rate', 'budget', 'quota'] as const
+
+/** The denial reason of the limit that refused a call. */
+export function denialReason (refused: LimitCheck): typeof DENIAL_REASONS[number] {
+  if (refused.check.kind === 'bucket') return 'rate'
+  return refused.check.resource === 'nanoUsd' ? 'budget' : 'quota'
+}
 import type { BilledTokens } from './prices.js'
 
 const KINDS = ['prompt', 'cached', 'output', 'thinking'] as const
@@ -9,6 +19,8 @@ export class PolicyMetrics {
   readonly tokens: Counter<'rule' | 'model' | 'kind'>
   readonly cost: Counter<'rule' | 'model'>
   readonly storeFailures: Counter
+  /** Calls refused, by reason: model (not allowed), rate (a per-minute limit), budget (a USD limit), quota (a token limit of a day or month). */
+  readonly denials: Counter<'reason'>
   // Label children per rule and model (both bounded): prom-client would hash the labels on every call.
   readonly #children = new Map<string, { tokens: Record<string, ReturnType<Counter['labels']>>, cost: ReturnType<Counter['labels']> }>()
 
@@ -31,6 +43,13 @@ export class PolicyMetrics {
       labelNames: ['rule', 'model'] as const,
       registers: [registry],
     })
+    this.denials = new Counter({
+      name: 'gemgate_policy_denials_total',
+      help: 'Calls the policy refused, by reason: model (not allowed), rate (per-minute limit), budget (USD limit), quota (daily or monthly token limit).',
+      labelNames: ['reason'] as const,
+      registers: [registry],
+    })
+    for (const reason of DENIAL_REASONS) this.denials.inc({ reason }, 0)
     this.storeFailures = new Counter({
       name: 'gemgate_policy_store_failures_total',
       help: 'Policy store calls that failed (POLICY_ON_STORE_FAILURE decides what happens then).',

@@ -98,13 +98,19 @@ export class UsageBook {
       add(totals, Object.fromEntries(Object.entries(day).map(([field, value]) => [field, Number(value)])))
       add(totals, this.#pending.get(usageKey(personId, dayIds[index]!)) ?? {})
     }
-    const byModel: Record<string, ModelUsage> = {}
-    for (const [field, value] of Object.entries(totals)) {
-      const [model, kind] = field.split('|') as [string, string]
-      const usage = byModel[model] ??= { requests: 0, prompt: 0, cached: 0, output: 0, thinking: 0, usd: 0 }
-      if (kind === 'nanoUsd') usage.usd += value / 1e9
-      else if (kind in usage) usage[kind as keyof ModelUsage] += value
-    }
-    return byModel
+    return usageByModel(totals)
   }
+}
+
+/** A usage hash's `<model>|<kind>` fields (numbers or their text) as usage per model. */
+export function usageByModel (fields: Record<string, number | string>): Record<string, ModelUsage> {
+  const byModel: Record<string, ModelUsage> = {}
+  for (const [field, raw] of Object.entries(fields)) {
+    const [model, kind] = field.split('|') as [string, string]
+    const value = Number(raw)
+    const usage = byModel[model] ??= { requests: 0, prompt: 0, cached: 0, output: 0, thinking: 0, usd: 0 }
+    if (kind === 'nanoUsd') usage.usd += value / 1e9
+    else if (kind in usage) usage[kind as keyof ModelUsage] += value
+  }
+  return byModel
 }

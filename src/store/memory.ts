@@ -10,7 +10,7 @@ export class MemoryStore implements Store {
   readonly #strings = new Map<string, Entry<string>>()
   readonly #sets = new Map<string, Set<string>>()
   readonly #schedules = new Map<string, Map<string, number>>()
-  readonly #hashes = new Map<string, Map<string, number>>()
+  readonly #hashes = new Map<string, Map<string, string>>()
   readonly #channels = new EventEmitter()
   readonly #logs = new Map<string, Array<LogEntry & { time: number }>>()
   #lastLogId = { time: 0, sequence: 0 }
@@ -127,13 +127,23 @@ export class MemoryStore implements Store {
   }
 
   async incrementFields (key: string, increments: Record<string, number>): Promise<void> {
-    const hash = this.#hashes.get(key) ?? new Map<string, number>()
-    for (const [field, amount] of Object.entries(increments)) hash.set(field, (hash.get(field) ?? 0) + amount)
+    const hash = this.#hashes.get(key) ?? new Map<string, string>()
+    for (const [field, amount] of Object.entries(increments)) hash.set(field, String(Number(hash.get(field) ?? 0) + amount))
     this.#hashes.set(key, hash)
   }
 
   async getFields (key: string): Promise<Record<string, string>> {
-    return Object.fromEntries([...(this.#hashes.get(key) ?? [])].map(([field, value]) => [field, String(value)]))
+    return Object.fromEntries(this.#hashes.get(key) ?? [])
+  }
+
+  async getField (key: string, field: string): Promise<string | null> {
+    return this.#hashes.get(key)?.get(field) ?? null
+  }
+
+  async setFields (key: string, fields: Record<string, string>): Promise<void> {
+    const hash = this.#hashes.get(key) ?? new Map<string, string>()
+    for (const [field, value] of Object.entries(fields)) hash.set(field, value)
+    this.#hashes.set(key, hash)
   }
 
   async appendToLog (key: string, entry: string, retainMs: number): Promise<void> {

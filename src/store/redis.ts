@@ -9,7 +9,8 @@ import type { LogEntry, LogRange, Store } from './store.js'
 export const DEFAULT_COMMAND_TIMEOUT = 2_000
 /** Longest a store verb waits in all (a reconnect attempt included) before it fails with 503. */
 export const DEFAULT_STORE_DEADLINE = 3_000
-const KEY_PREFIX = 'gemgate:'
+/** What every key of the gateway's starts with in Redis (tests that seed Redis directly need it). */
+export const KEY_PREFIX = 'gemgate:'
 
 const DELETE_IF_EQUALS = `if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) else return 0 end`
 const ADD_TO_SET_IF_BELOW = `if redis.call('SISMEMBER', KEYS[1], ARGV[1]) == 1 then return 1 end
@@ -158,6 +159,14 @@ export class RedisStore implements Store {
 
   async getFields (key: string): Promise<Record<string, string>> {
     return await this.client.hgetall(key)
+  }
+
+  async getField (key: string, field: string): Promise<string | null> {
+    return await this.client.hget(key, field)
+  }
+
+  async setFields (key: string, fields: Record<string, string>): Promise<void> {
+    await this.client.hset(key, fields)
   }
 
   async appendToLog (key: string, entry: string, retainMs: number): Promise<void> {

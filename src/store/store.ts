@@ -63,6 +63,10 @@ export interface Store {
   /** Adds to numeric fields of a hash (usage counters). */
   incrementFields (key: string, increments: Record<string, number>): Promise<void>
   getFields (key: string): Promise<Record<string, string>>
+  /** One field of a hash; null when the hash or the field is absent. */
+  getField (key: string, field: string): Promise<string | null>
+  /** Sets text fields of a hash (an index kept in one hash: one read lists it all). */
+  setFields (key: string, fields: Record<string, string>): Promise<void>
   /**
    * Appends `entry` to an append-only log (a Redis stream) and drops what is older than
    * `retainMs`. Entries get increasing ids that start with their time in ms.

@@ -7,7 +7,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { Identity } from '../auth/identity.js'
 import { ephemeralTokenOf } from '../ephemeral/plugin.js'
 import type { EphemeralToken } from '../ephemeral/token-store.js'
-import { BadRequestError, ForbiddenError } from '../errors.js'
+import { BadRequestError, ForbiddenError, QuotaExceededError } from '../errors.js'
 import { routeUpgrades, upgradeOf } from '../sidecar/app-websocket.js'
 import { DEFAULT_CONNECT_TIMEOUT } from '../proxy/upstream.js'
 import { credentialStillValid } from './credential.js'
@@ -152,6 +152,9 @@ export default fp(async function livePlugin (app) {
     if (identity.via === 'session' && request.headers.origin !== ownOrigin) {
       throw new ForbiddenError('Cross-site WebSocket refused: a session cookie opens Live sessions only from the gateway\'s own origin.')
     }
+    // A budget already spent refuses the session before it reaches Google.
+    const spent = await app.policy.exhaustedBudget(identity)
+    if (spent !== undefined) throw new QuotaExceededError(`Your ${spent.replaceAll('_', ' ')} budget is used up.`)
     const headers = await upstreamHeaders(request, identity)
     reply.hijack()
     const { socket, head } = upgradeOf(request)!
@@ -162,4 +165,4 @@ export default fp(async function livePlugin (app) {
   }
 
   for (const route of LIVE_ROUTES) app.get(route, live)
-}, { name: 'gemgate-live', dependencies: ['gemgate-identity', 'gemgate-connections', 'gemgate-usage', 'gemgate-ephemeral', 'gemgate-keys'] })
+}, { name: 'gemgate-live', dependencies: ['gemgate-identity', 'gemgate-connections', 'gemgate-usage', 'gemgate-ephemeral', 'gemgate-keys', 'gemgate-policy'] })

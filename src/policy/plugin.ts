@@ -79,7 +79,11 @@ export default fp(async function policyPlugin (app) {
     admit: async (request, reply, identity, path, body) => await admit(enforcer, request, reply, identity, path, body),
     recordUsage: (identity, model, usage) => { enforcer.settle(identity, model, usage) },
     checkModel: (identity, model) => { checkModel(enforcer, identity, model) },
-    exhaustedBudget: async (identity) => (await enforcer.exhaustedBudget(identity))?.name,
+    exhaustedBudget: async (identity) => {
+      // Usage recorded a moment ago is still in the settle batch: count it first.
+      await enforcer.settlements.flush()
+      return (await enforcer.exhaustedBudget(identity))?.name
+    },
   } satisfies Policy)
   app.addHook('preClose', async () => { await Promise.all([enforcer.settlements.flush(), enforcer.usage.flush()]) })
   if (app.store.kind === 'redis') heartbeat(enforcer, app)

@@ -1,0 +1,41 @@
+import t from 'tap'
+import { connectSdk, LIVE_MODEL, livePath, rawLive } from './helpers/live.js'
+import { signInWithKey } from './helpers/person.js'
+import { startPolicyStack } from './helpers/policy.js'
+
+// Issue 15: a Live session is held to the same policy as REST calls: the model in its `setup`
+// must be allowed, its turns are charged to the person's budgets, and a spent budget ends it.
+
+const POLICY = `policy:
+  - default: true
+    models: ['gemini-*-live']
+    tokens_per_day: 20
+`
+
+t.test('a Live setup naming a model the policy does not allow is closed before it reaches Google', async (t) => {
+  const stack = await startPolicyStack(t, POLICY)
+  const holder = await signInWithKey(stack)
+  const { socket, opened, closed } = await rawLive(`${stack.url.replace('http', 'ws')}${livePath()}?key=${holder.key}`)
+  t.equal(await opened, 101)
+  socket.send(JSON.stringify({ setup: { model: 'models/gemini-3-pro-preview' } }))
+  const { code, reason } = await closed
+  t.equal(code, 1008, 'closed as a policy violation')
+  t.match(reason, /gemini-3-pro-preview is not allowed/, 'with a reason that names the model')
+  t.notOk(stack.gemini.live.sessions.some((session) => session.messages.length > 0), 'no setup reached the upstream')
+})
+
+t.test('Live turns are charged to the budget; the turn that spends it ends the session, and a new one is refused', async (t) => {
+  const stack = await startPolicyStack(t, POLICY)
+  const holder = await signInWithKey(stack)
+  const live = await connectSdk(stack.url, holder.key, { model: LIVE_MODEL })
+  // The fake answers a text turn with 3 prompt + 24 answer tokens: more than the day's 20.
+  live.session.sendClientContent({ turns: 'hello live world', turnComplete: true })
+  const { code, reason } = await live.closed
+  t.equal(code, 1008)
+  t.match(reason, /tokens per day budget is used up/, 'the close reason names the budget')
+  const me = await (await holder.browser.fetch('/auth/me')).json() as { limits: Array<{ name: string, used: number }> }
+  t.equal(me.limits.find((limit) => limit.name === 'tokens_per_day')?.used, 27, 'the turn was charged in full')
+
+  const again = await rawLive(`${stack.url.replace('http', 'ws')}${livePath()}?key=${holder.key}`)
+  t.equal(await again.opened, 429, 'the next session is refused at the handshake')
+})

@@ -1,16 +1,7 @@
 import t from 'tap'
 import { FAKE_AUDIO } from './fixtures/gemini-live.js'
-import { signInWithKey, startProxyStack } from './helpers/person.js'
+import { modelUsage as usageOf, signInWithKey, startProxyStack } from './helpers/person.js'
 import { connectSdk, LIVE_MODEL, livePath, rawLive } from './helpers/live.js'
-
-async function usageOf (browser: { fetch: (path: string) => Promise<Response> }, model: string, requests: number): Promise<Record<string, number> | undefined> {
-  let counts: Record<string, number> | undefined
-  for (let attempt = 0; attempt < 100 && counts?.requests !== requests; attempt++) {
-    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 20))
-    counts = ((await (await browser.fetch('/auth/me')).json()) as { usage: { byModel: Record<string, Record<string, number>> } }).usage.byModel[model]
-  }
-  return counts
-}
 
 t.test('ai.live.connect through the gateway with a gateway key: text and binary turns, usage, closes relayed', async (t) => {
   const stack = await startProxyStack(t)

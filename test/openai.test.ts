@@ -1,17 +1,8 @@
 import OpenAI from 'openai'
 import t from 'tap'
-import { signInWithKey, startProxyStack } from './helpers/person.js'
+import { modelUsage as usageOf, signInWithKey, startProxyStack } from './helpers/person.js'
 
 const MODEL = 'gemini-3.8-flash'
-
-async function usageOf (browser: { fetch: (path: string) => Promise<Response> }, model: string, requests: number): Promise<Record<string, number> | undefined> {
-  let counts: Record<string, number> | undefined
-  for (let attempt = 0; attempt < 100 && counts?.requests !== requests; attempt++) {
-    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 20))
-    counts = ((await (await browser.fetch('/auth/me')).json()) as { usage: { byModel: Record<string, Record<string, number>> } }).usage.byModel[model]
-  }
-  return counts
-}
 
 t.test('the openai package: chat completion, its stream, embeddings and models through the gateway, metered per person', async (t) => {
   const stack = await startProxyStack(t, { gemini: { chunkDelayMs: 5 } })

@@ -94,3 +94,16 @@ export async function ageTokens (stack: Stack, personId: string, ms: number): Pr
 export function keyHeaders (holder: KeyHolder): Record<string, string> {
   return { 'x-goog-api-key': holder.key }
 }
+
+/**
+ * A person's metered usage of one model as /auth/me reports it, polled until it counts
+ * `requests` calls (usage is written just after the answer), for at most about two seconds.
+ */
+export async function modelUsage (browser: { fetch: (path: string) => Promise<Response> }, model: string, requests: number): Promise<Record<string, number> | undefined> {
+  let counts: Record<string, number> | undefined
+  for (let attempt = 0; attempt < 100 && counts?.requests !== requests; attempt++) {
+    if (attempt > 0) await new Promise((resolve) => setTimeout(resolve, 20))
+    counts = ((await (await browser.fetch('/auth/me')).json()) as { usage: { byModel: Record<string, Record<string, number>> } }).usage.byModel[model]
+  }
+  return counts
+}

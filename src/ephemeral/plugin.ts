@@ -2,7 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyInstance, FastifyRequest } from 'fastify'
 import type { Identity } from '../auth/identity.js'
 import { BadRequestError, NotFoundError, SignInAgainError, UnauthenticatedError } from '../errors.js'
-import { liveRpc } from '../live/paths.js'
+import { liveRpc } from '../proxy/live-target.js'
 import { EPHEMERAL_PREFIX, EphemeralRefusal, EphemeralTokens, MAX_EPHEMERAL_USES, type EphemeralToken } from './token-store.js'
 
 export { EphemeralRefusal } from './token-store.js'

@@ -11,7 +11,7 @@ import { BadRequestError, ForbiddenError, QuotaExceededError } from '../errors.j
 import { routeUpgrades, upgradeOf } from '../sidecar/app-websocket.js'
 import { DEFAULT_CONNECT_TIMEOUT } from '../proxy/upstream.js'
 import { credentialStillValid } from './credential.js'
-import { liveRpc, LIVE_ROUTES, upstreamLiveUrl, type LiveRpc } from './paths.js'
+import { liveRpc, LIVE_ROUTES, upstreamLiveUrl, type LiveRpc } from '../proxy/live-target.js'
 import { closeSocket, LiveRelay } from './relay.js'
 import { liveSetup, liveUsage } from './messages.js'
 

@@ -70,3 +70,30 @@ t.test('revoking a key ends the streams it opened; a token refresh ends nothing'
   t.equal(stack.app.liveConnections.size, 2, 'the session\'s stream stays open')
   void bySession
 })
+
+t.test('revoking a key ends an OpenAI-compatible stream it opened', async (t) => {
+  // Two words three seconds apart: the answer is still streaming when the key is revoked.
+  const stack = await startSidecarStack(t, { gemini: { chunkDelayMs: 3_000 } })
+  const holder = await signInWithKey(stack)
+  const abort = new AbortController()
+  t.teardown(() => { abort.abort() })
+  const response = await fetch(`${stack.url}/v1beta/openai/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${holder.key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'gemini-3.8-flash', stream: true, messages: [{ role: 'user', content: 'hello' }] }),
+    signal: abort.signal,
+  })
+  t.equal(response.status, 200)
+  const reader = response.body!.getReader()
+  await reader.read()
+  const rest = (async () => {
+    try {
+      while (!(await reader.read()).done) { /* drain */ }
+      return 'complete'
+    } catch {
+      return 'cut'
+    }
+  })()
+  t.equal((await holder.browser.fetch(`/auth/keys/${holder.keyId}`, { method: 'DELETE', headers: { origin: stack.url } })).status, 204)
+  t.equal(await Promise.race([rest, sleep(CLOSE_WITHIN_MS).then(() => 'still open')]), 'cut', 'the stream was cut off')
+})

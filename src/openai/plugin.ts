@@ -2,6 +2,7 @@ import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import type { Identity } from '../auth/identity.js'
+import { trackStreamedAnswer } from '../connections/streams.js'
 import { UnauthenticatedError } from '../errors.js'
 import type { BodySink, UpstreamExchange, UpstreamHead } from '../proxy/exchange.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js'
@@ -135,6 +136,8 @@ export default async function openAiPlugin (app: FastifyInstance): Promise<void>
       response.end()
       return
     }
+    // A streamed answer ends with its person's sign-in, like the Gemini path's.
+    trackStreamedAnswer(app, identity, head.headers['content-type'], response)
     exchange.pipe(sink(identity, prepared, head, response))
   })
 }

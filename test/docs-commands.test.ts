@@ -3,11 +3,12 @@
 // docs/testing.md.
 import { execFile, spawn } from 'node:child_process'
 import { once } from 'node:events'
-import { readdirSync, readFileSync } from 'node:fs'
-import { join, resolve } from 'node:path'
+import { cpSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join, relative, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import { freePort } from './fixtures/ports.js'
 
 const ROOT = resolve(import.meta.dirname, '..')
@@ -81,11 +82,28 @@ t.test('the commands marked ci are ones .ci/run runs', async (t) => {
   }
 })
 
+/** What a copy of the project leaves out: installed or generated, never documented. */
+const NOT_COPIED = new Set(['node_modules', '.tap', '.git', 'dist', 'coverage', join('.ci', 'node')])
+
+/**
+ * A copy of the project (node_modules linked) to run the blocks in. A block may run tap, and tap
+ * clears `.tap/coverage` and `.tap/processinfo` when it starts: in the project itself that would
+ * wipe the coverage of the very suite this test is part of.
+ */
+function projectCopy (t: Test): string {
+  const dir = mkdtempSync(join(tmpdir(), 'gemgate-docs-'))
+  t.teardown(() => { rmSync(dir, { recursive: true, force: true }) })
+  cpSync(ROOT, dir, { recursive: true, filter: (source) => !NOT_COPIED.has(relative(ROOT, source)) })
+  symlinkSync(join(ROOT, 'node_modules'), join(dir, 'node_modules'))
+  return dir
+}
+
 t.test('the blocks marked run exit 0', async (t) => {
   const run = promisify(execFile)
+  const cwd = projectCopy(t)
   for (const block of blocks.filter((block) => block.marker === 'run')) {
     await t.resolves(run('bash', ['-euo', 'pipefail', '-c', block.script], {
-      cwd: ROOT, timeout: BLOCK_TIMEOUT, env: cleanEnvironment(), maxBuffer: 16 * 1024 * 1024,
+      cwd, timeout: BLOCK_TIMEOUT, env: cleanEnvironment(), maxBuffer: 16 * 1024 * 1024,
     }), `${block.where} runs`)
   }
 })

@@ -143,6 +143,23 @@ t.test('SIGTERM drains in-flight requests, then exits 0', async (t) => {
     t.equal(code, 0)
   })
 
+  t.test('a connection that never sent a request does not hold the drain up', async (t) => {
+    const provider = await startDiscovery(t)
+    // Longer than the drain: Node's own headers timeout (60 s) would end such a connection only after it.
+    const gateway = await startGateway(t, main, provider.issuer, { SHUTDOWN_DRAIN_SECONDS: '20' })
+    await gateway.logged('provider metadata loaded')
+    const silent = connect({ host: '127.0.0.1', port: gateway.port })
+    silent.on('error', () => {})
+    t.teardown(() => { silent.destroy() })
+    await once(silent, 'connect')
+    await sleep(300)
+
+    gateway.child.kill('SIGTERM')
+    const { code } = await withinDeadline(gateway.exited, 'exit with a silent connection open')
+    t.equal(code, 0, 'a clean exit')
+    t.notMatch(gateway.output(), 'killed by timeout', 'not ended by the drain bound')
+  })
+
   t.test('SHUTDOWN_DRAIN_SECONDS bounds the wait for a request that never ends', async (t) => {
     const provider = await startDiscovery(t)
     const gateway = await startGateway(t, main, provider.issuer, { SHUTDOWN_DRAIN_SECONDS: '1' })

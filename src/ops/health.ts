@@ -1,3 +1,5 @@
+import type { IncomingMessage } from 'node:http'
+import type { Socket } from 'node:net'
 import fp from 'fastify-plugin'
 import type { FastifyBaseLogger } from 'fastify'
 import { ServiceUnavailableError, loggedElsewhere } from '../errors.js'
@@ -37,6 +39,8 @@ async function withTimeout (check: ReadinessCheck): Promise<void> {
 
 /** While closing, how often idle keep-alive connections are closed so the drain can finish. */
 const DRAIN_SWEEP_INTERVAL = 100
+/** While closing, how long a connection may stay open without sending a request. */
+const SILENT_GRACE_MS = 1_000
 
 /**
  * GET /healthz (the process runs) and GET /readyz (every dependency answers); and the drain on
@@ -46,9 +50,24 @@ const DRAIN_SWEEP_INTERVAL = 100
 export default fp(async function healthPlugin (app) {
   app.decorate('readiness', new Map<string, ReadinessCheck>())
 
+  // Connections that have not sent a request yet: Node counts them as busy (its headers timeout,
+  // 60 s, runs on them), so closeIdleConnections leaves them and they would hold the drain up.
+  const silent = new Map<Socket, number>()
+  app.server.on('connection', (socket: Socket) => {
+    silent.set(socket, Date.now())
+    socket.once('close', () => silent.delete(socket))
+  })
+  const spoke = (request: IncomingMessage): void => { silent.delete(request.socket) }
+  app.server.on('request', spoke)
+  app.server.on('upgrade', spoke)
   let sweep: NodeJS.Timeout | undefined
   app.addHook('preClose', async () => {
-    sweep = setInterval(() => { app.server.closeIdleConnections() }, DRAIN_SWEEP_INTERVAL).unref()
+    sweep = setInterval(() => {
+      app.server.closeIdleConnections()
+      // One that connected just before the close may still be sending its first request: it gets a moment.
+      const before = Date.now() - SILENT_GRACE_MS
+      for (const [socket, since] of silent) if (since < before) socket.destroy()
+    }, DRAIN_SWEEP_INTERVAL).unref()
   })
   // A request that still reaches a closing replica (on a connection in use) is not served: 503
   // in the API's error shape, so clients and load balancers retry elsewhere.

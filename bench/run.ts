@@ -17,6 +17,7 @@ import { Redis } from 'ioredis'
 import { fixedRate, holdStreams, sse, wrk, type Call, type FixedRateResult, type HeldStreamsResult, type StreamResult, type ThroughputResult } from './load.js'
 import { nginxConfig } from './nginx.js'
 import { POLICY_TARGET, startPolicyGateway } from './policy.js'
+import { PORTKEY_TARGET, portkeyCall, portkeyEntry, startPortkey } from './portkey.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const RESULTS = join(ROOT, 'bench', 'results')
@@ -30,9 +31,10 @@ const SSE = { streams: 20, chunks: 10, intervalMs: 20 }
 const HELD = { streams: Number(process.env.BENCH_HELD_STREAMS ?? 1000), intervalMs: 1000, chunks: 120, timeoutMs: 30_000 }
 const TOKEN = `ya29.bench-${randomBytes(24).toString('base64url')}`
 const GENERATE = '/v1beta/models/gemini-3.8-flash:generateContent'
-const PROMPT = JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'Write a sentence about a fox.' }] }] })
+const QUESTION = 'Write a sentence about a fox.'
+const PROMPT = JSON.stringify({ contents: [{ role: 'user', parts: [{ text: QUESTION }] }] })
 
-/** BENCH_PHASES=throughput,latency,sse,held runs only those; BENCH_CPU_PROF=1 profiles the gateway (bench/results/profiles); BENCH_HELD_STREAMS sets how many streams are held (default 1,000). */
+/** BENCH_PHASES=throughput,latency,sse,held runs only those (burst, with held: the gateway's throughput right before and after the held streams); BENCH_CPU_PROF=1 profiles the gateway (bench/results/profiles); BENCH_HELD_STREAMS sets how many streams are held (default 1,000). */
 const PHASES = new Set((process.env.BENCH_PHASES ?? 'held,throughput,latency,sse').split(','))
 const PROFILE = process.env.BENCH_CPU_PROF === '1'
 
@@ -107,6 +109,8 @@ interface Results {
   latency: Record<string, FixedRateResult>
   streams: Record<string, StreamResult>
   held: HeldStreamsResult | undefined
+  /** The gateway's throughput with a key before and after the held streams (the burst phase). */
+  burst: Record<string, ThroughputResult>
   /** The gateway's event-loop delay during each phase (max and p99, ms). */
   eventLoop: Record<string, { maxMs: number, p99Ms: number }>
   ratios: Record<string, number>
@@ -191,6 +195,18 @@ async function main (): Promise<void> {
     })
   }
 
+  const portkey = portkeyEntry(ROOT)
+  let portkeyChild: ChildProcess | undefined
+  let portkeyUrl: string | undefined
+  if (portkey === undefined) {
+    process.stdout.write('@portkey-ai/gateway is not installed: its column is skipped (npm ci)\n')
+  } else {
+    const port = await freePort()
+    portkeyChild = startPortkey(portkey, port, (args, env) => start(proxyCore, process.execPath, args, { env }))
+    await waitForPort(port)
+    portkeyUrl = `http://127.0.0.1:${port}`
+  }
+
   let nginxUrl: string | undefined
   if (onPath('nginx')) {
     const port = await freePort()
@@ -215,12 +231,13 @@ async function main (): Promise<void> {
     [POLICY_TARGET, post(policy.url, { 'x-goog-api-key': policy.key })],
     // A browser's fetch from the gateway's own pages: the cookie, and the Origin the CSRF check wants.
     ['gateway, session', post(gatewayUrl, { cookie: seeded.cookie, origin: gatewayUrl })],
+    ...(portkeyUrl === undefined ? [] : [[PORTKEY_TARGET, portkeyCall(portkeyUrl, upstreamUrl, TOKEN, 'gemini-3.8-flash', QUESTION)] as [string, Call]]),
   ]
 
   // Only the process under test runs on the proxy core: an idle Node process still collects
   // garbage and shrinks its heap in the background, which would land in another's figures.
-  const proxies: Record<string, ChildProcess> = { gateway, bare, node: nodeProxy, policy: policy.child }
-  const owner = (name: string): string | undefined => name.startsWith('gateway') ? 'gateway' : name.startsWith('bare') ? 'bare' : name.startsWith('node') ? 'node' : name === POLICY_TARGET ? 'policy' : undefined
+  const proxies: Record<string, ChildProcess> = { gateway, bare, node: nodeProxy, policy: policy.child, ...(portkeyChild === undefined ? {} : { portkey: portkeyChild }) }
+  const owner = (name: string): string | undefined => name.startsWith('gateway') ? 'gateway' : name.startsWith('bare') ? 'bare' : name.startsWith('node') ? 'node' : name === POLICY_TARGET ? 'policy' : name === PORTKEY_TARGET ? 'portkey' : undefined
   async function alone<T> (name: string, measure: () => Promise<T>): Promise<T> {
     const paused = Object.entries(proxies).filter(([key]) => key !== owner(name)).map(([, child]) => child)
     for (const child of paused) child.kill('SIGSTOP')
@@ -242,6 +259,17 @@ async function main (): Promise<void> {
   const keyCall = post(gatewayUrl, { 'x-goog-api-key': seeded.key })
   const streamPath = (chunks: number, intervalMs: number): string => `/v1beta/models/gemini-3.8-flash:streamGenerateContent?alt=sse&chunks=${chunks}&interval=${intervalMs}`
 
+  // BENCH_PHASES=burst: the gateway's throughput with a key right before the held streams and right after them.
+  const burst: Record<string, ThroughputResult> = {}
+  const keyThroughput = async (warmupSeconds: number): Promise<ThroughputResult> => await alone('gateway', async () => await wrk(keyCall, { ...THROUGHPUT, warmupSeconds, dir, pin: helperCore }))
+  if (PHASES.has('burst')) {
+    phase = 'burst'
+    process.stdout.write('throughput before the burst: gateway, key …\n')
+    // A longer warm-up: the figure after the burst is taken from a process warmed by this one.
+    burst.before = await keyThroughput(5)
+    phase = 'held'
+  }
+
   // First, while the gateway is fresh: what 1,000 open streams cost on top of a process at rest.
   let held: HeldStreamsResult | undefined
   if (PHASES.has('held')) {
@@ -249,6 +277,11 @@ async function main (): Promise<void> {
     held = await alone('gateway', async () => await holdStreams({ ...keyCall, path: streamPath(HELD.chunks, HELD.intervalMs) }, HELD.streams, gateway.pid!, HELD.timeoutMs))
     // BENCH_SETTLE_MS: a pause after the burst, to tell a lasting slowdown from one that passes.
     await new Promise((resolve) => setTimeout(resolve, Number(process.env.BENCH_SETTLE_MS ?? 0)))
+  }
+  if (PHASES.has('burst')) {
+    phase = 'burst'
+    process.stdout.write('throughput after the burst: gateway, key …\n')
+    burst.after = await keyThroughput(THROUGHPUT.warmupSeconds)
   }
 
   phase = 'throughput'
@@ -281,7 +314,8 @@ async function main (): Promise<void> {
   phase = 'latency'
   const latency: Record<string, FixedRateResult> = {}
   const latencyRuns: Record<string, FixedRateResult[]> = {}
-  const latencyTargets = targets.filter(([name]) => name !== 'gateway, session')
+  // Portkey is a throughput baseline only (issue 18: the gateway at 10x or more); it would add minutes here.
+  const latencyTargets = targets.filter(([name]) => name !== 'gateway, session' && name !== PORTKEY_TARGET)
   for (let round = 1; round <= (PHASES.has('latency') ? FIXED_RATE.rounds : 0); round++) {
     for (const [name, call] of latencyTargets) {
       process.stdout.write(`fixed rate ${FIXED_RATE.rate}/s, round ${round}/${FIXED_RATE.rounds}: ${name} …\n`)
@@ -319,15 +353,18 @@ async function main (): Promise<void> {
     latency,
     streams,
     held,
+    burst,
     eventLoop,
     ratios: {
       keyVsNodeProxy: ratio(rps('gateway, key'), rps('node minimal proxy')),
       keyVsNginx: ratio(rps('gateway, key'), rps('nginx')),
+      keyVsPortkey: ratio(rps('gateway, key'), rps(PORTKEY_TARGET)),
       keyVsBareProxy: ratio(rps('gateway, key'), rps('bare @fastify/http-proxy')),
       sessionVsBareProxy: ratio(rps('gateway, session'), rps('bare @fastify/http-proxy')),
       addedP99Ms: difference(latency['gateway, key']?.p99Ms, latency.direct?.p99Ms),
       policyOnVsOff: ratio(rps(POLICY_TARGET), rps('gateway, key')),
       policyAddedP99Ms: difference(latency[POLICY_TARGET]?.p99Ms, latency['gateway, key']?.p99Ms),
+      afterBurstVsBefore: ratio(burst.after?.requestsPerSecond ?? Number.NaN, burst.before?.requestsPerSecond ?? Number.NaN),
       addedTtfbMs: difference(streams.gateway?.ttfbP50Ms, streams.direct?.ttfbP50Ms),
       addedChunkDelayP50Ms: difference(streams.gateway?.chunkDelayP50Ms, streams.direct?.chunkDelayP50Ms),
       addedChunkDelayMaxMs: difference(streams.gateway?.chunkDelayMaxMs, streams.direct?.chunkDelayMaxMs),
@@ -364,6 +401,7 @@ function print (results: Results): void {
     ...Object.entries(results.streams).map(([name, r]) => `${name.padEnd(26)}${cell(r.ttfbP50Ms, 10)}${cell(r.chunkDelayP50Ms, 17)}${cell(r.chunkDelayMaxMs, 8)}${cell(`${r.chunksSeen}/${r.chunksExpected}`, 10)}`),
     '',
     results.held === undefined ? '' : `${results.held.streams} concurrent streams through the gateway: ${results.held.opened} open after ${results.held.openAllMs} ms, RSS ${results.held.rssIdleMb} MB at rest -> ${results.held.rssHoldingMb} MB holding them (${Math.round((results.held.rssHoldingMb - results.held.rssIdleMb) * 1024 / Math.max(1, results.held.opened) * 10) / 10} KB per stream)`,
+    ...Object.entries(results.burst).map(([when, r]) => `gateway, key, ${when} the burst: ${r.requestsPerSecond} req/s, p99 ${r.p99Ms} ms, ${r.failures} failed`),
     '',
     `gateway event loop, per phase: ${Object.entries(results.eventLoop).map(([phase, loop]) => `${phase} max ${loop.maxMs} ms (p99 ${loop.p99Ms})`).join(', ')}`,
     '',

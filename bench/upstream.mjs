@@ -7,6 +7,8 @@ import { createServer } from 'node:http'
 import { performance } from 'node:perf_hooks'
 
 const EXPECTED = `Bearer ${process.env.BENCH_TOKEN}`
+// Gemini also takes the key as ?key=: the Portkey baseline sends it so.
+const EXPECTED_KEY = `key=${encodeURIComponent(process.env.BENCH_TOKEN)}`
 const ANSWER = JSON.stringify({
   candidates: [{ content: { role: 'model', parts: [{ text: 'The quick brown fox jumps over the lazy dog. '.repeat(8) }] }, finishReason: 'STOP', index: 0 }],
   usageMetadata: { promptTokenCount: 12, candidatesTokenCount: 96, totalTokenCount: 108 },
@@ -36,7 +38,7 @@ function stream (request, response, query) {
 
 const server = createServer((request, response) => {
   request.resume()
-  if (request.headers.authorization !== EXPECTED) {
+  if (request.headers.authorization !== EXPECTED && !request.url.includes(EXPECTED_KEY)) {
     response.writeHead(401, { 'content-type': 'application/json' })
     response.end(REFUSED)
     return

@@ -19,7 +19,7 @@ const EXIT_TIMEOUT = 15_000
 /** sysexits.h EX_CONFIG, what main.ts exits with on a bad configuration. */
 const EX_CONFIG = 78
 /** Packages only bench/ uses: the production install must not carry them (issue 17, item 12). */
-const BENCH_ONLY = ['@fastify/http-proxy', '@fastify/reply-from']
+const BENCH_ONLY = ['@fastify/http-proxy', '@fastify/reply-from', '@portkey-ai/gateway']
 const REQUIRED = ['PUBLIC_URL', 'OIDC_CLIENT_ID', 'OIDC_CLIENT_SECRET', 'COOKIE_SECRETS', 'TOKEN_ENCRYPTION_KEYS', 'ALLOWED_EMAIL_DOMAINS']
 
 const run = promisify(execFile)

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
-import type { Pool } from 'undici'
+import type { Dispatcher } from 'undici'
 import type { Identity } from '../auth/identity.js'
 import { UnauthenticatedError } from '../errors.js'
 import { upstreamRequestHeaders } from '../proxy/headers.js'
@@ -12,7 +12,7 @@ const VERSIONS = ['/v1beta', '/v1', '/v1alpha'] as const
 
 interface ModelList { models?: Array<{ name?: unknown }>, [other: string]: unknown }
 
-async function fetchList (app: FastifyInstance, pool: Pool, request: FastifyRequest, identity: Identity, force: boolean) {
+async function fetchList (app: FastifyInstance, pool: Dispatcher, request: FastifyRequest, identity: Identity, force: boolean) {
   const target = upstreamTarget(request.raw.url ?? '')
   const headers = upstreamRequestHeaders(request.headers, {
     accessToken: await app.vault.accessToken(identity.personId, { force }),
@@ -28,7 +28,7 @@ async function fetchList (app: FastifyInstance, pool: Pool, request: FastifyRequ
  * models.list through the policy: the upstream's list with only the models this caller may use
  * (the rule's globs and the key's own). models.get of a disallowed model is refused at admission.
  */
-export function modelsListRoutes (app: FastifyInstance, pool: Pool, enforcer: Enforcer): void {
+export function modelsListRoutes (app: FastifyInstance, pool: Dispatcher, enforcer: Enforcer): void {
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const identity = await app.identify(request)
     if (identity === null) throw new UnauthenticatedError(`Not signed in: sign in at ${app.config.publicUrl}/auth/login, or send a gateway key in x-goog-api-key.`)

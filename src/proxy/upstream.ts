@@ -3,17 +3,19 @@ import { rootCertificates } from 'node:tls'
 import type { Readable } from 'node:stream'
 import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
-import { buildConnector, Client, Pool, type Dispatcher } from 'undici'
+import { buildConnector, Client, type Dispatcher } from 'undici'
 import type { Config } from '../config/schema.js'
 import { BadGatewayError, GatewayTimeoutError } from '../errors.js'
 import { UpstreamExchange } from './exchange.js'
+import { UpstreamPool } from './upstream-pool.js'
 
 /** How long to wait for a TCP + TLS connection to the upstream. */
 export const DEFAULT_CONNECT_TIMEOUT = 10_000
 /**
  * Connections to the upstream at most: none. Over HTTP/1.1 every call in flight holds a
  * connection, and a stream holds it for minutes; a cap would queue every other call (short
- * ones included) behind the open streams. Idle connections are closed after the keep-alive.
+ * ones included) behind the open streams. Idle connections are closed after the keep-alive,
+ * and beyond DEFAULT_IDLE_CONNECTIONS at once (see UpstreamPool).
  */
 export const DEFAULT_CONNECTIONS = null
 /** How long an idle upstream connection is kept for reuse. */
@@ -48,7 +50,7 @@ export interface UpstreamRequest {
  * default) an https upstream that offers h2 by ALPN is spoken to over HTTP/2; one that does not
  * (and any http:// upstream) gets HTTP/1.1.
  */
-export async function createUpstreamPool (settings: Config['upstream']): Promise<Pool> {
+export async function createUpstreamPool (settings: Config['upstream']): Promise<UpstreamPool> {
   const extraCa = settings.caFile === undefined ? [] : [await readFile(settings.caFile, 'utf8')]
   const timeout = settings.timeoutSeconds * 1000
   const connector = buildConnector({
@@ -58,15 +60,15 @@ export async function createUpstreamPool (settings: Config['upstream']): Promise
     allowH2: settings.http2,
   })
   const streams = new StreamsPerConnection()
-  return new Pool(new URL(settings.url).origin, {
-    connections: DEFAULT_CONNECTIONS,
+  const origin = new URL(settings.url).origin
+  const options: Client.Options = {
     allowH2: settings.http2,
     maxConcurrentStreams: DEFAULT_H2_STREAMS_PER_CONNECTION,
     keepAliveTimeout: DEFAULT_UPSTREAM_KEEP_ALIVE,
     headersTimeout: timeout,
     bodyTimeout: timeout,
-    factory: (origin, options) => streams.client(origin, options as Client.Options, connector),
-  })
+  }
+  return new UpstreamPool(() => streams.client(origin, options, connector))
 }
 
 /**
@@ -110,7 +112,7 @@ export function upstreamFailure (error: unknown, requestId: string): Error {
 }
 
 /** Starts one request upstream; its answer arrives through the exchange. */
-export function dispatchUpstream (pool: Pool, request: UpstreamRequest): UpstreamExchange {
+export function dispatchUpstream (pool: Dispatcher, request: UpstreamRequest): UpstreamExchange {
   const exchange = new UpstreamExchange()
   pool.dispatch(request, exchange)
   return exchange

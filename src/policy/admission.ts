@@ -6,7 +6,7 @@ import type { LimitCheck } from './checks.js'
 import { denialReason } from './metrics.js'
 import { NANO_PER_USD } from './checks.js'
 import { Enforcer, MIN_ANSWER_TOKENS, StoreDownError, type CallEstimate, type Reservation } from './enforcer.js'
-import { DEFAULT_MAX_OUTPUT_TOKENS, estimatePrompt, withMaxOutputTokens } from './request-body.js'
+import { DEFAULT_MAX_OUTPUT_TOKENS, GEMINI_BODY, type BodyShape } from './request-body.js'
 import { modelAllowed } from './rules.js'
 import type { UsageMetadata } from './usage.js'
 
@@ -137,19 +137,31 @@ export async function admit (enforcer: Enforcer, request: FastifyRequest, reply:
     checkBodyModel(enforcer, identity, path, body)
     return { body, settle: PASS_SETTLE }
   }
-  const rule = enforcer.ruleFor(identity)
-  checkModel(enforcer, identity, call.model)
   const generating = GENERATING.has(call.method ?? '')
-  if (!generating && !EMBEDDING.has(call.method ?? '')) return { body, settle: PASS_SETTLE }
+  if (!generating && !EMBEDDING.has(call.method ?? '')) {
+    checkModel(enforcer, identity, call.model)
+    return { body, settle: PASS_SETTLE }
+  }
+  return await admitModelCall(enforcer, request, reply, identity, { model: call.model, generating }, body, GEMINI_BODY)
+}
+
+/**
+ * Admits a metered call to `model` whose body `shape` reads (generateContent's, or the
+ * OpenAI-compatible surface's chat completions and embeddings): the allow-list, then the same
+ * check-and-reserve, lowering of the output cap and settlement as every metered call.
+ */
+export async function admitModelCall (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,
+  call: { model: string, generating: boolean }, body: RequestBody, shape: BodyShape): Promise<Admission> {
+  checkModel(enforcer, identity, call.model)
   const checks = enforcer.checksOf(identity, Date.now())
   if (checks.length === 0) return { body, settle: (usage, modelVersion) => { enforcer.settle(identity, modelVersion ?? call.model, usage) } }
-  return await reserveCall(enforcer, request, reply, identity, { model: call.model, generating, ruleName: rule?.name ?? 'key' }, body, checks)
+  return await reserveCall(enforcer, request, reply, identity, { ...call, ruleName: enforcer.ruleFor(identity)?.name ?? 'key' }, body, checks, shape)
 }
 
 async function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,
-  call: { model: string, generating: boolean, ruleName: string }, body: RequestBody, checks: LimitCheck[]): Promise<Admission> {
+  call: { model: string, generating: boolean, ruleName: string }, body: RequestBody, checks: LimitCheck[], shape: BodyShape): Promise<Admission> {
   const countsTokens = checks.some((entry) => entry.check.resource !== 'requests')
-  const estimate = countsTokens ? estimatePrompt(body.kind === 'kept' ? body.bytes : undefined, Number(request.headers['content-length'] ?? 0)) : { promptTokens: 0 }
+  const estimate = countsTokens ? shape.estimate(body.kind === 'kept' ? body.bytes : undefined, Number(request.headers['content-length'] ?? 0)) : { promptTokens: 0 }
   // Only a body in hand, in plain JSON, can be rewritten: any other must fit whole.
   const rewritable = estimate.json !== undefined && request.headers['content-encoding'] === undefined
   const maxOutput = call.generating && countsTokens ? (estimate.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS) : 0
@@ -172,7 +184,7 @@ async function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: 
   let forwarded = body
   const lowered = call.generating && countsTokens && reservation.output < maxOutput
   if (lowered) {
-    const bytes = withMaxOutputTokens(estimate.json!, reservation.output)
+    const bytes = shape.withMaxOutput(estimate.json!, reservation.output)
     forwarded = { kind: 'kept', bytes }
     // The client's Content-Length no longer describes the body: the forwarded headers carry the new one.
     request.headers['content-length'] = String(bytes.length)

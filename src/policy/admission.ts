@@ -137,12 +137,18 @@ export async function admit (enforcer: Enforcer, request: FastifyRequest, reply:
     checkBodyModel(enforcer, identity, path, body)
     return { body, settle: PASS_SETTLE }
   }
+  const rule = enforcer.ruleFor(identity)
+  checkModel(enforcer, identity, call.model)
   const generating = GENERATING.has(call.method ?? '')
-  if (!generating && !EMBEDDING.has(call.method ?? '')) {
-    checkModel(enforcer, identity, call.model)
-    return { body, settle: PASS_SETTLE }
-  }
-  return await admitModelCall(enforcer, request, reply, identity, { model: call.model, generating }, body, GEMINI_BODY)
+  if (!generating && !EMBEDDING.has(call.method ?? '')) return { body, settle: PASS_SETTLE }
+  const checks = enforcer.checksOf(identity, Date.now())
+  if (checks.length === 0) return unlimited(enforcer, identity, call.model, body)
+  return await reserveCall(enforcer, request, reply, identity, { model: call.model, generating, ruleName: rule?.name ?? 'key' }, body, checks, GEMINI_BODY)
+}
+
+/** A call with no limit to check: charged once its usage is known. */
+function unlimited (enforcer: Enforcer, identity: Identity, model: string, body: RequestBody): Admission {
+  return { body, settle: (usage, modelVersion) => { enforcer.settle(identity, modelVersion ?? model, usage) } }
 }
 
 /**
@@ -154,7 +160,7 @@ export async function admitModelCall (enforcer: Enforcer, request: FastifyReques
   call: { model: string, generating: boolean }, body: RequestBody, shape: BodyShape): Promise<Admission> {
   checkModel(enforcer, identity, call.model)
   const checks = enforcer.checksOf(identity, Date.now())
-  if (checks.length === 0) return { body, settle: (usage, modelVersion) => { enforcer.settle(identity, modelVersion ?? call.model, usage) } }
+  if (checks.length === 0) return unlimited(enforcer, identity, call.model, body)
   return await reserveCall(enforcer, request, reply, identity, { ...call, ruleName: enforcer.ruleFor(identity)?.name ?? 'key' }, body, checks, shape)
 }
 

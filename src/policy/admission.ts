@@ -5,7 +5,7 @@ import type { RequestBody } from '../proxy/body.js'
 import type { LimitCheck } from './checks.js'
 import { denialReason } from './metrics.js'
 import { NANO_PER_USD } from './checks.js'
-import { Enforcer, MIN_ANSWER_TOKENS, StoreDownError, type CallEstimate, type Reservation } from './enforcer.js'
+import { Enforcer, MIN_ANSWER_TOKENS, StoreDownError, type CallEstimate, type Reservation, type Verdict } from './enforcer.js'
 import { DEFAULT_MAX_OUTPUT_TOKENS, GEMINI_BODY, type BodyShape } from './request-body.js'
 import { modelAllowed } from './rules.js'
 import type { UsageMetadata } from './usage.js'
@@ -25,6 +25,8 @@ const EMBEDDING = new Set(['embedContent', 'batchEmbedContents'])
 const MODEL_CALL = /\/(?:models|tunedModels)\/([^/:]+)(?::(\w+))?$/
 /** After the response closed unsettled, how long the usage tap may still report (a compressed body finishing). */
 const SETTLE_GRACE_MS = 1_000
+/** The metric label of a Live session's admission: its model is named only in its first message. */
+const LIVE_LABEL = 'live'
 
 /** Calls that name their model in the body: the OpenAI-compatible surface, cached contents, batches. */
 const MODEL_IN_BODY = /^\/[^/]+\/(?:openai\/|cachedContents|batches)/
@@ -164,6 +166,44 @@ export async function admitModelCall (enforcer: Enforcer, request: FastifyReques
   return await reserveCall(enforcer, request, reply, identity, { ...call, ruleName: enforcer.ruleFor(identity)?.name ?? 'key' }, body, checks, shape)
 }
 
+/** Reserves `wanted`, or throws: 429 over a limit, 503 when the store is down and POLICY_ON_STORE_FAILURE=closed. */
+async function reserveOrRefuse (enforcer: Enforcer, identity: Identity, wanted: CallEstimate, ruleName: string, label: string): Promise<Verdict & { admitted: true }> {
+  let verdict
+  try {
+    verdict = await enforcer.reserve(identity, wanted)
+  } catch (error) {
+    if (!(error instanceof StoreDownError)) throw error
+    throw withExtras(new ServiceUnavailableError('Usage limits cannot be checked right now; try again shortly.', { cause: error }), { headers: { 'retry-after': '1' } })
+  }
+  if (!verdict.admitted) {
+    enforcer.metrics.call(ruleName, label, 'limited')
+    enforcer.metrics.denials.inc({ reason: denialReason(verdict.refused) })
+    throw quotaExceeded(verdict.refused, verdict.retryAfterMs, ruleName)
+  }
+  return verdict
+}
+
+/** Charges one Live turn: its tokens and cost, as Google reported them. */
+export type TurnCharge = (model: string, usage: UsageMetadata) => void
+
+/**
+ * Admits a Live session at its handshake: the session is one request against the request rates,
+ * reserved ahead (429 like a call over a limit, before anything reaches Google). Its turns cannot
+ * be reserved ahead (a turn's size is known only when Google reports it): each is charged its
+ * tokens and cost as it ends, and no further request.
+ */
+export async function admitSession (enforcer: Enforcer, identity: Identity): Promise<TurnCharge> {
+  const checks = enforcer.checksOf(identity, Date.now())
+  if (checks.some((entry) => entry.check.resource === 'requests')) {
+    await reserveOrRefuse(enforcer, identity, { model: LIVE_LABEL, promptTokens: 0, maxOutput: 0, minOutput: 0 }, enforcer.ruleFor(identity)?.name ?? 'key', LIVE_LABEL)
+  }
+  return (model, usage) => {
+    // The session's request was counted at its handshake: a turn settles against it, so it adds none.
+    const counted: Reservation = { checks: enforcer.checksOf(identity, Date.now()), amounts: { requests: 1, tokens: 0, nanoUsd: 0 }, output: 0, local: false }
+    enforcer.settle(identity, model, usage, counted)
+  }
+}
+
 async function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,
   call: { model: string, generating: boolean, ruleName: string }, body: RequestBody, checks: LimitCheck[], shape: BodyShape): Promise<Admission> {
   const countsTokens = checks.some((entry) => entry.check.resource !== 'requests')
@@ -172,19 +212,8 @@ async function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: 
   const rewritable = estimate.json !== undefined && request.headers['content-encoding'] === undefined
   const maxOutput = call.generating && countsTokens ? (estimate.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS) : 0
   const wanted: CallEstimate = { model: call.model, promptTokens: estimate.promptTokens, maxOutput, minOutput: rewritable ? Math.min(MIN_ANSWER_TOKENS, maxOutput) : maxOutput }
-  let verdict
-  try {
-    verdict = await enforcer.reserve(identity, wanted)
-  } catch (error) {
-    if (!(error instanceof StoreDownError)) throw error
-    throw withExtras(new ServiceUnavailableError('Usage limits cannot be checked right now; try again shortly.', { cause: error }), { headers: { 'retry-after': '1' } })
-  }
   const label = enforcer.prices.labelOf(call.model)
-  if (!verdict.admitted) {
-    enforcer.metrics.call(call.ruleName, label, 'limited')
-    enforcer.metrics.denials.inc({ reason: denialReason(verdict.refused) })
-    throw quotaExceeded(verdict.refused, verdict.retryAfterMs, call.ruleName)
-  }
+  const verdict = await reserveOrRefuse(enforcer, identity, wanted, call.ruleName, label)
   const { reservation } = verdict
   rateLimitHeaders(reply, reservation.checks, verdict.remaining)
   let forwarded = body

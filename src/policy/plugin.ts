@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Identity } from '../auth/identity.js'
 import type { RequestBody } from '../proxy/body.js'
 import { createUpstreamPool } from '../proxy/upstream.js'
-import { admit, admitModelCall, checkModel, type Admission } from './admission.js'
+import { admit, admitModelCall, admitSession, checkModel, type Admission, type TurnCharge } from './admission.js'
 import { Enforcer } from './enforcer.js'
 import { PolicyMetrics } from './metrics.js'
 import { modelsListRoutes } from './models-route.js'
@@ -13,7 +13,7 @@ import type { BodyShape } from './request-body.js'
 import type { UsageMetadata } from './usage.js'
 import { policySection, policyView } from './views.js'
 
-export type { Admission } from './admission.js'
+export type { Admission, TurnCharge } from './admission.js'
 export type { UsageMetadata } from './usage.js'
 export type { BodyShape } from './request-body.js'
 
@@ -40,6 +40,11 @@ export interface Policy {
    * Google's usageMetadata; charged in full against the person's limits and booked for the day.
    */
   recordUsage: (identity: Identity, model: string, usage: UsageMetadata) => void
+  /**
+   * Admits a Live session at its handshake (one request against the request rates, reserved
+   * ahead; throws 429 or 503 like admit) and answers how to charge its turns.
+   */
+  admitSession: (identity: Identity) => Promise<TurnCharge>
   /** Throws 403 (ModelNotAllowedError) when `identity` may not use `model`: for calls that name it outside a path (a Live setup). */
   checkModel: (identity: Identity, model: string) => void
   /** The name of a budget `identity` has used up (a Live session then ends), or undefined. */
@@ -85,6 +90,7 @@ export default fp(async function policyPlugin (app) {
     enforcer,
     admit: async (request, reply, identity, path, body) => await admit(enforcer, request, reply, identity, path, body),
     admitCall: async (request, reply, identity, call, body, shape) => await admitModelCall(enforcer, request, reply, identity, call, body, shape),
+    admitSession: async (identity) => await admitSession(enforcer, identity),
     recordUsage: (identity, model, usage) => { enforcer.settle(identity, model, usage) },
     checkModel: (identity, model) => { checkModel(enforcer, identity, model) },
     exhaustedBudget: async (identity) => {

@@ -1,3 +1,4 @@
+import { gzipSync } from 'node:zlib'
 import OpenAI from 'openai'
 import t from 'tap'
 import { signInWithKey } from './helpers/person.js'
@@ -55,4 +56,20 @@ t.test('max_tokens and max_completion_tokens are lowered to what the budget pays
   t.match(forwarded(), { max_completion_tokens: lowered, stream_options: { include_usage: true } })
   t.equal(forwarded().max_tokens, undefined, 'only the cap the client named')
   t.equal(await eventually(used, (value) => value === 10), 10, 'a stream is settled with its usage chunk, which the client did not see')
+})
+
+t.test('a chat completion whose model cannot be read (a compressed body) is refused, not forwarded unreserved', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    requests_per_minute: 1\n')
+  const holder = await signInWithKey(stack)
+  const send = async (): Promise<Response> => await fetch(`${stack.url}/v1beta/openai/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${holder.key}`, 'content-type': 'application/json', 'content-encoding': 'gzip' },
+    body: gzipSync(JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'hidden' }] })),
+  })
+  for (const attempt of [1, 2]) {
+    const response = await send()
+    t.equal(response.status, 400, `attempt ${attempt}: refused`)
+    t.match(await response.text(), /uncompressed JSON/)
+  }
+  t.equal(stack.gemini.requests.length, 0, 'nothing reached Google')
 })

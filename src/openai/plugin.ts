@@ -4,7 +4,7 @@ import type { Dispatcher } from 'undici'
 import type { Identity } from '../auth/identity.js'
 import type { Admission } from '../policy/plugin.js'
 import { trackStreamedAnswer } from '../connections/streams.js'
-import { UnauthenticatedError } from '../errors.js'
+import { BadRequestError, UnauthenticatedError } from '../errors.js'
 import type { BodySink, UpstreamExchange, UpstreamHead } from '../proxy/exchange.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js'
 import { upstreamTarget } from '../proxy/target.js'
@@ -96,8 +96,10 @@ export default async function openAiPlugin (app: FastifyInstance): Promise<void>
     const path = upstreamTarget(request.raw.url ?? '').path
     const body = request.body === undefined ? { kind: 'none' as const } : { kind: 'kept' as const, bytes: request.body }
     const metered = METERED_CALLS[path.replace(/^\/[^/]+\/openai\//, '')]
-    const model = metered === undefined ? undefined : modelOf(request.body)
-    if (metered !== undefined && model !== undefined) {
+    if (metered !== undefined) {
+      const model = modelOf(request.body)
+      // Unread, it would go to Google unreserved and past the model allow-list; Google refuses a body without a model anyway.
+      if (model === undefined) throw new BadRequestError('The gateway reads the model from the body: send uncompressed JSON that names a model.')
       return await app.policy.admitCall(request, reply, identity, { model, generating: metered.generating }, body, metered.shape)
     }
     // The policy's model allow-list reads the model from the body here.

@@ -73,3 +73,19 @@ t.test('a chat completion whose model cannot be read (a compressed body) is refu
   }
   t.equal(stack.gemini.requests.length, 0, 'nothing reached Google')
 })
+
+t.test('a stream the client abandons is charged its prompt, and its output reservation given back', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_day: 100000\n', { gemini: { chunkDelayMs: 400 } })
+  const holder = await signInWithKey(stack)
+  const client = new OpenAI({ apiKey: holder.key, baseURL: `${stack.url}/v1beta/openai/`, maxRetries: 0 })
+  const used = async (): Promise<number> => ((await (await holder.browser.fetch('/auth/me')).json()) as Me).limits[0]!.used
+  const stream = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'one two three four' }], max_tokens: 5_000, stream: true })
+  for await (const _chunk of stream) {
+    const reserved = await used()
+    t.ok(reserved > 5_000, `while it streams, the reservation counts (${reserved})`)
+    break
+  }
+  await stack.gemini.nextAbort()
+  // No usage chunk came: the prompt is charged at its estimate ("user" and the text at three bytes a token).
+  t.equal(await eventually(used, (value) => value < 1_000), Math.ceil('userone two three four'.length / 3), 'charged the prompt, the 5,000 output tokens given back')
+})

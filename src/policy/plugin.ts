@@ -36,8 +36,9 @@ export interface Policy {
    */
   admitCall: (request: FastifyRequest, reply: FastifyReply, identity: Identity, call: { model: string, generating: boolean }, body: RequestBody, shape: BodyShape) => Promise<Admission>
   /**
-   * Records usage metered outside admit/settle (Live sessions): person (`identity`), model, and
-   * Google's usageMetadata; charged in full against the person's limits and booked for the day.
+   * Records usage metered outside admit/settle (OpenAI-compatible calls other than chat
+   * completions and embeddings): person (`identity`), model, and Google's usageMetadata; charged
+   * in full against the person's limits and booked for the day.
    */
   recordUsage: (identity: Identity, model: string, usage: UsageMetadata) => void
   /**

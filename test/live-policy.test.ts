@@ -39,3 +39,22 @@ t.test('Live turns are charged to the budget; the turn that spends it ends the s
   const again = await rawLive(`${stack.url.replace('http', 'ws')}${livePath()}?key=${holder.key}`)
   t.equal(await again.opened, 429, 'the next session is refused at the handshake')
 })
+
+t.test('a Live session counts as one request against requests_per_minute, refused at the handshake; its turns add none', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    requests_per_minute: 2\n')
+  const holder = await signInWithKey(stack)
+  const first = await connectSdk(stack.url, holder.key, { model: LIVE_MODEL })
+  first.session.sendClientContent({ turns: 'one', turnComplete: true })
+  first.session.sendClientContent({ turns: 'two', turnComplete: true })
+  await first.turns(2)
+  const me = await (await holder.browser.fetch('/auth/me')).json() as { limits: Array<{ name: string, used: number }> }
+  t.ok(me.limits.find((limit) => limit.name === 'requests_per_minute')!.used <= 1, 'two turns, and still one request')
+  const second = await connectSdk(stack.url, holder.key, { model: LIVE_MODEL })
+  const upstreamSessions = stack.gemini.live.sessions.length
+
+  const third = await rawLive(`${stack.url.replace('http', 'ws')}${livePath()}?key=${holder.key}`)
+  t.equal(await third.opened, 429, 'the third session of the minute is refused at the handshake')
+  t.equal(stack.gemini.live.sessions.length, upstreamSessions, 'it never reached Google')
+  first.session.close()
+  second.session.close()
+})

@@ -14,7 +14,7 @@ const ENV = {
   ALLOWED_EMAIL_DOMAINS: 'example.com',
 }
 
-/** Six mistakes, each in its own place. */
+/** Mistakes, each in its own place. */
 const BAD_POLICY = `policy:
   - name: team-a
     match: { emails: [alice@example.com], teams: [x] }
@@ -28,6 +28,7 @@ const BAD_POLICY = `policy:
 prices:
   gemini-x:
     - { from: 'yesterday', input: 1, output: 2 }
+    - { from: '2026-01-01', input: 1, output: 2, above_200k: { input: 2, outptu: 3 } }
 `
 
 const EXPECTED = [
@@ -39,6 +40,8 @@ const EXPECTED = [
   /^policy rule 3 \(latecomer\): usd_per_day: must be at least 0 \(got -5\)$/,
   /^policy rule 3 \(latecomer\): the last rule must be `default: true`/,
   /^prices\.gemini-x row 1: from: must be a date, e\.g\. 2026-12-01 \(got "yesterday"\)$/,
+  /^prices\.gemini-x row 2: above_200k: unknown key outptu; the keys are input, output, cached_input$/,
+  /^prices\.gemini-x row 2: above_200k\.output: must be a number of US dollars$/,
 ]
 
 function problems (env: Record<string, string>, cwd: string): string[] {

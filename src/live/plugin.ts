@@ -7,6 +7,7 @@ import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify'
 import type { Identity } from '../auth/identity.js'
 import { ephemeralTokenOf } from '../ephemeral/plugin.js'
 import type { EphemeralToken } from '../ephemeral/token-store.js'
+import type { TurnCharge } from '../policy/plugin.js'
 import { BadRequestError, ForbiddenError, QuotaExceededError } from '../errors.js'
 import { routeUpgrades, upgradeOf } from '../sidecar/app-websocket.js'
 import { DEFAULT_CONNECT_TIMEOUT } from '../proxy/upstream.js'
@@ -98,7 +99,7 @@ export default fp(async function livePlugin (app) {
     }, (error: unknown) => { app.log.debug({ err: error }, 'live budget check failed') })
   }
 
-  function relay (request: FastifyRequest, identity: Identity, token: EphemeralToken | undefined, client: WebSocket, upstreamSocket: WebSocket): void {
+  function relay (request: FastifyRequest, identity: Identity, token: EphemeralToken | undefined, chargeTurn: TurnCharge, client: WebSocket, upstreamSocket: WebSocket): void {
     let model = token?.model
     const session: LiveRelay = new LiveRelay(client, upstreamSocket, {
       setup: (data) => {
@@ -115,7 +116,7 @@ export default fp(async function livePlugin (app) {
         if (usage === undefined) return
         // Per turn: the same recorders as REST calls (usage totals, the policy's budgets).
         app.usage.record(identity.personId, model, usage)
-        app.policy.recordUsage(identity, model ?? 'unknown', usage)
+        chargeTurn(model ?? 'unknown', usage)
         endWhenBudgetSpent(identity, session)
       },
       closed: () => { sessions.delete(session); untrack(); clearTimeout(expiry) },
@@ -155,11 +156,13 @@ export default fp(async function livePlugin (app) {
     // A budget already spent refuses the session before it reaches Google.
     const spent = await app.policy.exhaustedBudget(identity)
     if (spent !== undefined) throw new QuotaExceededError(`Your ${spent.replaceAll('_', ' ')} budget is used up.`)
+    // The session counts as one request, refused here like a call over its rate.
+    const chargeTurn = await app.policy.admitSession(identity)
     const headers = await upstreamHeaders(request, identity)
     reply.hijack()
     const { socket, head } = upgradeOf(request)!
     server.handleUpgrade(request.raw, socket, head, (client) => {
-      relay(request, identity, ephemeralTokenOf(request), client, connectUpstream(rpc, headers, client))
+      relay(request, identity, ephemeralTokenOf(request), chargeTurn, client, connectUpstream(rpc, headers, client))
     })
     return reply
   }

@@ -2,12 +2,14 @@ import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import type { Identity } from '../auth/identity.js'
+import type { Admission } from '../policy/plugin.js'
 import { trackStreamedAnswer } from '../connections/streams.js'
-import { UnauthenticatedError } from '../errors.js'
+import { BadRequestError, UnauthenticatedError } from '../errors.js'
 import type { BodySink, UpstreamExchange, UpstreamHead } from '../proxy/exchange.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js'
 import { upstreamTarget } from '../proxy/target.js'
 import { createUpstreamPool, dispatchUpstream, upstreamFailure } from '../proxy/upstream.js'
+import { METERED_CALLS } from './budget.js'
 import { OpenAiUsageReader } from './usage.js'
 
 /** Largest OpenAI request body taken (chat histories with inline images are big; it is read whole to add `include_usage`). */
@@ -20,6 +22,16 @@ interface Prepared {
   model: string | undefined
   /** The gateway asked for the usage chunk, not the client: it is taken out of the answer. */
   strip: boolean
+}
+
+/** The `model` a JSON body names, without `models/`. */
+function modelOf (raw: Buffer | undefined): string | undefined {
+  try {
+    const model = (JSON.parse(raw?.toString('utf8') ?? '') as { model?: unknown } | null)?.model
+    return typeof model === 'string' ? model.replace(/^models\//, '') : undefined
+  } catch {
+    return undefined
+  }
 }
 
 /** Adds `stream_options.include_usage` to a streamed request that lacks it, so the stream reports its usage. */
@@ -75,7 +87,27 @@ export default async function openAiPlugin (app: FastifyInstance): Promise<void>
     }
   }
 
-  function sink (identity: Identity, prepared: Prepared, head: UpstreamHead, response: ServerResponse): BodySink {
+  /**
+   * Chat completions and embeddings are reserved ahead like generateContent (RPM, tokens and
+   * cost; their output cap lowered to what the budgets pay for). Other calls only have their
+   * model checked, and are charged once their usage is known.
+   */
+  async function admitted (request: FastifyRequest<{ Body: Buffer | undefined }>, reply: FastifyReply, identity: Identity): Promise<Admission> {
+    const path = upstreamTarget(request.raw.url ?? '').path
+    const body = request.body === undefined ? { kind: 'none' as const } : { kind: 'kept' as const, bytes: request.body }
+    const metered = METERED_CALLS[path.replace(/^\/[^/]+\/openai\//, '')]
+    if (metered !== undefined) {
+      const model = modelOf(request.body)
+      // Unread, it would go to Google unreserved and past the model allow-list; Google refuses a body without a model anyway.
+      if (model === undefined) throw new BadRequestError('The gateway reads the model from the body: send uncompressed JSON that names a model.')
+      return await app.policy.admitCall(request, reply, identity, { model, generating: metered.generating }, body, metered.shape)
+    }
+    // The policy's model allow-list reads the model from the body here.
+    await app.policy.admit(request, reply, identity, path, body)
+    return { body, settle: (usage, served) => { app.policy.recordUsage(identity, served ?? 'unknown', usage) } }
+  }
+
+  function sink (identity: Identity, prepared: Prepared, admission: Admission, head: UpstreamHead, response: ServerResponse): BodySink {
     const contentType = String(head.headers['content-type'] ?? '')
     const metered = head.statusCode >= 200 && head.statusCode < 300
     const reader = metered ? new OpenAiUsageReader(contentType.startsWith('text/event-stream'), prepared.strip) : undefined
@@ -84,9 +116,9 @@ export default async function openAiPlugin (app: FastifyInstance): Promise<void>
       const observed = reader?.observed
       if (recorded || observed === undefined) return
       recorded = true
-      // The same recorders as the Gemini proxy's: usage totals, and the policy's budgets.
+      // The same recorders as the Gemini proxy's: usage totals, and the policy's settlement, priced by the model Google says served.
       app.usage.record(identity.personId, prepared.model ?? observed.model, observed.usage)
-      app.policy.recordUsage(identity, prepared.model ?? observed.model ?? 'unknown', observed.usage)
+      admission.settle(observed.usage, observed.model?.replace(/^models\//, '') ?? prepared.model)
     }
     return {
       data (chunk, resume) {
@@ -116,9 +148,9 @@ export default async function openAiPlugin (app: FastifyInstance): Promise<void>
   app.all('/v1beta/openai/*', async (request: FastifyRequest<{ Body: Buffer | undefined }>, reply) => {
     const identity = await app.identify(request)
     if (identity === null) throw new UnauthenticatedError(`Not signed in: send a gateway key as the OpenAI client's apiKey (Authorization: Bearer gk_…); create one at ${publicUrl}/auth/status.`)
-    // The policy's model allow-list reads the model from the body here.
-    await app.policy.admit(request, reply, identity, upstreamTarget(request.raw.url ?? '').path, request.body === undefined ? { kind: 'none' } : { kind: 'kept', bytes: request.body })
-    const prepared = prepareBody(request.body)
+    const admission = await admitted(request, reply, identity)
+    // Usage is asked of the body as forwarded: its output cap may have been lowered.
+    const prepared = prepareBody(admission.body.kind === 'kept' ? admission.body.bytes : undefined)
     let exchange = await send(request, identity, prepared.body, false)
     const response = reply.raw
     response.once('close', () => { if (!response.writableFinished) exchange.abandon(new Error('the client closed the connection')) })
@@ -138,6 +170,6 @@ export default async function openAiPlugin (app: FastifyInstance): Promise<void>
     }
     // A streamed answer ends with its person's sign-in, like the Gemini path's.
     trackStreamedAnswer(app, identity, head.headers['content-type'], response)
-    exchange.pipe(sink(identity, prepared, head, response))
+    exchange.pipe(sink(identity, prepared, admission, head, response))
   })
 }

@@ -5,8 +5,8 @@ import type { RequestBody } from '../proxy/body.js'
 import type { LimitCheck } from './checks.js'
 import { denialReason } from './metrics.js'
 import { NANO_PER_USD } from './checks.js'
-import { Enforcer, MIN_ANSWER_TOKENS, StoreDownError, type CallEstimate, type Reservation } from './enforcer.js'
-import { DEFAULT_MAX_OUTPUT_TOKENS, estimatePrompt, withMaxOutputTokens } from './request-body.js'
+import { Enforcer, MIN_ANSWER_TOKENS, StoreDownError, type CallEstimate, type Reservation, type Verdict } from './enforcer.js'
+import { DEFAULT_MAX_OUTPUT_TOKENS, GEMINI_BODY, type BodyShape } from './request-body.js'
 import { modelAllowed } from './rules.js'
 import type { UsageMetadata } from './usage.js'
 
@@ -25,6 +25,8 @@ const EMBEDDING = new Set(['embedContent', 'batchEmbedContents'])
 const MODEL_CALL = /\/(?:models|tunedModels)\/([^/:]+)(?::(\w+))?$/
 /** After the response closed unsettled, how long the usage tap may still report (a compressed body finishing). */
 const SETTLE_GRACE_MS = 1_000
+/** The metric label of a Live session's admission: its model is named only in its first message. */
+const LIVE_LABEL = 'live'
 
 /** Calls that name their model in the body: the OpenAI-compatible surface, cached contents, batches. */
 const MODEL_IN_BODY = /^\/[^/]+\/(?:openai\/|cachedContents|batches)/
@@ -142,18 +144,30 @@ export async function admit (enforcer: Enforcer, request: FastifyRequest, reply:
   const generating = GENERATING.has(call.method ?? '')
   if (!generating && !EMBEDDING.has(call.method ?? '')) return { body, settle: PASS_SETTLE }
   const checks = enforcer.checksOf(identity, Date.now())
-  if (checks.length === 0) return { body, settle: (usage, modelVersion) => { enforcer.settle(identity, modelVersion ?? call.model, usage) } }
-  return await reserveCall(enforcer, request, reply, identity, { model: call.model, generating, ruleName: rule?.name ?? 'key' }, body, checks)
+  if (checks.length === 0) return unlimited(enforcer, identity, call.model, body)
+  return await reserveCall(enforcer, request, reply, identity, { model: call.model, generating, ruleName: rule?.name ?? 'key' }, body, checks, GEMINI_BODY)
 }
 
-async function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,
-  call: { model: string, generating: boolean, ruleName: string }, body: RequestBody, checks: LimitCheck[]): Promise<Admission> {
-  const countsTokens = checks.some((entry) => entry.check.resource !== 'requests')
-  const estimate = countsTokens ? estimatePrompt(body.kind === 'kept' ? body.bytes : undefined, Number(request.headers['content-length'] ?? 0)) : { promptTokens: 0 }
-  // Only a body in hand, in plain JSON, can be rewritten: any other must fit whole.
-  const rewritable = estimate.json !== undefined && request.headers['content-encoding'] === undefined
-  const maxOutput = call.generating && countsTokens ? (estimate.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS) : 0
-  const wanted: CallEstimate = { model: call.model, promptTokens: estimate.promptTokens, maxOutput, minOutput: rewritable ? Math.min(MIN_ANSWER_TOKENS, maxOutput) : maxOutput }
+/** A call with no limit to check: charged once its usage is known. */
+function unlimited (enforcer: Enforcer, identity: Identity, model: string, body: RequestBody): Admission {
+  return { body, settle: (usage, modelVersion) => { enforcer.settle(identity, modelVersion ?? model, usage) } }
+}
+
+/**
+ * Admits a metered call to `model` whose body `shape` reads (generateContent's, or the
+ * OpenAI-compatible surface's chat completions and embeddings): the allow-list, then the same
+ * check-and-reserve, lowering of the output cap and settlement as every metered call.
+ */
+export async function admitModelCall (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,
+  call: { model: string, generating: boolean }, body: RequestBody, shape: BodyShape): Promise<Admission> {
+  checkModel(enforcer, identity, call.model)
+  const checks = enforcer.checksOf(identity, Date.now())
+  if (checks.length === 0) return unlimited(enforcer, identity, call.model, body)
+  return await reserveCall(enforcer, request, reply, identity, { ...call, ruleName: enforcer.ruleFor(identity)?.name ?? 'key' }, body, checks, shape)
+}
+
+/** Reserves `wanted`, or throws: 429 over a limit, 503 when the store is down and POLICY_ON_STORE_FAILURE=closed. */
+async function reserveOrRefuse (enforcer: Enforcer, identity: Identity, wanted: CallEstimate, ruleName: string, label: string): Promise<Verdict & { admitted: true }> {
   let verdict
   try {
     verdict = await enforcer.reserve(identity, wanted)
@@ -161,18 +175,51 @@ async function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: 
     if (!(error instanceof StoreDownError)) throw error
     throw withExtras(new ServiceUnavailableError('Usage limits cannot be checked right now; try again shortly.', { cause: error }), { headers: { 'retry-after': '1' } })
   }
-  const label = enforcer.prices.labelOf(call.model)
   if (!verdict.admitted) {
-    enforcer.metrics.call(call.ruleName, label, 'limited')
+    enforcer.metrics.call(ruleName, label, 'limited')
     enforcer.metrics.denials.inc({ reason: denialReason(verdict.refused) })
-    throw quotaExceeded(verdict.refused, verdict.retryAfterMs, call.ruleName)
+    throw quotaExceeded(verdict.refused, verdict.retryAfterMs, ruleName)
   }
+  return verdict
+}
+
+/** Charges one Live turn: its tokens and cost, as Google reported them. */
+export type TurnCharge = (model: string, usage: UsageMetadata) => void
+
+/**
+ * Admits a Live session at its handshake: the session is one request against the request rates,
+ * reserved ahead (429 like a call over a limit, before anything reaches Google). Its turns cannot
+ * be reserved ahead (a turn's size is known only when Google reports it): each is charged its
+ * tokens and cost as it ends, and no further request.
+ */
+export async function admitSession (enforcer: Enforcer, identity: Identity): Promise<TurnCharge> {
+  const checks = enforcer.checksOf(identity, Date.now())
+  if (checks.some((entry) => entry.check.resource === 'requests')) {
+    await reserveOrRefuse(enforcer, identity, { model: LIVE_LABEL, promptTokens: 0, maxOutput: 0, minOutput: 0 }, enforcer.ruleFor(identity)?.name ?? 'key', LIVE_LABEL)
+  }
+  return (model, usage) => {
+    // The session's request was counted at its handshake: a turn settles against it, so it adds none.
+    const counted: Reservation = { checks: enforcer.checksOf(identity, Date.now()), amounts: { requests: 1, tokens: 0, nanoUsd: 0 }, output: 0, local: false }
+    enforcer.settle(identity, model, usage, counted)
+  }
+}
+
+async function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,
+  call: { model: string, generating: boolean, ruleName: string }, body: RequestBody, checks: LimitCheck[], shape: BodyShape): Promise<Admission> {
+  const countsTokens = checks.some((entry) => entry.check.resource !== 'requests')
+  const estimate = countsTokens ? shape.estimate(body.kind === 'kept' ? body.bytes : undefined, Number(request.headers['content-length'] ?? 0)) : { promptTokens: 0 }
+  // Only a body in hand, in plain JSON, can be rewritten: any other must fit whole.
+  const rewritable = estimate.json !== undefined && request.headers['content-encoding'] === undefined
+  const maxOutput = call.generating && countsTokens ? (estimate.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS) : 0
+  const wanted: CallEstimate = { model: call.model, promptTokens: estimate.promptTokens, maxOutput, minOutput: rewritable ? Math.min(MIN_ANSWER_TOKENS, maxOutput) : maxOutput }
+  const label = enforcer.prices.labelOf(call.model)
+  const verdict = await reserveOrRefuse(enforcer, identity, wanted, call.ruleName, label)
   const { reservation } = verdict
   rateLimitHeaders(reply, reservation.checks, verdict.remaining)
   let forwarded = body
   const lowered = call.generating && countsTokens && reservation.output < maxOutput
   if (lowered) {
-    const bytes = withMaxOutputTokens(estimate.json!, reservation.output)
+    const bytes = shape.withMaxOutput(estimate.json!, reservation.output)
     forwarded = { kind: 'kept', bytes }
     // The client's Content-Length no longer describes the body: the forwarded headers carry the new one.
     request.headers['content-length'] = String(bytes.length)

@@ -89,7 +89,8 @@ export class Enforcer {
   /** Checks and reserves a call in one step. */
   async reserve (identity: Identity, call: CallEstimate): Promise<Verdict> {
     const now = Date.now()
-    const price = this.prices.priceOf(call.model)
+    // Priced for the prompt's estimated size: a long prompt reserves at its long-context price.
+    const price = this.prices.priceOf(call.model, new Date(now), call.promptTokens)
     const base = { promptTokens: call.promptTokens, maxOutput: call.maxOutput, minOutput: call.minOutput, inputPrice: price.input, outputPrice: price.output }
     let checks = this.checksOf(identity, now)
     let local = now < this.#storeDownUntil

@@ -4,16 +4,18 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Identity } from '../auth/identity.js'
 import type { RequestBody } from '../proxy/body.js'
 import { createUpstreamPool } from '../proxy/upstream.js'
-import { admit, checkModel, type Admission } from './admission.js'
+import { admit, admitModelCall, admitSession, checkModel, type Admission, type TurnCharge } from './admission.js'
 import { Enforcer } from './enforcer.js'
 import { PolicyMetrics } from './metrics.js'
 import { modelsListRoutes } from './models-route.js'
 import { widerThan } from './rules.js'
+import type { BodyShape } from './request-body.js'
 import type { UsageMetadata } from './usage.js'
 import { policySection, policyView } from './views.js'
 
-export type { Admission } from './admission.js'
+export type { Admission, TurnCharge } from './admission.js'
 export type { UsageMetadata } from './usage.js'
+export type { BodyShape } from './request-body.js'
 
 /** How often a replica says it is alive, so each knows its share of the limits while Redis is down. */
 export const REPLICA_HEARTBEAT_MS = 10_000
@@ -29,10 +31,21 @@ export interface Policy {
    */
   admit: (request: FastifyRequest, reply: FastifyReply, identity: Identity, path: string, body: RequestBody) => Promise<Admission>
   /**
-   * Records usage metered outside admit/settle (Live sessions): person (`identity`), model, and
-   * Google's usageMetadata; charged in full against the person's limits and booked for the day.
+   * The same for a metered call whose model the caller read and whose body `shape` reads (the
+   * OpenAI-compatible surface): reserved ahead, its output cap lowered, settled once.
+   */
+  admitCall: (request: FastifyRequest, reply: FastifyReply, identity: Identity, call: { model: string, generating: boolean }, body: RequestBody, shape: BodyShape) => Promise<Admission>
+  /**
+   * Records usage metered outside admit/settle (OpenAI-compatible calls other than chat
+   * completions and embeddings): person (`identity`), model, and Google's usageMetadata; charged
+   * in full against the person's limits and booked for the day.
    */
   recordUsage: (identity: Identity, model: string, usage: UsageMetadata) => void
+  /**
+   * Admits a Live session at its handshake (one request against the request rates, reserved
+   * ahead; throws 429 or 503 like admit) and answers how to charge its turns.
+   */
+  admitSession: (identity: Identity) => Promise<TurnCharge>
   /** Throws 403 (ModelNotAllowedError) when `identity` may not use `model`: for calls that name it outside a path (a Live setup). */
   checkModel: (identity: Identity, model: string) => void
   /** The name of a budget `identity` has used up (a Live session then ends), or undefined. */
@@ -77,6 +90,8 @@ export default fp(async function policyPlugin (app) {
   app.decorate('policy', {
     enforcer,
     admit: async (request, reply, identity, path, body) => await admit(enforcer, request, reply, identity, path, body),
+    admitCall: async (request, reply, identity, call, body, shape) => await admitModelCall(enforcer, request, reply, identity, call, body, shape),
+    admitSession: async (identity) => await admitSession(enforcer, identity),
     recordUsage: (identity, model, usage) => { enforcer.settle(identity, model, usage) },
     checkModel: (identity, model) => { checkModel(enforcer, identity, model) },
     exhaustedBudget: async (identity) => {

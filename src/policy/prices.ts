@@ -1,14 +1,15 @@
-import type { PriceRow } from '../config/policy.js'
+import { LONG_CONTEXT_TOKENS, type PriceRow } from '../config/policy.js'
 
 /**
- * Gemini's paid-tier prices as shipped, USD per 1M tokens (prompts up to 200K tokens; thinking
- * tokens are billed as output). Best-known values on 2026-12-01, from Google's pricing page as
- * quoted by public price lists: check https://ai.google.dev/gemini-api/docs/pricing and override
- * them in `prices:` when they differ. A change or a retirement is a new dated row, never an edit.
+ * Gemini's paid-tier prices as shipped, USD per 1M tokens (thinking tokens are billed as output;
+ * `above_200k`: the Pro models' price for prompts over 200K tokens). Best-known values on
+ * 2026-12-01, from Google's pricing page as quoted by public price lists: check
+ * https://ai.google.dev/gemini-api/docs/pricing and override them in `prices:` when they differ.
+ * A change or a retirement is a new dated row, never an edit.
  */
 export const SHIPPED_PRICES: Readonly<Record<string, readonly PriceRow[]>> = {
-  'gemini-3-pro-preview': [{ from: '2025-11-18', input: 2, output: 12, cached_input: 0.2 }],
-  'gemini-3.1-pro-preview': [{ from: '2026-02-19', input: 2, output: 12, cached_input: 0.2 }],
+  'gemini-3-pro-preview': [{ from: '2025-11-18', input: 2, output: 12, cached_input: 0.2, above_200k: { input: 4, output: 18, cached_input: 0.4 } }],
+  'gemini-3.1-pro-preview': [{ from: '2026-02-19', input: 2, output: 12, cached_input: 0.2, above_200k: { input: 4, output: 18, cached_input: 0.4 } }],
   'gemini-3-flash-preview': [{ from: '2025-12-17', input: 0.5, output: 3, cached_input: 0.05 }],
   'gemini-3.1-flash-lite-preview': [{ from: '2026-03-03', input: 0.25, output: 1.5, cached_input: 0.025 }],
   // Launched at half price until the end of 2026.
@@ -17,7 +18,10 @@ export const SHIPPED_PRICES: Readonly<Record<string, readonly PriceRow[]>> = {
     { from: '2027-01-01', input: 1.5, output: 7.5, cached_input: 0.15 },
   ],
   // The 2.5 generation, retired on 2026-12-01: kept so that older usage is still priced.
-  'gemini-2.5-pro': [{ from: '2025-06-17', input: 1.25, output: 10, cached_input: 0.125 }, { from: '2026-12-01', retired: true }],
+  'gemini-2.5-pro': [
+    { from: '2025-06-17', input: 1.25, output: 10, cached_input: 0.125, above_200k: { input: 2.5, output: 15, cached_input: 0.25 } },
+    { from: '2026-12-01', retired: true },
+  ],
   'gemini-2.5-flash': [{ from: '2025-06-17', input: 0.3, output: 2.5, cached_input: 0.03 }, { from: '2026-12-01', retired: true }],
   'gemini-2.5-flash-lite': [{ from: '2025-07-22', input: 0.1, output: 0.4, cached_input: 0.01 }, { from: '2026-12-01', retired: true }],
 }
@@ -32,9 +36,20 @@ export interface TokenPrice {
 const NANO_PER_MILLION = 1000
 const MAX_REMEMBERED_NAMES = 1_000
 
-function nano (row: PriceRow): TokenPrice {
-  const input = (row.input ?? 0) * NANO_PER_MILLION
-  return { input, output: (row.output ?? 0) * NANO_PER_MILLION, cachedInput: (row.cached_input ?? row.input ?? 0) * NANO_PER_MILLION }
+/** Whether a prompt of `promptTokens` is billed at the long-context price (Google: "prompts longer than 200K tokens"). */
+export function isLongContext (promptTokens: number): boolean {
+  return promptTokens > LONG_CONTEXT_TOKENS
+}
+
+/** A row's price for a prompt of that size: its `above_200k` price past the threshold, when it has one. */
+function nano (row: PriceRow, long: boolean): TokenPrice {
+  const price = long && row.above_200k !== undefined ? row.above_200k : row
+  const input = (price.input ?? 0) * NANO_PER_MILLION
+  return { input, output: (price.output ?? 0) * NANO_PER_MILLION, cachedInput: (price.cached_input ?? price.input ?? 0) * NANO_PER_MILLION }
+}
+
+function dearest (prices: TokenPrice[]): TokenPrice {
+  return prices.reduce((most, price) => price.output > most.output ? price : most, { input: 0, output: 0, cachedInput: 0 })
 }
 
 /** The token counts a call was billed for, as `usageMetadata` reports them. */
@@ -48,7 +63,8 @@ export interface BilledTokens {
 /** The shipped table with the config's rows on top (a model named in the config replaces its shipped rows). */
 export class PriceTable {
   readonly #rows: Map<string, PriceRow[]>
-  readonly #fallback: TokenPrice
+  /** The dearest listed price, for prompts up to the threshold and over it. */
+  readonly #fallback: { short: TokenPrice, long: TokenPrice }
   // Which listed name a model is priced under, per model name seen (bounded: names come from clients).
   readonly #names = new Map<string, string | undefined>()
 
@@ -56,8 +72,8 @@ export class PriceTable {
     const merged = { ...SHIPPED_PRICES, ...overrides }
     this.#rows = new Map(Object.entries(merged).map(([model, rows]) => [model, [...rows].sort((a, b) => a.from.localeCompare(b.from))]))
     // A model without a price is charged like the dearest one: a budget cannot be escaped by an unlisted name.
-    const priced = [...this.#rows.values()].flat().filter((row) => row.retired !== true).map(nano)
-    this.#fallback = priced.reduce((dearest, price) => price.output > dearest.output ? price : dearest, { input: 0, output: 0, cachedInput: 0 })
+    const priced = [...this.#rows.values()].flat().filter((row) => row.retired !== true)
+    this.#fallback = { short: dearest(priced.map((row) => nano(row, false))), long: dearest(priced.map((row) => nano(row, true))) }
   }
 
   #listedName (model: string | undefined): string | undefined {
@@ -73,20 +89,24 @@ export class PriceTable {
     return this.#listedName(model) ?? 'other'
   }
 
-  /** The price of `model` on `at`: the longest listed name it starts with, its last row from on or before that day. */
-  priceOf (model: string | undefined, at: Date = new Date()): TokenPrice {
+  /**
+   * The price of `model` on `at` for a prompt of `promptTokens`: the longest listed name it starts
+   * with, its last row from on or before that day, at that row's long-context price past 200K tokens.
+   */
+  priceOf (model: string | undefined, at: Date = new Date(), promptTokens = 0): TokenPrice {
+    const long = isLongContext(promptTokens)
     const name = this.#listedName(model)
     const rows = name === undefined ? [] : this.#rows.get(name)!
     const day = at.toISOString().slice(0, 10)
     const priced = rows.filter((row) => row.from <= day && row.retired !== true)
     // A retired model that still answers keeps its last price.
     const row = priced.at(-1) ?? rows.filter((candidate) => candidate.retired !== true)[0]
-    return row === undefined ? this.#fallback : nano(row)
+    return row === undefined ? (long ? this.#fallback.long : this.#fallback.short) : nano(row, long)
   }
 
-  /** What a call cost in nano-USD: cached prompt tokens at the cached price, thinking billed as output. */
+  /** What a call cost in nano-USD: at the price for its real prompt size, cached prompt tokens at the cached price, thinking billed as output. */
   costOf (model: string | undefined, tokens: BilledTokens, at: Date = new Date()): number {
-    const price = this.priceOf(model, at)
+    const price = this.priceOf(model, at, tokens.prompt)
     const fresh = Math.max(0, tokens.prompt - tokens.cached)
     return Math.ceil(fresh * price.input + tokens.cached * price.cachedInput + (tokens.output + tokens.thinking) * price.output)
   }

@@ -15,19 +15,36 @@ export interface PromptEstimate {
   json?: Record<string, unknown>
 }
 
-function textBytes (value: unknown, counts: { text: number, parts: number }): void {
+/** Where a body shape keeps its prompt and its output cap. */
+export interface PromptFields {
+  /** The values that hold the prompt (its text, and parts that are not text). */
+  prompt: (body: Record<string, unknown>) => unknown[]
+  /** Keys whose value is a part that is not text (an image, a file): each counts as {@link NON_TEXT_PART_TOKENS}. */
+  nonText: ReadonlySet<string>
+  /** The most output tokens the body asks for, as it names them. */
+  maxOutput: (body: Record<string, unknown>) => unknown
+}
+
+/** Gemini's generateContent (and embedContent, batchEmbedContents) body. */
+export const GEMINI_PROMPT: PromptFields = {
+  prompt: (body) => [body.contents, body.systemInstruction, body.tools, body.requests],
+  nonText: new Set(['inlineData', 'fileData']),
+  maxOutput: (body) => (body.generationConfig as { maxOutputTokens?: unknown } | undefined)?.maxOutputTokens,
+}
+
+function textBytes (value: unknown, counts: { text: number, parts: number }, nonText: ReadonlySet<string>): void {
   if (typeof value === 'string') {
     counts.text += Buffer.byteLength(value)
     return
   }
   if (Array.isArray(value)) {
-    for (const item of value) textBytes(item, counts)
+    for (const item of value) textBytes(item, counts, nonText)
     return
   }
   if (typeof value !== 'object' || value === null) return
   for (const [key, child] of Object.entries(value)) {
-    if (key === 'inlineData' || key === 'fileData') counts.parts++
-    else textBytes(child, counts)
+    if (nonText.has(key)) counts.parts++
+    else textBytes(child, counts, nonText)
   }
 }
 
@@ -36,7 +53,7 @@ function textBytes (value: unknown, counts: { text: number, parts: number }): vo
  * average about four), plus a fixed amount per image or file. A body that is not JSON counts by
  * its size.
  */
-export function estimatePrompt (bytes: Buffer | undefined, declaredLength: number): PromptEstimate {
+export function estimatePrompt (bytes: Buffer | undefined, declaredLength: number, fields: PromptFields = GEMINI_PROMPT): PromptEstimate {
   if (bytes === undefined) return { promptTokens: Math.ceil(declaredLength / BYTES_PER_TOKEN) }
   let json: unknown
   try {
@@ -47,9 +64,8 @@ export function estimatePrompt (bytes: Buffer | undefined, declaredLength: numbe
   if (typeof json !== 'object' || json === null || Array.isArray(json)) return { promptTokens: Math.ceil(bytes.length / BYTES_PER_TOKEN) }
   const body = json as Record<string, unknown>
   const counts = { text: 0, parts: 0 }
-  textBytes([body.contents, body.systemInstruction, body.tools, body.requests], counts)
-  const config = body.generationConfig as { maxOutputTokens?: unknown } | undefined
-  const max = config?.maxOutputTokens
+  textBytes(fields.prompt(body), counts, fields.nonText)
+  const max = fields.maxOutput(body)
   return {
     promptTokens: Math.ceil(counts.text / BYTES_PER_TOKEN) + counts.parts * NON_TEXT_PART_TOKENS,
     ...(typeof max === 'number' && Number.isInteger(max) && max > 0 ? { maxOutputTokens: max } : {}),
@@ -62,3 +78,13 @@ export function withMaxOutputTokens (json: Record<string, unknown>, tokens: numb
   const config = typeof json.generationConfig === 'object' && json.generationConfig !== null ? json.generationConfig : {}
   return Buffer.from(JSON.stringify({ ...json, generationConfig: { ...config, maxOutputTokens: tokens } }))
 }
+
+/** How the policy reads a call's body and lowers its output cap: Gemini's shape, or another API's. */
+export interface BodyShape {
+  estimate: (bytes: Buffer | undefined, declaredLength: number) => PromptEstimate
+  /** The body with its output cap set to `tokens`. */
+  withMaxOutput: (json: Record<string, unknown>, tokens: number) => Buffer
+}
+
+/** Gemini's generateContent body: `contents`, `generationConfig.maxOutputTokens`. */
+export const GEMINI_BODY: BodyShape = { estimate: estimatePrompt, withMaxOutput: withMaxOutputTokens }

@@ -1,0 +1,91 @@
+import { gzipSync } from 'node:zlib'
+import OpenAI from 'openai'
+import t from 'tap'
+import { signInWithKey } from './helpers/person.js'
+import { eventually, startPolicyStack } from './helpers/policy.js'
+
+// Issue 14: the OpenAI-compatible surface is held to the policy like generateContent: checked and
+// reserved before it goes upstream, its output cap lowered to what the budget pays for, settled
+// with the usage Google reports.
+
+const MODEL = 'gemini-3.8-flash'
+
+interface Me { limits: Array<{ name: string, used: number }> }
+
+t.test('requests_per_minute is enforced before the call goes upstream, for chat completions and embeddings', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    requests_per_minute: 2\n')
+  const holder = await signInWithKey(stack)
+  const client = new OpenAI({ apiKey: holder.key, baseURL: `${stack.url}/v1beta/openai/`, maxRetries: 0 })
+  const upstreamCalls = (): number => stack.gemini.requests.filter((request) => request.path.startsWith('/v1beta/openai/')).length
+
+  const { response } = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'one' }] }).withResponse()
+  t.equal(response.headers.get('x-ratelimit-limit-requests'), '2', 'the limit in the headers OpenAI clients read')
+  t.equal(response.headers.get('x-ratelimit-remaining-requests'), '1')
+  await client.embeddings.create({ model: 'gemini-embedding-001', input: 'two' })
+  const failed = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'three' }] })
+    .then(() => undefined, (error: unknown) => error as InstanceType<typeof OpenAI.APIError>)
+  t.equal(failed?.status, 429, 'the third call of the minute is refused')
+  t.match(failed?.message, /requests per minute/, 'the openai package reports which limit')
+  t.ok(Number(failed?.headers?.get('retry-after')) >= 1, 'with Retry-After, which the openai package honours when it retries')
+  t.equal(upstreamCalls(), 2, 'the refused call never reached Google')
+})
+
+t.test('max_tokens and max_completion_tokens are lowered to what the budget pays for, and settled with the usage reported', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_day: 600\n', { gemini: { chunkDelayMs: 5 } })
+  const holder = await signInWithKey(stack)
+  const client = new OpenAI({ apiKey: holder.key, baseURL: `${stack.url}/v1beta/openai/`, maxRetries: 0 })
+  const used = async (): Promise<number> => ((await (await holder.browser.fetch('/auth/me')).json()) as Me).limits[0]!.used
+  const forwarded = (): Record<string, unknown> => stack.gemini.requests.at(-1)!.body as Record<string, unknown>
+
+  const { data, response } = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'hello budget' }], max_tokens: 1_000 }).withResponse()
+  t.equal(data.choices[0]?.message.content, 'Echo: hello budget')
+  const granted = Number(response.headers.get('x-gemgate-max-output-tokens'))
+  t.ok(granted >= 32 && granted < 600, `max_tokens lowered to ${granted}, and said so`)
+  t.equal(forwarded().max_tokens, granted, 'Google was asked for no more than the budget pays for')
+  // The fake reports 2 prompt and 3 completion tokens: the reservation is settled to them.
+  t.equal(await eventually(used, (value) => value === 5), 5, 'settled with the usage Google reported')
+
+  const { data: stream, response: streamed } = await client.chat.completions.create({
+    model: MODEL, messages: [{ role: 'user', content: 'stream budget' }], max_completion_tokens: 1_000, stream: true,
+  }).withResponse()
+  let text = ''
+  for await (const chunk of stream) text += chunk.choices[0]?.delta.content ?? ''
+  t.equal(text, 'Echo: stream budget')
+  const lowered = Number(streamed.headers.get('x-gemgate-max-output-tokens'))
+  t.ok(lowered >= 32 && lowered < 595, `max_completion_tokens lowered to ${lowered}`)
+  t.match(forwarded(), { max_completion_tokens: lowered, stream_options: { include_usage: true } })
+  t.equal(forwarded().max_tokens, undefined, 'only the cap the client named')
+  t.equal(await eventually(used, (value) => value === 10), 10, 'a stream is settled with its usage chunk, which the client did not see')
+})
+
+t.test('a chat completion whose model cannot be read (a compressed body) is refused, not forwarded unreserved', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    requests_per_minute: 1\n')
+  const holder = await signInWithKey(stack)
+  const send = async (): Promise<Response> => await fetch(`${stack.url}/v1beta/openai/chat/completions`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${holder.key}`, 'content-type': 'application/json', 'content-encoding': 'gzip' },
+    body: gzipSync(JSON.stringify({ model: MODEL, messages: [{ role: 'user', content: 'hidden' }] })),
+  })
+  for (const attempt of [1, 2]) {
+    const response = await send()
+    t.equal(response.status, 400, `attempt ${attempt}: refused`)
+    t.match(await response.text(), /uncompressed JSON/)
+  }
+  t.equal(stack.gemini.requests.length, 0, 'nothing reached Google')
+})
+
+t.test('a stream the client abandons is charged its prompt, and its output reservation given back', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_day: 100000\n', { gemini: { chunkDelayMs: 400 } })
+  const holder = await signInWithKey(stack)
+  const client = new OpenAI({ apiKey: holder.key, baseURL: `${stack.url}/v1beta/openai/`, maxRetries: 0 })
+  const used = async (): Promise<number> => ((await (await holder.browser.fetch('/auth/me')).json()) as Me).limits[0]!.used
+  const stream = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'one two three four' }], max_tokens: 5_000, stream: true })
+  for await (const _chunk of stream) {
+    const reserved = await used()
+    t.ok(reserved > 5_000, `while it streams, the reservation counts (${reserved})`)
+    break
+  }
+  await stack.gemini.nextAbort()
+  // No usage chunk came: the prompt is charged at its estimate ("user" and the text at three bytes a token).
+  t.equal(await eventually(used, (value) => value < 1_000), Math.ceil('userone two three four'.length / 3), 'charged the prompt, the 5,000 output tokens given back')
+})

@@ -123,6 +123,13 @@ function rateLimitHeaders (reply: FastifyReply, checks: LimitCheck[], remaining:
   }
 }
 
+/** x-ratelimit-* on a call that reserves nothing: what this replica knows of the caller's limits. */
+async function knownLimitHeaders (enforcer: Enforcer, reply: FastifyReply, identity: Identity): Promise<void> {
+  if (enforcer.checksOf(identity, Date.now()).length === 0) return
+  const { checks, remaining } = await enforcer.remaining(identity)
+  rateLimitHeaders(reply, checks, remaining)
+}
+
 const PASS_SETTLE = (): void => {}
 
 /**
@@ -135,12 +142,16 @@ export async function admit (enforcer: Enforcer, request: FastifyRequest, reply:
   const call = modelCall(path)
   if (call === null) {
     checkBodyModel(enforcer, identity, path, body)
+    await knownLimitHeaders(enforcer, reply, identity)
     return { body, settle: PASS_SETTLE }
   }
   const rule = enforcer.ruleFor(identity)
   checkModel(enforcer, identity, call.model)
   const generating = GENERATING.has(call.method ?? '')
-  if (!generating && !EMBEDDING.has(call.method ?? '')) return { body, settle: PASS_SETTLE }
+  if (!generating && !EMBEDDING.has(call.method ?? '')) {
+    await knownLimitHeaders(enforcer, reply, identity)
+    return { body, settle: PASS_SETTLE }
+  }
   const checks = enforcer.checksOf(identity, Date.now())
   if (checks.length === 0) return { body, settle: (usage, modelVersion) => { enforcer.settle(identity, modelVersion ?? call.model, usage) } }
   return await reserveCall(enforcer, request, reply, identity, { model: call.model, generating, ruleName: rule?.name ?? 'key' }, body, checks)

@@ -102,11 +102,12 @@ t.test('near a limit, calls are reserved one by one in Redis: no lease', async (
   for (let index = 0; index <= RPM; index++) {
     const before = scripts.count()
     statuses.push((await generate(stack.url, holder.key)).status)
-    await sleep(50)
+    // MONITOR reports a moment later.
+    await sleep(150)
     perCall.push(scripts.count() - before)
   }
   t.same(statuses, [...Array<number>(RPM).fill(200), 429], 'exactly the limit admitted')
-  t.ok(perCall.slice(0, 4).includes(0), 'with headroom, a call came from a lease')
+  t.ok(perCall.slice(0, 4).reduce((sum, count) => sum + count, 0) < 4, 'with headroom, some calls came from a lease')
   t.same(perCall.slice(4), [1, 1, 1, 1, 1], 'near the limit, every call is one check-and-reserve in Redis')
 })
 

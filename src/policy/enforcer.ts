@@ -123,7 +123,7 @@ export class Enforcer {
     let answer: QuotaAnswer | undefined
     const owner = leaseOwner(identity.personId, identity.keyId)
     if (!local) {
-      const leased = await this.#fromLease(owner, checks, base)
+      const leased = await this.#fromLease(owner, identity.personId, checks, base)
       if (leased !== undefined) return leased
       try {
         answer = await this.#reserveInStore(owner, checks, base, now)
@@ -142,13 +142,14 @@ export class Enforcer {
   }
 
   // A call drawn whole from the lease; while another call is getting one, wait for it rather than ask too.
-  async #fromLease (owner: string, checks: LimitCheck[], base: Omit<QuotaRequest, 'checks'>): Promise<Verdict | undefined> {
+  async #fromLease (owner: string, personId: string, checks: LimitCheck[], base: Omit<QuotaRequest, 'checks'>): Promise<Verdict | undefined> {
     if (this.leases === undefined) return undefined
     const amounts = reservedAmounts(base, base.maxOutput)
     for (;;) {
       const now = Date.now()
       const remaining = this.leases.draw(owner, checks, amounts, now)
       if (remaining !== undefined) {
+        if (this.leases.low(owner, checks, amounts, now)) this.#topUp(owner, personId, checks, base, now)
         this.#remember(owner, { checks, remaining, at: now })
         return { admitted: true, remaining, reservation: { checks, amounts, output: base.maxOutput, local: false } }
       }
@@ -156,6 +157,27 @@ export class Enforcer {
       if (pending === undefined) return undefined
       await pending.catch(() => {})
     }
+  }
+
+  // A lease running low is topped up off the call's path, so calls do not stall when it runs out:
+  // one more call like this one is reserved with it, and joins the lease.
+  #topUp (owner: string, personId: string, checks: LimitCheck[], base: Omit<QuotaRequest, 'checks'>, now: number): void {
+    const leases = this.leases!
+    const calls = leases.nextCalls(owner)
+    const acquisition = this.store.reserveQuota({ ...base, checks: checks.map((entry) => entry.check), lease: { calls, divisor: LEASE_HEADROOM * this.replicas } })
+    leases.acquiring(owner, acquisition)
+    acquisition.then((answer) => {
+      if (!answer.admitted) return
+      const amounts = reservedAmounts(base, answer.output)
+      if (answer.leased !== undefined) leases.grant(owner, checks, amounts, answer.leased + 1, calls, answer.remaining, now)
+      else {
+        // Near a limit: no lease, and the call reserved ahead goes back.
+        leases.last(owner)
+        this.settlements.add(personId, checks.map((entry) => ({ check: entry.check, amount: -amounts[entry.check.resource] })))
+      }
+    }, () => {
+      // The next call that needs the store finds out, and falls back as configured.
+    }).finally(() => { leases.settled(owner, acquisition) })
   }
 
   async #reserveInStore (owner: string, checks: LimitCheck[], base: Omit<QuotaRequest, 'checks'>, now: number): Promise<QuotaAnswer> {

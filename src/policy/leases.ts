@@ -31,6 +31,8 @@ interface Lease {
   calls: number
   /** An acquisition in flight: calls that find the lease short wait for it rather than each asking the store. */
   pending?: Promise<unknown>
+  /** A top-up found the store near a limit: this lease is the last, calls go one by one once it is spent. */
+  last?: boolean
 }
 
 /** What this replica last knew of a caller's limits, for x-ratelimit-* headers on calls that do not reserve. */
@@ -78,6 +80,20 @@ export class LeaseBook {
     return remaining
   }
 
+  /**
+   * Whether the lease for `owner` is young but holds fewer than half the calls it was granted
+   * for (of `amounts`) and nothing is being fetched: time to top it up before it runs out.
+   */
+  low (owner: string, checks: LimitCheck[], amounts: Record<QuotaResource, number>, now: number): boolean {
+    const lease = this.#leases.get(owner)
+    if (lease === undefined || lease.pending !== undefined || lease.last === true || now - lease.grantedAt >= LEASE_MAX_AGE_MS / 2) return false
+    for (let index = 0; index < checks.length; index++) {
+      const amount = amounts[checks[index]!.check.resource]
+      if (amount > 0 && lease.held[index]! < amount * lease.calls / 2) return true
+    }
+    return false
+  }
+
   /** An acquisition in flight for `owner`, if any. */
   pending (owner: string): Promise<unknown> | undefined {
     return this.#leases.get(owner)?.pending
@@ -107,8 +123,9 @@ export class LeaseBook {
   grant (owner: string, checks: LimitCheck[], amounts: Record<QuotaResource, number>, leased: number, calls: number, remaining: number[], now: number): void {
     const old = this.#leases.get(owner)
     const held = checks.map((entry) => amounts[entry.check.resource] * leased)
-    if (old !== undefined && sameChecks(old.checks, checks) && now - old.grantedAt < LEASE_MAX_AGE_MS) {
-      // Still young: the new block joins what is left; the lease ages from its first grant.
+    if (old !== undefined && sameChecks(old.checks, checks) && now - old.grantedAt < LEASE_MAX_AGE_MS / 2) {
+      // Still young: the new block joins what is left; the lease ages from its first grant, so
+      // no block is used more than LEASE_MAX_AGE_MS after it was reserved.
       for (let index = 0; index < held.length; index++) held[index]! += old.held[index]!
       this.#leases.set(owner, { checks, held, storeRemaining: remaining, grantedAt: old.grantedAt, usedAt: now, calls })
       return
@@ -116,6 +133,12 @@ export class LeaseBook {
     if (old !== undefined) this.#return(personOf(owner), old)
     this.#leases.set(owner, { checks, held, storeRemaining: remaining, grantedAt: now, usedAt: now, calls })
     this.#timer ??= setInterval(() => { this.sweep(Date.now()) }, LEASE_IDLE_MS / 2).unref()
+  }
+
+  /** A top-up was refused a lease (a limit is near): no more top-ups of this one. */
+  last (owner: string): void {
+    const lease = this.#leases.get(owner)
+    if (lease !== undefined) lease.last = true
   }
 
   /** Ends an acquisition that granted nothing. */

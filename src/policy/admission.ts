@@ -109,18 +109,23 @@ export function quotaExceeded (entry: LimitCheck, retryAfterMs: number, rule: st
 
 /** The x-ratelimit-* headers OpenAI-style clients read: the tightest request limit and the tightest token limit. */
 function rateLimitHeaders (reply: FastifyReply, checks: LimitCheck[], remaining: number[]): void {
-  for (const [resource, suffix] of [['requests', 'requests'], ['tokens', 'tokens']] as const) {
-    let tightest = -1
-    checks.forEach((entry, index) => {
-      if (entry.check.resource === resource && (tightest === -1 || remaining[index]! < remaining[tightest]!)) tightest = index
-    })
-    if (tightest === -1) continue
-    const check = checks[tightest]!.check
-    reply.header(`x-ratelimit-limit-${suffix}`, String(check.limit))
-    reply.header(`x-ratelimit-remaining-${suffix}`, String(Math.max(0, remaining[tightest]!)))
-    const resetMs = check.kind === 'total' ? check.resetAt! - Date.now() : Math.ceil(Math.max(0, check.limit - remaining[tightest]!) * check.windowMs / check.limit)
-    reply.header(`x-ratelimit-reset-${suffix}`, `${seconds(resetMs)}s`)
+  // One pass, no closures: this runs on every call.
+  let requests = -1
+  let tokens = -1
+  for (let index = 0; index < checks.length; index++) {
+    const resource = checks[index]!.check.resource
+    if (resource === 'requests' && (requests === -1 || remaining[index]! < remaining[requests]!)) requests = index
+    else if (resource === 'tokens' && (tokens === -1 || remaining[index]! < remaining[tokens]!)) tokens = index
   }
+  if (requests !== -1) limitHeaders(reply, 'requests', checks[requests]!.check, remaining[requests]!)
+  if (tokens !== -1) limitHeaders(reply, 'tokens', checks[tokens]!.check, remaining[tokens]!)
+}
+
+function limitHeaders (reply: FastifyReply, suffix: 'requests' | 'tokens', check: LimitCheck['check'], remaining: number): void {
+  const resetMs = check.kind === 'total' ? check.resetAt! - Date.now() : Math.ceil(Math.max(0, check.limit - remaining) * check.windowMs / check.limit)
+  reply.header(`x-ratelimit-limit-${suffix}`, String(check.limit))
+  reply.header(`x-ratelimit-remaining-${suffix}`, String(Math.max(0, remaining)))
+  reply.header(`x-ratelimit-reset-${suffix}`, `${seconds(resetMs)}s`)
 }
 
 /** x-ratelimit-* on a call that reserves nothing: what this replica knows of the caller's limits. */

@@ -3,6 +3,7 @@
 // budgets; each call reserves, then settles in Redis) but is never reached, measured in the same
 // rounds as the gateway without a policy. Its figures print as "policy on, key" beside "gateway, key".
 import { writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
 
@@ -33,7 +34,9 @@ export async function startPolicyGateway (
 ): Promise<{ child: ChildProcess, url: string, key: string }> {
   const file = join(dir, 'bench-policy.yaml')
   await writeFile(file, BENCH_POLICY)
-  const child = launch({ ...env, PORT: String(port), PUBLIC_URL: `http://127.0.0.1:${port}`, POLICY_FILE: file })
+  // BENCH_CPU_PROF=1 profiles this gateway too, into $TMPDIR/gemgate-policy-profiles (run.ts flags the policy-off one only).
+  const profile: Record<string, string> = process.env.BENCH_CPU_PROF === '1' ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${join(tmpdir(), 'gemgate-policy-profiles')}` } : {}
+  const child = launch({ ...env, ...profile, PORT: String(port), PUBLIC_URL: `http://127.0.0.1:${port}`, POLICY_FILE: file })
   const seeded = await ready(child)
   return { child, url: `http://127.0.0.1:${seeded.port}`, key: seeded.key }
 }

@@ -111,18 +111,30 @@ export function quotaExceeded (entry: LimitCheck, retryAfterMs: number, rule: st
 
 /** The x-ratelimit-* headers OpenAI-style clients read: the tightest request limit and the tightest token limit. */
 function rateLimitHeaders (reply: FastifyReply, checks: LimitCheck[], remaining: number[]): void {
-  for (const [resource, suffix] of [['requests', 'requests'], ['tokens', 'tokens']] as const) {
-    let tightest = -1
-    checks.forEach((entry, index) => {
-      if (entry.check.resource === resource && (tightest === -1 || remaining[index]! < remaining[tightest]!)) tightest = index
-    })
-    if (tightest === -1) continue
-    const check = checks[tightest]!.check
-    reply.header(`x-ratelimit-limit-${suffix}`, String(check.limit))
-    reply.header(`x-ratelimit-remaining-${suffix}`, String(Math.max(0, remaining[tightest]!)))
-    const resetMs = check.kind === 'total' ? check.resetAt! - Date.now() : Math.ceil(Math.max(0, check.limit - remaining[tightest]!) * check.windowMs / check.limit)
-    reply.header(`x-ratelimit-reset-${suffix}`, `${seconds(resetMs)}s`)
+  // One pass, no closures: this runs on every call.
+  let requests = -1
+  let tokens = -1
+  for (let index = 0; index < checks.length; index++) {
+    const resource = checks[index]!.check.resource
+    if (resource === 'requests' && (requests === -1 || remaining[index]! < remaining[requests]!)) requests = index
+    else if (resource === 'tokens' && (tokens === -1 || remaining[index]! < remaining[tokens]!)) tokens = index
   }
+  if (requests !== -1) limitHeaders(reply, 'requests', checks[requests]!.check, remaining[requests]!)
+  if (tokens !== -1) limitHeaders(reply, 'tokens', checks[tokens]!.check, remaining[tokens]!)
+}
+
+function limitHeaders (reply: FastifyReply, suffix: 'requests' | 'tokens', check: LimitCheck['check'], remaining: number): void {
+  const resetMs = check.kind === 'total' ? check.resetAt! - Date.now() : Math.ceil(Math.max(0, check.limit - remaining) * check.windowMs / check.limit)
+  reply.header(`x-ratelimit-limit-${suffix}`, String(check.limit))
+  reply.header(`x-ratelimit-remaining-${suffix}`, String(Math.max(0, remaining)))
+  reply.header(`x-ratelimit-reset-${suffix}`, `${seconds(resetMs)}s`)
+}
+
+/** x-ratelimit-* on a call that reserves nothing: what this replica knows of the caller's limits. */
+async function knownLimitHeaders (enforcer: Enforcer, reply: FastifyReply, identity: Identity): Promise<void> {
+  if (enforcer.checksOf(identity, Date.now()).length === 0) return
+  const { checks, remaining } = await enforcer.remaining(identity)
+  rateLimitHeaders(reply, checks, remaining)
 }
 
 const PASS_SETTLE = (): void => {}
@@ -137,12 +149,16 @@ export async function admit (enforcer: Enforcer, request: FastifyRequest, reply:
   const call = modelCall(path)
   if (call === null) {
     checkBodyModel(enforcer, identity, path, body)
+    await knownLimitHeaders(enforcer, reply, identity)
     return { body, settle: PASS_SETTLE }
   }
   const rule = enforcer.ruleFor(identity)
   checkModel(enforcer, identity, call.model)
   const generating = GENERATING.has(call.method ?? '')
-  if (!generating && !EMBEDDING.has(call.method ?? '')) return { body, settle: PASS_SETTLE }
+  if (!generating && !EMBEDDING.has(call.method ?? '')) {
+    await knownLimitHeaders(enforcer, reply, identity)
+    return { body, settle: PASS_SETTLE }
+  }
   const checks = enforcer.checksOf(identity, Date.now())
   if (checks.length === 0) return unlimited(enforcer, identity, call.model, body)
   return await reserveCall(enforcer, request, reply, identity, { model: call.model, generating, ruleName: rule?.name ?? 'key' }, body, checks, GEMINI_BODY)

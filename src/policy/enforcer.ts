@@ -8,6 +8,7 @@ import type { PolicyMetrics } from './metrics.js'
 import { Calendar } from './periods.js'
 import { PriceTable, type BilledTokens } from './prices.js'
 import { matchRule, type AppliedRule } from './rules.js'
+import { LEASE_HEADROOM, LeaseBook, leaseOwner, sameChecks, type Known } from './leases.js'
 import { SettleBatch } from './settle-batch.js'
 import { UsageBook, type UsageMetadata } from './usage.js'
 
@@ -15,6 +16,8 @@ import { UsageBook, type UsageMetadata } from './usage.js'
 export const MIN_ANSWER_TOKENS = 32
 /** After the store fails, how long this replica keeps to its local share before trying it again. */
 export const STORE_RETRY_MS = 1_000
+/** Callers whose remaining limits this replica remembers for x-ratelimit-* headers. */
+const MAX_KNOWN = 10_000
 /** At most one warning per this interval while the store is down. */
 const WARN_INTERVAL_MS = 10_000
 
@@ -51,6 +54,11 @@ export class Enforcer {
   readonly settlements: SettleBatch
   readonly #local = new LocalQuota()
   readonly #rules = new WeakMap<Identity, AppliedRule | null>()
+  readonly #checks = new WeakMap<Identity, { checks: LimitCheck[], until: number }>()
+  /** Leases of quota held in process: only worth it when the store is a round trip away. */
+  readonly leases: LeaseBook | undefined
+  /** What this replica last learnt of each caller's limits (x-ratelimit-* on calls that do not reserve). */
+  readonly #known = new Map<string, Known>()
   #storeDownUntil = 0
   #lastWarning = 0
   /** How many replicas share the store: each one's part of every limit while it is down. */
@@ -64,6 +72,7 @@ export class Enforcer {
       log.warn({ err: error }, 'policy reservations could not be settled')
       metrics.storeFailures.inc()
     })
+    if (store.kind === 'redis') this.leases = new LeaseBook((personId, charges) => { this.settlements.add(personId, charges) })
   }
 
   /** The rule that applies to a person (identities are cached objects: matched once each). */
@@ -76,8 +85,22 @@ export class Enforcer {
     return rule
   }
 
-  /** The counters that bind a call by `identity`: the person's rule, and its key's own limits. */
+  /**
+   * The counters that bind a call by `identity`: the person's rule, and its key's own limits.
+   * The full limits are built once per identity and calendar period; callers must not change them.
+   */
   checksOf (identity: Identity, now: number, share = 1): LimitCheck[] {
+    if (share !== 1) return this.#buildChecks(identity, now, share)
+    const cached = this.#checks.get(identity)
+    if (cached !== undefined && now < cached.until) return cached.checks
+    const checks = this.#buildChecks(identity, now, 1)
+    let until = Infinity
+    for (const entry of checks) if (entry.check.resetAt !== undefined && entry.check.resetAt < until) until = entry.check.resetAt
+    this.#checks.set(identity, { checks, until })
+    return checks
+  }
+
+  #buildChecks (identity: Identity, now: number, share: number): LimitCheck[] {
     const rule = this.ruleFor(identity)
     const base = personBase(identity.personId)
     return [
@@ -86,7 +109,11 @@ export class Enforcer {
     ]
   }
 
-  /** Checks and reserves a call in one step. */
+  /**
+   * Checks and reserves a call in one step: from this replica's lease when it holds enough,
+   * else in the store (which may grant a new lease with it), else this replica's share while
+   * the store is down.
+   */
   async reserve (identity: Identity, call: CallEstimate): Promise<Verdict> {
     const now = Date.now()
     // Priced for the prompt's estimated size: a long prompt reserves at its long-context price.
@@ -95,9 +122,12 @@ export class Enforcer {
     let checks = this.checksOf(identity, now)
     let local = now < this.#storeDownUntil
     let answer: QuotaAnswer | undefined
+    const owner = leaseOwner(identity.personId, identity.keyId)
     if (!local) {
+      const leased = await this.#fromLease(owner, identity.personId, checks, base)
+      if (leased !== undefined) return leased
       try {
-        answer = await this.store.reserveQuota({ ...base, checks: checks.map((entry) => entry.check) })
+        answer = await this.#reserveInStore(owner, checks, base, now)
       } catch (error) {
         this.#storeFailed(error)
         local = true
@@ -108,11 +138,105 @@ export class Enforcer {
       answer = this.#local.reserve({ ...base, checks: checks.map((entry) => entry.check) } satisfies QuotaRequest)
     }
     if (!answer!.admitted) return { admitted: false, refused: checks[answer!.blocked]!, retryAfterMs: answer!.retryAfterMs }
+    this.#remember(owner, { checks, remaining: answer!.remaining, at: now })
     return { admitted: true, remaining: answer!.remaining, reservation: { checks, amounts: reservedAmounts(base, answer!.output), output: answer!.output, local } }
+  }
+
+  // A call drawn whole from the lease; while another call is getting one, wait for it rather than ask too.
+  async #fromLease (owner: string, personId: string, checks: LimitCheck[], base: Omit<QuotaRequest, 'checks'>): Promise<Verdict | undefined> {
+    if (this.leases === undefined) return undefined
+    const amounts = reservedAmounts(base, base.maxOutput)
+    for (;;) {
+      const now = Date.now()
+      const remaining = this.leases.draw(owner, checks, amounts, now)
+      if (remaining !== undefined) {
+        if (this.leases.low(owner, checks, amounts, now)) this.#topUp(owner, personId, checks, base, now)
+        this.#remember(owner, { checks, remaining, at: now })
+        return { admitted: true, remaining, reservation: { checks, amounts, output: base.maxOutput, local: false } }
+      }
+      const pending = this.leases.pending(owner)
+      if (pending === undefined) return undefined
+      await pending.catch(() => {})
+    }
+  }
+
+  // A lease running low is topped up off the call's path, so calls do not stall when it runs out:
+  // one more call like this one is reserved with it, and joins the lease.
+  #topUp (owner: string, personId: string, checks: LimitCheck[], base: Omit<QuotaRequest, 'checks'>, now: number): void {
+    const leases = this.leases!
+    const calls = leases.nextCalls(owner)
+    const acquisition = this.store.reserveQuota({ ...base, checks: checks.map((entry) => entry.check), lease: { calls, divisor: LEASE_HEADROOM * this.replicas } })
+    leases.acquiring(owner, acquisition)
+    acquisition.then((answer) => {
+      if (!answer.admitted) return
+      const amounts = reservedAmounts(base, answer.output)
+      if (answer.leased !== undefined) leases.grant(owner, checks, amounts, answer.leased + 1, calls, answer.remaining, now)
+      else {
+        // Near a limit: no lease, and the call reserved ahead goes back.
+        leases.last(owner)
+        this.settlements.add(personId, checks.map((entry) => ({ check: entry.check, amount: -amounts[entry.check.resource] })))
+      }
+    }, () => {
+      // The next call that needs the store finds out, and falls back as configured.
+    }).finally(() => { leases.settled(owner, acquisition) })
+  }
+
+  async #reserveInStore (owner: string, checks: LimitCheck[], base: Omit<QuotaRequest, 'checks'>, now: number): Promise<QuotaAnswer> {
+    const request: QuotaRequest = { ...base, checks: checks.map((entry) => entry.check) }
+    if (this.leases === undefined) return await this.store.reserveQuota(request)
+    const calls = this.leases.nextCalls(owner)
+    const acquisition = this.store.reserveQuota({ ...request, lease: { calls, divisor: LEASE_HEADROOM * this.replicas } })
+    this.leases.acquiring(owner, acquisition)
+    let answer
+    try {
+      answer = await acquisition
+    } finally {
+      this.leases.settled(owner, acquisition)
+    }
+    if (!answer.admitted || answer.leased === undefined) return answer
+    const amounts = reservedAmounts(base, answer.output)
+    this.leases.grant(owner, checks, amounts, answer.leased, calls, answer.remaining, now)
+    // What is left counts the lease: this replica can still spend it.
+    return { ...answer, remaining: answer.remaining.map((left, index) => left + amounts[checks[index]!.check.resource] * answer.leased!) }
+  }
+
+  #remember (owner: string, known: Known): void {
+    // Bounded: callers not seen lately are read from the store again when next asked about.
+    if (this.#known.size >= MAX_KNOWN && !this.#known.has(owner)) this.#known.clear()
+    this.#known.set(owner, known)
+  }
+
+  /**
+   * What is left of each limit of `identity` as far as this replica knows (its last reservation
+   * for them, per-minute buckets refilled since), without a round trip; the store is read only
+   * when this replica knows nothing of them yet.
+   */
+  async remaining (identity: Identity): Promise<{ checks: LimitCheck[], remaining: number[] }> {
+    const now = Date.now()
+    const checks = this.checksOf(identity, now)
+    const owner = leaseOwner(identity.personId, identity.keyId)
+    let known = this.#known.get(owner)
+    if (known === undefined || !sameChecks(known.checks, checks)) {
+      const used = await this.used(checks)
+      this.#remember(owner, known = { checks, remaining: used.map((amount, index) => checks[index]!.check.limit - amount), at: now })
+    }
+    const remaining = known.remaining.map((left, index) => {
+      const { check } = checks[index]!
+      return check.kind === 'bucket' ? Math.floor(Math.min(check.limit, left + (now - known.at) * check.limit / check.windowMs)) : left
+    })
+    return { checks, remaining }
+  }
+
+  /** Gives back every lease and writes every pending settlement (the gateway is closing). */
+  async flush (): Promise<void> {
+    this.leases?.returnAll()
+    await this.settlements.flush()
   }
 
   // Closed: the caller answers 503. Local: this replica goes on with its share, and says so.
   #storeFailed (error: unknown): void {
+    // Leases are not given back to a store that may come back empty: they stay counted (the safe side).
+    this.leases?.forget()
     if (this.config.policyOnStoreFailure === 'closed') throw new StoreDownError(error)
     const now = Date.now()
     this.#storeDownUntil = now + STORE_RETRY_MS
@@ -166,12 +290,17 @@ export class Enforcer {
     return budgets.find((entry, index) => used[index]! >= entry.check.limit)
   }
 
-  /** What each limit of `identity` has used; the local share's figures while the store is down. */
+  /**
+   * What each limit of `identity` has used (less what this replica holds in leases: reserved,
+   * not used; other replicas' leases count); the local share's figures while the store is down.
+   */
   async used (checks: LimitCheck[]): Promise<number[]> {
     const quotas = checks.map((entry) => entry.check)
     if (Date.now() >= this.#storeDownUntil) {
       try {
-        return await this.store.quotaUsed(quotas)
+        const used = await this.store.quotaUsed(quotas)
+        const held = this.leases?.heldOn(quotas)
+        return held === undefined ? used : used.map((amount, index) => Math.max(0, amount - held[index]!))
       } catch {}
     }
     return this.#local.used(quotas)

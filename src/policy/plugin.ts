@@ -100,7 +100,7 @@ export default fp(async function policyPlugin (app) {
       return (await enforcer.exhaustedBudget(identity))?.name
     },
   } satisfies Policy)
-  app.addHook('preClose', async () => { await Promise.all([enforcer.settlements.flush(), enforcer.usage.flush()]) })
+  app.addHook('preClose', async () => { await Promise.all([enforcer.flush(), enforcer.usage.flush()]) })
   if (app.store.kind === 'redis') heartbeat(enforcer, app)
 
   app.keyLimitGuards.push((identity, limits) => widerThan(limits, enforcer.ruleFor(identity)?.limits ?? {}))

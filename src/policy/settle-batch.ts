@@ -31,7 +31,7 @@ export class SettleBatch {
     if (usage !== undefined) {
       const summed = batch.usage.get(usage.key)
       if (summed === undefined) batch.usage.set(usage.key, { ...usage, fields: { ...usage.fields } })
-      else for (const [field, amount] of Object.entries(usage.fields)) summed.fields[field] = (summed.fields[field] ?? 0) + amount
+      else for (const field in usage.fields) summed.fields[field] = (summed.fields[field] ?? 0) + usage.fields[field]!
     }
     this.#timer ??= setTimeout(() => { void this.flush() }, SETTLE_BATCH_MS).unref()
   }

@@ -34,11 +34,20 @@ export interface QuotaRequest {
   /** Prices of the asked-for model, nano-USD per token. */
   inputPrice: number
   outputPrice: number
+  /**
+   * Also reserve a lease: up to `calls` more calls like this one, held by the caller in process.
+   * Granted (all checks or none) only for a call admitted whole, and only as many calls as fit in
+   * 1/`divisor` of every check's headroom left after this call, so near a limit calls are exact.
+   */
+  lease?: { calls: number, divisor: number }
 }
 
-/** The verdict: admitted with `output` tokens reserved, or refused by check `blocked`. */
+/**
+ * The verdict: admitted with `output` tokens reserved (and, when `leased` is set, that many more
+ * calls' amounts reserved as a lease; `remaining` is after both), or refused by check `blocked`.
+ */
 export type QuotaAnswer =
-  | { admitted: true, output: number, remaining: number[] }
+  | { admitted: true, output: number, remaining: number[], leased?: number }
   | { admitted: false, blocked: number, retryAfterMs: number }
 
 /** Corrections once calls' real usage is known: an amount (real minus reserved) for each counter. */
@@ -95,7 +104,8 @@ export class LocalQuota {
     const answer = decide(request, available, now)
     if (answer.admitted) {
       const amounts = reservedAmounts(request, answer.output)
-      for (const check of request.checks) this.#charge(check, amounts[check.resource], now)
+      const calls = 1 + (answer.leased ?? 0)
+      for (const check of request.checks) this.#charge(check, amounts[check.resource] * calls, now)
     }
     return answer
   }
@@ -148,8 +158,20 @@ export function decide (request: QuotaRequest, available: number[], now: number)
     return { admitted: false, blocked: binding, retryAfterMs: waitFor(check, available[binding]!, needed, now) }
   }
   const amounts = reservedAmounts(request, output)
-  const remaining = request.checks.map((check, index) => Math.floor(available[index]! - amounts[check.resource]))
-  return { admitted: true, output, remaining }
+  const leased = output === request.maxOutput ? leasedCalls(request, available, amounts) : 0
+  const remaining = request.checks.map((check, index) => Math.floor(available[index]! - amounts[check.resource] * (1 + leased)))
+  return leased > 0 ? { admitted: true, output, remaining, leased } : { admitted: true, output, remaining }
+}
+
+/** How many more calls like this one a lease may hold: what fits in 1/divisor of every check's headroom after the call. */
+function leasedCalls (request: QuotaRequest, available: number[], amounts: Record<QuotaResource, number>): number {
+  if (request.lease === undefined) return 0
+  let calls = request.lease.calls
+  for (const [index, check] of request.checks.entries()) {
+    const amount = amounts[check.resource]
+    if (amount > 0) calls = Math.min(calls, Math.floor((available[index]! - amount) / request.lease.divisor / amount))
+  }
+  return Math.max(0, calls)
 }
 
 /** ARGV layout shared by the scripts: per check kind, resource, limit, windowMs, resetAt. */
@@ -184,11 +206,13 @@ end
 
 /**
  * KEYS: the checks' keys. ARGV: promptTokens, maxOutput, minOutput, inputPrice, outputPrice,
- * then five per check. Returns {1, output, remaining…} or {0, blocked index (1-based), retryAfterMs}.
+ * leaseCalls, leaseDivisor, then five per check. Returns {1, output, leased, remaining…} or
+ * {0, blocked index (1-based), retryAfterMs}.
  */
 export const RESERVE_SCRIPT = `${LUA_COMMON}
 local prompt, maxOutput, minOutput = tonumber(ARGV[1]), tonumber(ARGV[2]), tonumber(ARGV[3])
 local inPrice, outPrice = tonumber(ARGV[4]), tonumber(ARGV[5])
+local leaseCalls, leaseDivisor = tonumber(ARGV[6]), tonumber(ARGV[7])
 minOutput = math.min(minOutput, maxOutput)
 local function amounts(output)
   return { requests = 1, tokens = prompt + output, nanoUsd = math.ceil(prompt * inPrice + output * outPrice) }
@@ -201,7 +225,7 @@ end
 local checks, free = {}, {}
 local output, binding = maxOutput, 0
 for i = 1, #KEYS do
-  local c = check(i, 6)
+  local c = check(i, 8)
   checks[i] = c
   free[i] = available(c, KEYS[i])
   local cap = math.huge
@@ -224,10 +248,20 @@ if output < minOutput or output < 0 then
   return {0, binding, wait(c, free[binding], amounts(minOutput)[c.resource])}
 end
 local reserved = amounts(output)
-local answer = {1, output}
+local leased = 0
+if leaseCalls > 0 and output == maxOutput then
+  leased = leaseCalls
+  for i = 1, #KEYS do
+    local amount = reserved[checks[i].resource]
+    if amount > 0 then leased = math.min(leased, math.floor((free[i] - amount) / leaseDivisor / amount)) end
+  end
+  leased = math.max(0, leased)
+end
+local answer = {1, output, leased}
 for i = 1, #KEYS do
-  charge(checks[i], KEYS[i], reserved[checks[i].resource], free[i])
-  answer[i + 2] = math.floor(free[i] - reserved[checks[i].resource])
+  local amount = reserved[checks[i].resource] * (1 + leased)
+  charge(checks[i], KEYS[i], amount, free[i])
+  answer[i + 3] = math.floor(free[i] - amount)
 end
 return answer
 `

@@ -185,8 +185,12 @@ export class RedisStore implements Store {
   async reserveQuota (request: QuotaRequest): Promise<QuotaAnswer> {
     const keys = request.checks.map((check) => check.key)
     const answer = await (this.client as unknown as QuotaCommands).gemgateReserve(keys.length, ...keys,
-      request.promptTokens, request.maxOutput, request.minOutput, request.inputPrice, request.outputPrice, ...checkArguments(request.checks))
-    if (answer[0] === 1) return { admitted: true, output: answer[1]!, remaining: answer.slice(2) }
+      request.promptTokens, request.maxOutput, request.minOutput, request.inputPrice, request.outputPrice,
+      request.lease?.calls ?? 0, request.lease?.divisor ?? 1, ...checkArguments(request.checks))
+    if (answer[0] === 1) {
+      const [, output, leased] = answer as [number, number, number]
+      return { admitted: true, output, remaining: answer.slice(3), ...(leased > 0 ? { leased } : {}) }
+    }
     return { admitted: false, blocked: answer[1]! - 1, retryAfterMs: answer[2]! }
   }
 

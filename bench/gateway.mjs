@@ -3,7 +3,7 @@
 // goes to /dev/null). Seeds one person the way a sign-in would leave them: a profile, tokens with
 // a far-future expiry, a gateway key and a session, and reports them to bench/run.ts.
 import { join } from 'node:path'
-import { monitorEventLoopDelay } from 'node:perf_hooks'
+import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks'
 import { pathToFileURL } from 'node:url'
 
 const build = process.env.BENCH_BUILD
@@ -31,10 +31,23 @@ process.send({ port: app.server.address().port, key: secret, cookie: `${app.cook
 // The longest the event loop was held, per bench phase: bench/run.ts asks for it and resets it.
 const loop = monitorEventLoopDelay({ resolution: 5 })
 loop.enable()
+// Garbage-collection pauses over the same span, on stderr (the bench's output): the first suspect of a stall.
+const GC_KINDS = { 1: 'scavenge', 2: 'mark-compact', 4: 'incremental', 8: 'weak-callbacks' }
+let gc = { count: 0, totalMs: 0, maxMs: 0, maxKind: '' }
+new PerformanceObserver((list) => {
+  for (const entry of list.getEntries()) {
+    gc.count++
+    gc.totalMs += entry.duration
+    if (entry.duration > gc.maxMs) gc = { ...gc, maxMs: entry.duration, maxKind: GC_KINDS[entry.detail?.kind] ?? String(entry.detail?.kind) }
+  }
+}).observe({ entryTypes: ['gc'] })
 process.on('message', (message) => {
   if (message?.type !== 'event-loop') return
-  process.send({ type: 'event-loop', maxMs: Math.round(loop.max / 1e5) / 10, p99Ms: Math.round(loop.percentile(99) / 1e5) / 10 })
+  const maxMs = Math.round(loop.max / 1e5) / 10
+  process.send({ type: 'event-loop', maxMs, p99Ms: Math.round(loop.percentile(99) / 1e5) / 10 })
+  if (gc.count > 0) process.stderr.write(`gateway: event loop max ${maxMs} ms; gc ${gc.count} pauses, ${Math.round(gc.totalMs)} ms in all, longest ${gc.maxMs.toFixed(1)} ms (${gc.maxKind}); heap ${Math.round(process.memoryUsage().heapUsed / 1e6)} MB\n`)
   loop.reset()
+  gc = { count: 0, totalMs: 0, maxMs: 0, maxKind: '' }
 })
 const stop = () => { app.close().finally(() => process.exit(0)) }
 process.on('disconnect', stop)

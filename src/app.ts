@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto'
 import fastify, { LogController, type FastifyInstance, type FastifyServerOptions } from 'fastify'
 import adminPlugin from './admin/plugin.js'
 import auditPlugin from './audit/plugin.js'
@@ -16,9 +15,11 @@ import livePlugin from './live/plugin.js'
 import lateHeadersPlugin from './ops/late-headers.js'
 import openAiPlugin from './openai/plugin.js'
 import metricsPlugin from './ops/metrics.js'
+import { requestIdOf } from './ops/early-start.js'
 import opsListenerPlugin from './ops/ops-listener.js'
 import requestLogPlugin from './ops/request-log.js'
 import policyPlugin from './policy/plugin.js'
+import { fastPathServer, type FastPathSlot } from './proxy/fast-path.js'
 import geminiProxyPlugin from './proxy/gemini.js'
 import usagePlugin from './proxy/usage-plugin.js'
 import appProxyPlugin from './sidecar/app-proxy.js'
@@ -34,13 +35,14 @@ import tracingPlugin from './tracing/plugin.js'
 export const DEFAULT_KEEP_ALIVE_TIMEOUT = 72_000
 /** Longest time to receive a whole request, body included (uploads can be large). */
 export const DEFAULT_REQUEST_TIMEOUT = 300_000
-const REQUEST_ID = /^[\w.:-]{1,128}$/
 
 declare module 'fastify' {
   interface FastifyInstance {
     config: Config
     store: Store
     provider: OidcProvider
+    /** The server's fast path for model calls, filled by the Gemini proxy (src/proxy/fast-path.ts). */
+    fastPath: FastPathSlot
   }
 }
 
@@ -56,15 +58,16 @@ export interface AppOptions {
 
 /** Builds the whole gateway from a validated config; the caller listens and closes it. */
 export async function buildApp (config: Config, options: AppOptions = {}): Promise<FastifyInstance> {
+  const fastPath: FastPathSlot = {}
   const app = fastify({
     logger: options.logger ?? false,
     trustProxy: typeof config.trustProxy === 'number' ? trustHops(config.trustProxy) : config.trustProxy,
     // Our own hook logs one line per request instead of Fastify's two.
     logController: new LogController({ disableRequestLogging: true, requestIdLogLabel: 'requestId' }),
-    genReqId: (request) => {
-      const given = request.headers['x-request-id']
-      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID()
-    },
+    genReqId: requestIdOf,
+    // Model calls are offered to the proxy's fast path before Fastify routes them; the server
+    // gets the timeouts below, which Fastify does not apply to a server it did not create.
+    serverFactory: (handler, settings) => fastPathServer(fastPath, handler, settings),
     connectionTimeout: 0,
     keepAliveTimeout: DEFAULT_KEEP_ALIVE_TIMEOUT,
     requestTimeout: DEFAULT_REQUEST_TIMEOUT,
@@ -83,6 +86,7 @@ export async function buildApp (config: Config, options: AppOptions = {}): Promi
   app.decorate('config', config)
   app.decorate('store', store)
   app.decorate('provider', provider)
+  app.decorate('fastPath', fastPath)
   // Browsers get a page in the gateway's look, programs Google's error JSON.
   app.setErrorHandler(withErrorPages(errorHandler))
   app.setNotFoundHandler(withNotFoundPage(notFoundHandler))

@@ -1,5 +1,5 @@
 import type { FastifyServerOptions } from 'fastify'
-import { stdSerializers } from 'pino'
+import { destination, stdSerializers } from 'pino'
 import type { Config } from '../config/schema.js'
 import { redactUrl } from './redact.js'
 
@@ -21,6 +21,18 @@ export const REDACT_PATHS = [
 
 export { redactUrl } from './redact.js'
 
+let stdout: ReturnType<typeof destination> | undefined
+
+/**
+ * Standard output, written asynchronously: pino's default writes each line with a blocking
+ * write(2) on the event loop, one system call per request, and a slow reader of a pipe (a log
+ * shipper) would stall every request. Lines written while a write is under way go out together
+ * in the next one; pino writes what is left synchronously when the process exits.
+ */
+function asyncStdout (): ReturnType<typeof destination> {
+  return (stdout ??= destination({ dest: 1, sync: false }))
+}
+
 /** pino options for the gateway: JSON, or pretty when a person watches a terminal. */
 export function loggerOptions (config: Pick<Config, 'logLevel'>, pretty: boolean): FastifyServerOptions['logger'] {
   return {
@@ -34,6 +46,6 @@ export function loggerOptions (config: Pick<Config, 'logLevel'>, pretty: boolean
         return { ...serialized, message: redactUrl(serialized.message), stack: redactUrl(serialized.stack) }
       },
     },
-    ...(pretty ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } } : {}),
+    ...(pretty ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } } : { stream: asyncStdout() }),
   }
 }

@@ -1,10 +1,13 @@
 import fp from 'fastify-plugin'
 import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { elapsedMs } from './early-start.js'
 
 declare module 'fastify' {
   interface FastifyInstance {
     /** This app's Prometheus registry: plugins add their own metrics to it. */
     metrics: Registry
+    /** Counts one answered request (method, route pattern, status, seconds): for requests answered outside Fastify's hooks. */
+    countRequest: (method: string, route: string, status: number, seconds: number) => void
   }
 }
 
@@ -31,16 +34,19 @@ export default fp(async function metricsPlugin (app) {
 
   // Label children by method, route and status: prom-client would otherwise hash the labels on every request.
   const series = new Map<string, { requests: ReturnType<typeof requests.labels>, duration: ReturnType<typeof duration.labels> }>()
-  app.addHook('onResponse', (request, reply, done) => {
-    const route = request.routeOptions.url ?? 'unmatched'
-    const key = `${request.method} ${route} ${reply.statusCode}`
+  const countRequest = (method: string, route: string, status: number, seconds: number): void => {
+    const key = `${method} ${route} ${status}`
     let children = series.get(key)
     if (children === undefined) {
-      const labels = { method: request.method, route, status: String(reply.statusCode) }
+      const labels = { method, route, status: String(status) }
       series.set(key, children = { requests: requests.labels(labels), duration: duration.labels(labels) })
     }
     children.requests.inc()
-    children.duration.observe(reply.elapsedTime / 1000)
+    children.duration.observe(seconds)
+  }
+  app.decorate('countRequest', countRequest)
+  app.addHook('onResponse', (request, reply, done) => {
+    countRequest(request.method, request.routeOptions.url ?? 'unmatched', reply.statusCode, elapsedMs(request.raw, reply.elapsedTime) / 1000)
     done()
   })
 

@@ -1,4 +1,4 @@
-import type { OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
 import { Counter } from 'prom-client'
 import type { Dispatcher } from 'undici'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -11,6 +11,7 @@ import { bodyForUpstream, readRequestBody, type RequestBody } from './body.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { API_PREFIXES, upstreamTarget, type UpstreamTarget } from './target.js'
 import { ClientWatch } from './client.js'
+import { fastRoute, serveFast, type FastPathDeps } from './fast-path.js'
 import { type BodySink, type UpstreamExchange, type UpstreamHead } from './exchange.js'
 import { createUpstreamPool, dispatchUpstream, upstreamFailure } from './upstream.js'
 import { loadUsage, modelInPath, type PersonUsage } from './usage.js'
@@ -169,5 +170,38 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
     exchange.pipe(clientSink(request, identity, target, head, response, admission))
   }
 
-  for (const prefix of API_PREFIXES) app.all(`${prefix}*`, { config: { cors: true } }, proxy)
+  // What the fast path learned about a request it handed over with an error: its caller, and the error to answer with.
+  const handedOver = new WeakMap<IncomingMessage, { identity: Identity | null, error: unknown }>()
+  async function proxyRoute (request: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const handed = handedOver.get(request.raw)
+    if (handed === undefined) return await proxy(request, reply)
+    request.identity = handed.identity
+    throw handed.error
+  }
+  for (const prefix of API_PREFIXES) app.all(`${prefix}*`, { config: { cors: true } }, proxyRoute)
+  offerFastPath(app, {
+    log: app.log,
+    proxy,
+    answered: (request, route, status, durationMs) => {
+      app.logRequest({ requestId: request.id, method: request.method, url: request.url, route, status, durationMs, person: request.identity?.email ?? null, keyId: request.identity?.keyId ?? null, error: null, quiet: false })
+      app.countRequest(request.method, route, status, durationMs / 1000)
+    },
+    handOver: (request, identity, error) => { handedOver.set(request, { identity, error }) },
+  })
+}
+
+/**
+ * Model calls skip Fastify's routing and hooks (src/proxy/fast-path.ts), except when tracing is
+ * on (its spans live in Fastify's hooks) and once the app is closing (the drain's 503 is a hook's).
+ */
+function offerFastPath (app: FastifyInstance, deps: FastPathDeps): void {
+  if (app.config.tracing.endpoint !== undefined) return
+  let open = true
+  app.addHook('preClose', async () => { open = false })
+  app.fastPath.take = (request, response, fastify) => {
+    const route = open ? fastRoute(request) : null
+    if (route === null) return false
+    serveFast(deps, request, response, route, fastify)
+    return true
+  }
 }

@@ -49,7 +49,8 @@ export class UsageRecorder {
   // Tokens counted since the last scrape, per model label: added to the Prometheus counter when
   // it is read, so a call costs a few additions instead of three labelled increments.
   readonly #unscraped = new Map<string, Record<Kind, number>>()
-  #pending = new Map<string, Fields>()
+  // Per person, per model label: the store's `label|kind` field names are built at flush, not per call.
+  #pending = new Map<string, Map<string, UsageCounts>>()
   #timer: NodeJS.Timeout | undefined
 
   constructor (private readonly store: Store, registry: Registry, private readonly onError: (error: unknown) => void) {
@@ -72,28 +73,27 @@ export class UsageRecorder {
   /** Adds one response's usage. */
   record (personId: string, model: string | undefined, usage: TokenUsage): void {
     const label = modelLabel(model)
-    const counts: Record<Kind, number> = {
-      prompt: usage.promptTokenCount,
-      candidates: usage.candidatesTokenCount,
-      total: usage.totalTokenCount,
-    }
     const unscraped = this.#unscraped.get(label)
-    if (unscraped === undefined) this.#unscraped.set(label, { ...counts })
-    else for (const kind of KINDS) unscraped[kind] += counts[kind]
-    const fields: Fields = { requests: 1, [`${label}|requests`]: 1 }
-    for (const kind of KINDS) {
-      fields[kind] = counts[kind]
-      fields[`${label}|${kind}`] = counts[kind]
+    if (unscraped === undefined) this.#unscraped.set(label, { prompt: usage.promptTokenCount, candidates: usage.candidatesTokenCount, total: usage.totalTokenCount })
+    else {
+      unscraped.prompt += usage.promptTokenCount
+      unscraped.candidates += usage.candidatesTokenCount
+      unscraped.total += usage.totalTokenCount
     }
-    let pending = this.#pending.get(personId)
-    if (pending === undefined) this.#pending.set(personId, pending = {})
-    add(pending, fields)
+    let models = this.#pending.get(personId)
+    if (models === undefined) this.#pending.set(personId, models = new Map())
+    let counts = models.get(label)
+    if (counts === undefined) models.set(label, counts = emptyCounts())
+    counts.requests++
+    counts.prompt += usage.promptTokenCount
+    counts.candidates += usage.candidatesTokenCount
+    counts.total += usage.totalTokenCount
     this.#timer ??= setTimeout(() => { void this.flush() }, USAGE_FLUSH_INTERVAL_MS).unref()
   }
 
   /** Counted here and not yet in the store. */
   pendingFor (personId: string): Fields {
-    return this.#pending.get(personId) ?? {}
+    return storeFields(this.#pending.get(personId))
   }
 
   /** Writes what was counted; what fails to be written is kept for the next flush. */
@@ -102,18 +102,42 @@ export class UsageRecorder {
     this.#timer = undefined
     const batch = this.#pending
     this.#pending = new Map()
-    await Promise.all([...batch].map(async ([personId, fields]) => {
+    await Promise.all([...batch].map(async ([personId, models]) => {
       try {
-        await this.store.incrementFields(usageKey(personId), fields)
+        await this.store.incrementFields(usageKey(personId), storeFields(models))
       } catch (error) {
         this.onError(error)
-        let pending = this.#pending.get(personId)
-        if (pending === undefined) this.#pending.set(personId, pending = {})
-        add(pending, fields)
+        this.#keep(personId, models)
         this.#timer ??= setTimeout(() => { void this.flush() }, USAGE_FLUSH_INTERVAL_MS).unref()
       }
     }))
   }
+
+  /** Puts counts that could not be written back into what is pending. */
+  #keep (personId: string, models: Map<string, UsageCounts>): void {
+    let pending = this.#pending.get(personId)
+    if (pending === undefined) this.#pending.set(personId, pending = new Map())
+    for (const [label, counts] of models) {
+      const into = pending.get(label)
+      if (into === undefined) pending.set(label, counts)
+      else for (const kind of COUNTED) into[kind] += counts[kind]
+    }
+  }
+}
+
+const COUNTED = ['requests', ...KINDS] as const
+
+/** Per-model counts as the store's hash fields: totals (`prompt`) and per model (`gemini-…|prompt`). */
+function storeFields (models: Map<string, UsageCounts> | undefined): Fields {
+  const fields: Fields = {}
+  if (models === undefined) return fields
+  for (const [label, counts] of models) {
+    for (const kind of COUNTED) {
+      fields[kind] = (fields[kind] ?? 0) + counts[kind]
+      fields[`${label}|${kind}`] = counts[kind]
+    }
+  }
+  return fields
 }
 
 /** A person's usage counters as stored, plus `pending` (what this replica has not written yet). */

@@ -335,6 +335,17 @@ function storeContract (t: Test, factory: StoreFactory): void {
     t.equal(concurrent.filter((answer) => answer.admitted).length, 3, 'concurrent calls never pass the rate together')
   })
 
+  t.test('reserveQuota with a lease: more calls reserved in the same step, only with headroom to spare', async (t) => {
+    const store = await factory(t)
+    const tag = `{${randomUUID()}}`
+    const day: QuotaCheck = { key: key(`${tag}:day`), kind: 'total', resource: 'tokens', limit: 1_000, windowMs: 86_400_000, resetAt: Date.now() + 3_600_000 }
+    const call: QuotaRequest = { checks: [day], promptTokens: 10, maxOutput: 40, minOutput: 10, inputPrice: 0, outputPrice: 0, lease: { calls: 4, divisor: 2 } }
+    t.same(await store.reserveQuota(call), { admitted: true, output: 40, remaining: [750], leased: 4 }, 'the call and four more like it')
+    t.same(await store.reserveQuota({ ...call, lease: { calls: 10, divisor: 2 } }), { admitted: true, output: 40, remaining: [350], leased: 7 }, 'no more than half of what is left after the call')
+    t.same(await store.reserveQuota({ ...call, lease: { calls: 10, divisor: 8 } }), { admitted: true, output: 40, remaining: [300] }, 'near the limit: the call alone')
+    t.same(await store.reserveQuota({ ...call, maxOutput: 400 }), { admitted: true, output: 290, remaining: [0] }, 'a lowered call gets no lease')
+  })
+
   t.test('publish and subscribe', async (t) => {
     const store = await factory(t)
     const channel = key('channel')

@@ -135,15 +135,10 @@ export async function sse (call: Call, streams: number, chunks: number): Promise
         ttfb.push(performance.now() - sent)
         first = false
       }
-      pending += (chunk as Buffer).toString('utf8')
-      const events = pending.split('\r\n\r\n')
-      pending = events.pop() ?? ''
-      for (const event of events) {
-        const stamp = /"t":([\d.]+)/.exec(event)?.[1]
-        if (stamp === undefined) continue
-        delays.push(arrived - Number(stamp))
-        chunksSeen++
-      }
+      const { times, rest } = stamps(pending + (chunk as Buffer).toString('utf8'))
+      pending = rest
+      for (const time of times) delays.push(arrived - time)
+      chunksSeen += times.length
     }
   }
   await pool.close()
@@ -176,16 +171,47 @@ export interface HeldStreamsResult {
   rssHoldingMb: number
   /** Time until every stream had its first byte. */
   openAllMs: number
+  /** Over the hold: chunk arrival minus the upstream's write time, every chunk of every stream. */
+  chunkDelayP50Ms: number
+  chunkDelayP99Ms: number
+  chunkDelayMaxMs: number
+  chunksSeen: number
+  /** Sockets the process had open while holding them (clients, upstream connections, Redis). */
+  sockets: number
+}
+
+/** The write times (`"t":…`) of the complete SSE events in `text`; what follows the last one is left in `rest`. */
+function stamps (text: string): { times: number[], rest: string } {
+  const events = text.split('\r\n\r\n')
+  const rest = events.pop() ?? ''
+  const times: number[] = []
+  for (const event of events) {
+    const stamp = /"t":([\d.]+)/.exec(event)?.[1]
+    if (stamp !== undefined) times.push(Number(stamp))
+  }
+  return { times, rest }
+}
+
+/** How many sockets a process has open, from /proc/<pid>/fd. */
+export async function socketCount (pid: number): Promise<number> {
+  const { readdir, readlink } = await import('node:fs/promises')
+  const dir = `/proc/${pid}/fd`
+  const links = await Promise.all((await readdir(dir)).map(async (fd) => await readlink(`${dir}/${fd}`).catch(() => '')))
+  return links.filter((link) => link.startsWith('socket:')).length
 }
 
 /**
- * Opens `count` SSE streams at once, waits until each has its first chunk, and reads the
- * process's RSS while they are all open; then aborts them.
+ * Opens `count` SSE streams at once and waits until each has its first chunk; then holds them
+ * for `holdMs`, reading every chunk as a live client would and timing it against the upstream's
+ * write stamp (as sse() does), and reads the process's RSS and sockets while they are all open;
+ * then aborts them.
  */
-export async function holdStreams (call: Call, count: number, pid: number, timeoutMs: number): Promise<HeldStreamsResult> {
+export async function holdStreams (call: Call, count: number, pid: number, options: { timeoutMs: number, holdMs: number, whileHeld?: () => Promise<void> }): Promise<HeldStreamsResult> {
   const rssIdleMb = await rssMb(pid)
   const pool = new Pool(call.origin, { connections: count + 10, pipelining: 1 })
   const abort = new AbortController()
+  const delays: number[] = []
+  let holding = false
   let opened = 0
   const started = performance.now()
   const allOpen = Promise.all(Array.from({ length: count }, async () => {
@@ -193,15 +219,37 @@ export async function holdStreams (call: Call, count: number, pid: number, timeo
     const iterator = response.body[Symbol.asyncIterator]()
     await iterator.next()
     opened++
-    // Keep reading (and dropping) what follows, as a live client would.
-    void (async () => { try { while (!(await iterator.next()).done); } catch {} })()
+    void (async () => {
+      let pending = ''
+      try {
+        for (let next = await iterator.next(); next.done !== true; next = await iterator.next()) {
+          const arrived = performance.timeOrigin + performance.now()
+          const { times, rest } = stamps(pending + (next.value as Buffer).toString('utf8'))
+          pending = rest
+          if (holding) for (const time of times) delays.push(arrived - time)
+        }
+      } catch {}
+    })()
   }))
-  const openAllMs = await Promise.race([allOpen.then(() => performance.now() - started), sleep(timeoutMs).then(() => Number.NaN)])
-  await sleep(1000)
-  if (global.gc !== undefined) global.gc()
-  const rssHoldingMb = await rssMb(pid)
+  const openAllMs = await Promise.race([allOpen.then(() => performance.now() - started), sleep(options.timeoutMs).then(() => Number.NaN)])
+  holding = true
+  await sleep(options.holdMs)
+  holding = false
+  const [rssHoldingMb, sockets] = await Promise.all([rssMb(pid), socketCount(pid), options.whileHeld?.()])
   abort.abort()
   await allOpen.catch(() => {})
   await pool.destroy()
-  return { streams: count, opened, rssIdleMb, rssHoldingMb, openAllMs: round(openAllMs) }
+  delays.sort((a, b) => a - b)
+  return {
+    streams: count,
+    opened,
+    rssIdleMb,
+    rssHoldingMb,
+    openAllMs: round(openAllMs),
+    chunkDelayP50Ms: round(percentile(delays, 0.5)),
+    chunkDelayP99Ms: round(percentile(delays, 0.99)),
+    chunkDelayMaxMs: round(delays.at(-1) ?? Number.NaN),
+    chunksSeen: delays.length,
+    sockets,
+  }
 }

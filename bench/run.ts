@@ -14,7 +14,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
-import { fixedRate, holdStreams, sse, wrk, type Call, type FixedRateResult, type HeldStreamsResult, type StreamResult, type ThroughputResult } from './load.js'
+import { heldLines, heldPhase, type HeldLaunch, type HeldProtocol, type HeldRun } from './held.js'
+import { fixedRate, sse, wrk, type Call, type FixedRateResult, type StreamResult, type ThroughputResult } from './load.js'
 import { nginxConfig } from './nginx.js'
 import { POLICY_TARGET, startPolicyGateway } from './policy.js'
 
@@ -27,12 +28,23 @@ const RUN_LIMIT_MS = 8 * 60_000
 const THROUGHPUT = { connections: 50, seconds: 5, warmupSeconds: 1, rounds: 3 }
 const FIXED_RATE = { rate: 500, seconds: 5, rounds: 5 }
 const SSE = { streams: 20, chunks: 10, intervalMs: 20 }
-const HELD = { streams: Number(process.env.BENCH_HELD_STREAMS ?? 1000), intervalMs: 1000, chunks: 120, timeoutMs: 30_000 }
+const HELD = {
+  streams: Number(process.env.BENCH_HELD_STREAMS ?? 1000),
+  protocols: (process.env.BENCH_HELD_PROTOCOLS ?? 'h2,h1').split(',') as HeldProtocol[],
+  intervalMs: 1000,
+  chunks: 180,
+  timeoutMs: 60_000,
+  holdMs: 10_000,
+}
 const TOKEN = `ya29.bench-${randomBytes(24).toString('base64url')}`
 const GENERATE = '/v1beta/models/gemini-3.8-flash:generateContent'
 const PROMPT = JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'Write a sentence about a fox.' }] }] })
 
-/** BENCH_PHASES=throughput,latency,sse,held runs only those; BENCH_CPU_PROF=1 profiles the gateway (bench/results/profiles); BENCH_HELD_STREAMS sets how many streams are held (default 1,000). */
+/**
+ * BENCH_PHASES=throughput,latency,sse,held runs only those; BENCH_CPU_PROF=1 profiles the gateway (bench/results/profiles);
+ * BENCH_HELD_STREAMS sets how many streams are held (default 1,000), BENCH_HELD_PROTOCOLS through what (default h2,h1: fresh
+ * gateways, HTTP/2 or HTTP/1.1 to a TLS upstream; main: the bench's own gateway, before the other phases run on it).
+ */
 const PHASES = new Set((process.env.BENCH_PHASES ?? 'held,throughput,latency,sse').split(','))
 const PROFILE = process.env.BENCH_CPU_PROF === '1'
 
@@ -106,7 +118,8 @@ interface Results {
   redisPerRequest: Record<string, number>
   latency: Record<string, FixedRateResult>
   streams: Record<string, StreamResult>
-  held: HeldStreamsResult | undefined
+  /** One run per upstream protocol. */
+  held: HeldRun[]
   /** The gateway's event-loop delay during each phase (max and p99, ms). */
   eventLoop: Record<string, { maxMs: number, p99Ms: number }>
   ratios: Record<string, number>
@@ -242,11 +255,27 @@ async function main (): Promise<void> {
   const keyCall = post(gatewayUrl, { 'x-goog-api-key': seeded.key })
   const streamPath = (chunks: number, intervalMs: number): string => `/v1beta/models/gemini-3.8-flash:streamGenerateContent?alt=sse&chunks=${chunks}&interval=${intervalMs}`
 
-  // First, while the gateway is fresh: what 1,000 open streams cost on top of a process at rest.
-  let held: HeldStreamsResult | undefined
+  // First: what many open streams cost on top of a gateway at rest. Fresh gateways run with every
+  // other proxy paused; "main" is the bench's own gateway, measured alone as in the other phases.
+  const held: HeldRun[] = []
   if (PHASES.has('held')) {
-    process.stdout.write(`holding ${HELD.streams} streams open through the gateway …\n`)
-    held = await alone('gateway', async () => await holdStreams({ ...keyCall, path: streamPath(HELD.chunks, HELD.intervalMs) }, HELD.streams, gateway.pid!, HELD.timeoutMs))
+    const launch: HeldLaunch = {
+      upstream: async (env) => {
+        const child = nodeScript(helperCore, 'upstream.mjs', { BENCH_TOKEN: TOKEN, ...env })
+        return { child, port: (await message<{ port: number }>(child, 'the held fake upstream')).port }
+      },
+      gateway: async (env) => {
+        const child = nodeScript(proxyCore, 'gateway.mjs', env)
+        return { child, ...await message<{ port: number, key: string }>(child, 'the held gateway') }
+      },
+      main: { gateway: { child: gateway, port: seeded.port, key: seeded.key }, upstream: { child: upstream, port: upstreamPort } },
+    }
+    const log = (line: string): void => { process.stdout.write(`${line}\n`) }
+    const fresh = HELD.protocols.filter((protocol) => protocol !== 'main')
+    const settings = { ...HELD, path: streamPath(HELD.chunks, HELD.intervalMs) }
+    if (fresh.length > 0) held.push(...await alone('held', async () => await heldPhase({ ...settings, protocols: fresh }, gatewayEnv, freePort, launch, log)))
+    if (HELD.protocols.includes('main')) held.push(...await alone('gateway', async () => await heldPhase({ ...settings, protocols: ['main'] }, gatewayEnv, freePort, launch, log)))
+    for (const run of held) eventLoop[`held ${run.protocol}`] = run.eventLoop
     // BENCH_SETTLE_MS: a pause after the burst, to tell a lasting slowdown from one that passes.
     await new Promise((resolve) => setTimeout(resolve, Number(process.env.BENCH_SETTLE_MS ?? 0)))
   }
@@ -363,7 +392,7 @@ function print (results: Results): void {
     `${'target'.padEnd(26)}${cell('ttfb p50', 10)}${cell('chunk delay p50', 17)}${cell('max', 8)}${cell('chunks', 10)}`,
     ...Object.entries(results.streams).map(([name, r]) => `${name.padEnd(26)}${cell(r.ttfbP50Ms, 10)}${cell(r.chunkDelayP50Ms, 17)}${cell(r.chunkDelayMaxMs, 8)}${cell(`${r.chunksSeen}/${r.chunksExpected}`, 10)}`),
     '',
-    results.held === undefined ? '' : `${results.held.streams} concurrent streams through the gateway: ${results.held.opened} open after ${results.held.openAllMs} ms, RSS ${results.held.rssIdleMb} MB at rest -> ${results.held.rssHoldingMb} MB holding them (${Math.round((results.held.rssHoldingMb - results.held.rssIdleMb) * 1024 / Math.max(1, results.held.opened) * 10) / 10} KB per stream)`,
+    ...heldLines(results.held),
     '',
     `gateway event loop, per phase: ${Object.entries(results.eventLoop).map(([phase, loop]) => `${phase} max ${loop.maxMs} ms (p99 ${loop.p99Ms})`).join(', ')}`,
     '',

@@ -200,21 +200,25 @@ export async function socketCount (pid: number): Promise<number> {
   return links.filter((link) => link.startsWith('socket:')).length
 }
 
+/** Streams being opened at once by holdStreams: 10,000 connects at once overflow the gateway's accept queue (SYNs dropped, retried a second later). */
+const OPENING = 500
+
 /**
- * Opens `count` SSE streams at once and waits until each has its first chunk; then holds them
+ * Opens `count` SSE streams, OPENING at a time, and waits until each has its first chunk; then holds them
  * for `holdMs`, reading every chunk as a live client would and timing it against the upstream's
  * write stamp (as sse() does), and reads the process's RSS and sockets while they are all open;
  * then aborts them.
  */
 export async function holdStreams (call: Call, count: number, pid: number, options: { timeoutMs: number, holdMs: number, whileHeld?: () => Promise<void> }): Promise<HeldStreamsResult> {
   const rssIdleMb = await rssMb(pid)
-  const pool = new Pool(call.origin, { connections: count + 10, pipelining: 1 })
+  const pool = new Pool(call.origin, { connections: count + 10, pipelining: 1, connectTimeout: options.timeoutMs })
   const abort = new AbortController()
   const delays: number[] = []
   let holding = false
   let opened = 0
   const started = performance.now()
-  const allOpen = Promise.all(Array.from({ length: count }, async () => {
+  let next = 0
+  const open = async (): Promise<void> => {
     const response = await pool.request({ method: call.method, path: call.path, headers: call.headers, body: call.body ?? null, signal: abort.signal })
     const iterator = response.body[Symbol.asyncIterator]()
     await iterator.next()
@@ -222,14 +226,21 @@ export async function holdStreams (call: Call, count: number, pid: number, optio
     void (async () => {
       let pending = ''
       try {
-        for (let next = await iterator.next(); next.done !== true; next = await iterator.next()) {
+        for (let read = await iterator.next(); read.done !== true; read = await iterator.next()) {
           const arrived = performance.timeOrigin + performance.now()
-          const { times, rest } = stamps(pending + (next.value as Buffer).toString('utf8'))
+          const { times, rest } = stamps(pending + (read.value as Buffer).toString('utf8'))
           pending = rest
           if (holding) for (const time of times) delays.push(arrived - time)
         }
       } catch {}
     })()
+  }
+  const allOpen = Promise.all(Array.from({ length: Math.min(OPENING, count) }, async () => {
+    while (next < count) {
+      next++
+      // One that fails is left out: `opened` says how many were held.
+      await open().catch(() => {})
+    }
   }))
   const openAllMs = await Promise.race([allOpen.then(() => performance.now() - started), sleep(options.timeoutMs).then(() => Number.NaN)])
   holding = true

@@ -7,6 +7,7 @@
 // "main" holds them through the bench's own gateway (plain HTTP/1.1 upstream) instead, so the
 // phases after it run on a gateway that has just served the burst (see BENCH_SETTLE_MS).
 import { once } from 'node:events'
+import { setTimeout as sleep } from 'node:timers/promises'
 import { rm } from 'node:fs/promises'
 import { dirname } from 'node:path'
 import type { ChildProcess } from 'node:child_process'
@@ -32,6 +33,7 @@ interface Pair {
 
 /** Descriptors a process may open here (`ulimit -Hn`) less room for everything else, halved: a client and an upstream socket per stream. */
 const H1_MAX_STREAMS = Number(process.env.BENCH_HELD_H1_STREAMS ?? 9000)
+const STOP_MS = 10_000
 
 /** How run.ts starts a measured process: a node script with this environment, and its first IPC message. */
 export interface HeldLaunch {
@@ -62,10 +64,14 @@ async function ask<T> (child: ChildProcess, type: string): Promise<T> {
   })
 }
 
+/** Stops a held gateway or upstream; one still there after STOP_MS (a close waiting on thousands of connections) is killed. */
 async function stop (child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   child.kill('SIGTERM')
-  await once(child, 'exit')
+  const exited = once(child, 'exit')
+  if (await Promise.race([exited.then(() => true), sleep(STOP_MS).then(() => false)])) return
+  child.kill('SIGKILL')
+  await exited
 }
 
 /** Holds the streams through a fresh upstream and gateway for each protocol, one after the other. */
@@ -130,8 +136,8 @@ export function heldLines (runs: HeldRun[]): string[] {
   const cell = (value: number | string, width: number): string => String(value).padStart(width)
   return [
     'SSE streams held open at once through a fresh gateway (TLS upstream); chunk delay over the hold',
-    `${'upstream'.padEnd(10)}${cell('streams', 9)}${cell('open', 7)}${cell('open ms', 9)}${cell('up conns', 10)}${cell('sockets', 9)}${cell('RSS rest', 10)}${cell('holding', 9)}${cell('KB/stream', 11)}${cell('delay p50', 11)}${cell('p99', 7)}${cell('max', 8)}${cell('chunks', 8)}${cell('loop max', 10)}`,
-    ...runs.map((run) => `${({ h2: 'HTTP/2', h1: 'HTTP/1.1', main: 'main 1.1' }[run.protocol]).padEnd(10)}${cell(run.streams, 9)}${cell(run.opened, 7)}${cell(Math.round(run.openAllMs), 9)}${cell(run.upstreamConnections, 10)}${cell(run.sockets, 9)}${cell(run.rssIdleMb, 10)}${cell(run.rssHoldingMb, 9)}${cell(kbPerStream(run), 11)}${cell(run.chunkDelayP50Ms, 11)}${cell(run.chunkDelayP99Ms, 7)}${cell(run.chunkDelayMaxMs, 8)}${cell(run.chunksSeen, 8)}${cell(run.eventLoop.maxMs, 10)}`),
+    `${'upstream'.padEnd(10)}${cell('streams', 9)}${cell('open', 7)}${cell('open ms', 9)}${cell('up conns', 10)}${cell('sockets', 9)}${cell('RSS rest', 10)}${cell('holding', 9)}${cell('KB/stream', 11)}${cell('delay p50', 11)}${cell('p99', 9)}${cell('max', 10)}${cell('chunks', 9)}${cell('loop max', 10)}`,
+    ...runs.map((run) => `${({ h2: 'HTTP/2', h1: 'HTTP/1.1', main: 'main 1.1' }[run.protocol]).padEnd(10)}${cell(run.streams, 9)}${cell(run.opened, 7)}${cell(Math.round(run.openAllMs), 9)}${cell(run.upstreamConnections, 10)}${cell(run.sockets, 9)}${cell(run.rssIdleMb, 10)}${cell(run.rssHoldingMb, 9)}${cell(kbPerStream(run), 11)}${cell(run.chunkDelayP50Ms, 11)}${cell(run.chunkDelayP99Ms, 9)}${cell(run.chunkDelayMaxMs, 10)}${cell(run.chunksSeen, 9)}${cell(run.eventLoop.maxMs, 10)}`),
   ]
 }
 

@@ -135,15 +135,10 @@ export async function sse (call: Call, streams: number, chunks: number): Promise
         ttfb.push(performance.now() - sent)
         first = false
       }
-      pending += (chunk as Buffer).toString('utf8')
-      const events = pending.split('\r\n\r\n')
-      pending = events.pop() ?? ''
-      for (const event of events) {
-        const stamp = /"t":([\d.]+)/.exec(event)?.[1]
-        if (stamp === undefined) continue
-        delays.push(arrived - Number(stamp))
-        chunksSeen++
-      }
+      const { times, rest } = stamps(pending + (chunk as Buffer).toString('utf8'))
+      pending = rest
+      for (const time of times) delays.push(arrived - time)
+      chunksSeen += times.length
     }
   }
   await pool.close()
@@ -176,32 +171,96 @@ export interface HeldStreamsResult {
   rssHoldingMb: number
   /** Time until every stream had its first byte. */
   openAllMs: number
+  /** Over the hold: chunk arrival minus the upstream's write time, every chunk of every stream. */
+  chunkDelayP50Ms: number
+  chunkDelayP99Ms: number
+  chunkDelayMaxMs: number
+  chunksSeen: number
+  /** Sockets the process had open while holding them (clients, upstream connections, Redis). */
+  sockets: number
 }
 
+/** The write times (`"t":…`) of the complete SSE events in `text`; what follows the last one is left in `rest`. */
+function stamps (text: string): { times: number[], rest: string } {
+  const events = text.split('\r\n\r\n')
+  const rest = events.pop() ?? ''
+  const times: number[] = []
+  for (const event of events) {
+    const stamp = /"t":([\d.]+)/.exec(event)?.[1]
+    if (stamp !== undefined) times.push(Number(stamp))
+  }
+  return { times, rest }
+}
+
+/** How many sockets a process has open, from /proc/<pid>/fd. */
+export async function socketCount (pid: number): Promise<number> {
+  const { readdir, readlink } = await import('node:fs/promises')
+  const dir = `/proc/${pid}/fd`
+  const links = await Promise.all((await readdir(dir)).map(async (fd) => await readlink(`${dir}/${fd}`).catch(() => '')))
+  return links.filter((link) => link.startsWith('socket:')).length
+}
+
+/** Streams being opened at once by holdStreams: 10,000 connects at once overflow the gateway's accept queue (SYNs dropped, retried a second later). */
+const OPENING = 500
+
 /**
- * Opens `count` SSE streams at once, waits until each has its first chunk, and reads the
- * process's RSS while they are all open; then aborts them.
+ * Opens `count` SSE streams, OPENING at a time, and waits until each has its first chunk; then holds them
+ * for `holdMs`, reading every chunk as a live client would and timing it against the upstream's
+ * write stamp (as sse() does), and reads the process's RSS and sockets while they are all open;
+ * then aborts them.
  */
-export async function holdStreams (call: Call, count: number, pid: number, timeoutMs: number): Promise<HeldStreamsResult> {
+export async function holdStreams (call: Call, count: number, pid: number, options: { timeoutMs: number, holdMs: number, whileHeld?: () => Promise<void> }): Promise<HeldStreamsResult> {
   const rssIdleMb = await rssMb(pid)
-  const pool = new Pool(call.origin, { connections: count + 10, pipelining: 1 })
+  const pool = new Pool(call.origin, { connections: count + 10, pipelining: 1, connectTimeout: options.timeoutMs })
   const abort = new AbortController()
+  const delays: number[] = []
+  let holding = false
   let opened = 0
   const started = performance.now()
-  const allOpen = Promise.all(Array.from({ length: count }, async () => {
+  let next = 0
+  const open = async (): Promise<void> => {
     const response = await pool.request({ method: call.method, path: call.path, headers: call.headers, body: call.body ?? null, signal: abort.signal })
     const iterator = response.body[Symbol.asyncIterator]()
     await iterator.next()
     opened++
-    // Keep reading (and dropping) what follows, as a live client would.
-    void (async () => { try { while (!(await iterator.next()).done); } catch {} })()
+    void (async () => {
+      let pending = ''
+      try {
+        for (let read = await iterator.next(); read.done !== true; read = await iterator.next()) {
+          const arrived = performance.timeOrigin + performance.now()
+          const { times, rest } = stamps(pending + (read.value as Buffer).toString('utf8'))
+          pending = rest
+          if (holding) for (const time of times) delays.push(arrived - time)
+        }
+      } catch {}
+    })()
+  }
+  const allOpen = Promise.all(Array.from({ length: Math.min(OPENING, count) }, async () => {
+    while (next < count) {
+      next++
+      // One that fails is left out: `opened` says how many were held.
+      await open().catch(() => {})
+    }
   }))
-  const openAllMs = await Promise.race([allOpen.then(() => performance.now() - started), sleep(timeoutMs).then(() => Number.NaN)])
-  await sleep(1000)
-  if (global.gc !== undefined) global.gc()
-  const rssHoldingMb = await rssMb(pid)
+  const openAllMs = await Promise.race([allOpen.then(() => performance.now() - started), sleep(options.timeoutMs).then(() => Number.NaN)])
+  holding = true
+  await sleep(options.holdMs)
+  holding = false
+  const [rssHoldingMb, sockets] = await Promise.all([rssMb(pid), socketCount(pid), options.whileHeld?.()])
   abort.abort()
   await allOpen.catch(() => {})
   await pool.destroy()
-  return { streams: count, opened, rssIdleMb, rssHoldingMb, openAllMs: round(openAllMs) }
+  delays.sort((a, b) => a - b)
+  return {
+    streams: count,
+    opened,
+    rssIdleMb,
+    rssHoldingMb,
+    openAllMs: round(openAllMs),
+    chunkDelayP50Ms: round(percentile(delays, 0.5)),
+    chunkDelayP99Ms: round(percentile(delays, 0.99)),
+    chunkDelayMaxMs: round(delays.at(-1) ?? Number.NaN),
+    chunksSeen: delays.length,
+    sockets,
+  }
 }

@@ -14,7 +14,8 @@ import { setTimeout as sleep } from 'node:timers/promises'
 import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
-import { fixedRate, holdStreams, sse, wrk, type Call, type FixedRateResult, type HeldStreamsResult, type StreamResult, type ThroughputResult } from './load.js'
+import { heldLines, heldPhase, type HeldLaunch, type HeldProtocol, type HeldRun } from './held.js'
+import { fixedRate, sse, wrk, type Call, type FixedRateResult, type StreamResult, type ThroughputResult } from './load.js'
 import { nginxConfig } from './nginx.js'
 import { POLICY_TARGET, startPolicyGateway } from './policy.js'
 import { PORTKEY_TARGET, portkeyCall, portkeyEntry, startPortkey } from './portkey.js'
@@ -28,13 +29,25 @@ const RUN_LIMIT_MS = 8 * 60_000
 const THROUGHPUT = { connections: 50, seconds: 5, warmupSeconds: 1, rounds: 3 }
 const FIXED_RATE = { rate: 500, seconds: 5, rounds: 5 }
 const SSE = { streams: 20, chunks: 10, intervalMs: 20 }
-const HELD = { streams: Number(process.env.BENCH_HELD_STREAMS ?? 1000), intervalMs: 1000, chunks: 120, timeoutMs: 30_000 }
+const HELD = {
+  streams: Number(process.env.BENCH_HELD_STREAMS ?? 1000),
+  protocols: (process.env.BENCH_HELD_PROTOCOLS ?? 'h2,h1').split(',') as HeldProtocol[],
+  intervalMs: 1000,
+  chunks: 180,
+  timeoutMs: 60_000,
+  holdMs: 10_000,
+}
 const TOKEN = `ya29.bench-${randomBytes(24).toString('base64url')}`
 const GENERATE = '/v1beta/models/gemini-3.8-flash:generateContent'
 const QUESTION = 'Write a sentence about a fox.'
 const PROMPT = JSON.stringify({ contents: [{ role: 'user', parts: [{ text: QUESTION }] }] })
 
-/** BENCH_PHASES=throughput,latency,sse,held runs only those (burst, with held: the gateway's throughput right before and after the held streams); BENCH_CPU_PROF=1 profiles the gateway (bench/results/profiles); BENCH_HELD_STREAMS sets how many streams are held (default 1,000). */
+/**
+ * BENCH_PHASES=throughput,latency,sse,held runs only those; BENCH_CPU_PROF=1 profiles the gateway (bench/results/profiles);
+ * burst (with held, BENCH_HELD_PROTOCOLS=main): the bench gateway's throughput right before and after the held streams;
+ * BENCH_HELD_STREAMS sets how many streams are held (default 1,000), BENCH_HELD_PROTOCOLS through what (default h2,h1: fresh
+ * gateways, HTTP/2 or HTTP/1.1 to a TLS upstream; main: the bench's own gateway, before the other phases run on it).
+ */
 const PHASES = new Set((process.env.BENCH_PHASES ?? 'held,throughput,latency,sse').split(','))
 const PROFILE = process.env.BENCH_CPU_PROF === '1'
 
@@ -108,7 +121,8 @@ interface Results {
   redisPerRequest: Record<string, number>
   latency: Record<string, FixedRateResult>
   streams: Record<string, StreamResult>
-  held: HeldStreamsResult | undefined
+  /** One run per upstream protocol. */
+  held: HeldRun[]
   /** The gateway's throughput with a key before and after the held streams (the burst phase). */
   burst: Record<string, ThroughputResult>
   /** The gateway's event-loop delay during each phase (max and p99, ms). */
@@ -270,11 +284,27 @@ async function main (): Promise<void> {
     phase = 'held'
   }
 
-  // First, while the gateway is fresh: what 1,000 open streams cost on top of a process at rest.
-  let held: HeldStreamsResult | undefined
+  // First: what many open streams cost on top of a gateway at rest. Fresh gateways run with every
+  // other proxy paused; "main" is the bench's own gateway, measured alone as in the other phases.
+  const held: HeldRun[] = []
   if (PHASES.has('held')) {
-    process.stdout.write(`holding ${HELD.streams} streams open through the gateway …\n`)
-    held = await alone('gateway', async () => await holdStreams({ ...keyCall, path: streamPath(HELD.chunks, HELD.intervalMs) }, HELD.streams, gateway.pid!, HELD.timeoutMs))
+    const launch: HeldLaunch = {
+      upstream: async (env) => {
+        const child = nodeScript(helperCore, 'upstream.mjs', { BENCH_TOKEN: TOKEN, ...env })
+        return { child, port: (await message<{ port: number }>(child, 'the held fake upstream')).port }
+      },
+      gateway: async (env) => {
+        const child = nodeScript(proxyCore, 'gateway.mjs', env)
+        return { child, ...await message<{ port: number, key: string }>(child, 'the held gateway') }
+      },
+      main: { gateway: { child: gateway, port: seeded.port, key: seeded.key }, upstream: { child: upstream, port: upstreamPort } },
+    }
+    const log = (line: string): void => { process.stdout.write(`${line}\n`) }
+    const fresh = HELD.protocols.filter((protocol) => protocol !== 'main')
+    const settings = { ...HELD, path: streamPath(HELD.chunks, HELD.intervalMs) }
+    if (fresh.length > 0) held.push(...await alone('held', async () => await heldPhase({ ...settings, protocols: fresh }, gatewayEnv, freePort, launch, log)))
+    if (HELD.protocols.includes('main')) held.push(...await alone('gateway', async () => await heldPhase({ ...settings, protocols: ['main'] }, gatewayEnv, freePort, launch, log)))
+    for (const run of held) eventLoop[`held ${run.protocol}`] = run.eventLoop
     // BENCH_SETTLE_MS: a pause after the burst, to tell a lasting slowdown from one that passes.
     await new Promise((resolve) => setTimeout(resolve, Number(process.env.BENCH_SETTLE_MS ?? 0)))
   }
@@ -400,7 +430,7 @@ function print (results: Results): void {
     `${'target'.padEnd(26)}${cell('ttfb p50', 10)}${cell('chunk delay p50', 17)}${cell('max', 8)}${cell('chunks', 10)}`,
     ...Object.entries(results.streams).map(([name, r]) => `${name.padEnd(26)}${cell(r.ttfbP50Ms, 10)}${cell(r.chunkDelayP50Ms, 17)}${cell(r.chunkDelayMaxMs, 8)}${cell(`${r.chunksSeen}/${r.chunksExpected}`, 10)}`),
     '',
-    results.held === undefined ? '' : `${results.held.streams} concurrent streams through the gateway: ${results.held.opened} open after ${results.held.openAllMs} ms, RSS ${results.held.rssIdleMb} MB at rest -> ${results.held.rssHoldingMb} MB holding them (${Math.round((results.held.rssHoldingMb - results.held.rssIdleMb) * 1024 / Math.max(1, results.held.opened) * 10) / 10} KB per stream)`,
+    ...heldLines(results.held),
     ...Object.entries(results.burst).map(([when, r]) => `gateway, key, ${when} the burst: ${r.requestsPerSecond} req/s, p99 ${r.p99Ms} ms, ${r.failures} failed`),
     '',
     `gateway event loop, per phase: ${Object.entries(results.eventLoop).map(([phase, loop]) => `${phase} max ${loop.maxMs} ms (p99 ${loop.p99Ms})`).join(', ')}`,

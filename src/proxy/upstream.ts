@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises'
-import { rootCertificates } from 'node:tls'
+import { createSecureContext, rootCertificates } from 'node:tls'
 import type { Readable } from 'node:stream'
 import type { Socket } from 'node:net'
 import type { TLSSocket } from 'node:tls'
@@ -55,7 +55,9 @@ export async function createUpstreamPool (settings: Config['upstream']): Promise
   const timeout = settings.timeoutSeconds * 1000
   const connector = buildConnector({
     rejectUnauthorized: true,
-    ca: [...rootCertificates, ...extraCa],
+    // One context for every connection: given `ca` instead, each TLS connect would parse the
+    // hundred-odd root certificates again (about 1 MB and 10 ms each).
+    secureContext: createSecureContext({ ca: [...rootCertificates, ...extraCa] }),
     timeout: DEFAULT_CONNECT_TIMEOUT,
     allowH2: settings.http2,
   })

@@ -72,9 +72,9 @@ export class UsageTap {
   readonly #sse: boolean
   readonly #decoder: Transform | null | undefined
   readonly #scanner = new UsageScanner((members) => { this.#observed = observe(members) ?? this.#observed })
-  // SSE framing: where in the current line the bytes are, and the start of a line not yet known to be `data:`.
+  // SSE framing: where in the current line the bytes are, and how much of `data:` a line split across chunks has matched.
   #line: 'start' | 'data' | 'other' = 'start'
-  #lineStart = Buffer.alloc(0)
+  #matched = 0
   #afterCR = false
   #observed: ObservedUsage | undefined
   #reported = false
@@ -89,7 +89,7 @@ export class UsageTap {
 
   /** Bytes the meter holds right now, besides a decompressor's window: bounded whatever the answer's size. */
   get retainedBytes (): number {
-    return this.#scanner.retainedBytes + this.#lineStart.length
+    return this.#scanner.retainedBytes
   }
 
   /** A chunk of the body, as it passes. */
@@ -151,29 +151,32 @@ export class UsageTap {
     }
   }
 
-  /** At the start of a line: a blank line ends the event; `data:` starts its JSON; anything else is skipped. */
+  /**
+   * At the start of a line: a blank line ends the event; `data:` starts its JSON; anything else
+   * is skipped. Compared byte by byte in place: a stream's every line costs no allocation.
+   */
   #readLineStart (chunk: Buffer, index: number): number {
     const byte = chunk[index]!
-    if (this.#lineStart.length === 0 && (byte === LF || byte === CR)) {
+    if (this.#matched === 0 && (byte === LF || byte === CR)) {
       this.#scanner.reset()
       this.#afterCR = byte === CR
       return index + 1
     }
-    const needed = DATA_FIELD.length - this.#lineStart.length
-    const available = chunk.subarray(index, index + needed)
-    const seen = Buffer.concat([this.#lineStart, available])
-    if (!DATA_FIELD.subarray(0, seen.length).equals(seen)) {
-      this.#lineStart = Buffer.alloc(0)
-      this.#line = 'other'
+    let matched = this.#matched
+    for (; matched < DATA_FIELD.length && index < chunk.length; matched++, index++) {
+      if (chunk[index] !== DATA_FIELD[matched]) {
+        this.#matched = 0
+        this.#line = 'other'
+        return index
+      }
+    }
+    if (matched < DATA_FIELD.length) {
+      this.#matched = matched
       return index
     }
-    if (seen.length < DATA_FIELD.length) {
-      this.#lineStart = seen
-      return chunk.length
-    }
-    this.#lineStart = Buffer.alloc(0)
+    this.#matched = 0
     this.#line = 'data'
-    return index + available.length
+    return index
   }
 
   #endLine (cr: boolean): void {

@@ -34,6 +34,7 @@ export interface TokenPrice {
 }
 
 const NANO_PER_MILLION = 1000
+const DAY_MS = 86_400_000
 const MAX_REMEMBERED_NAMES = 1_000
 
 /** Whether a prompt of `promptTokens` is billed at the long-context price (Google: "prompts longer than 200K tokens"). */
@@ -67,6 +68,8 @@ export class PriceTable {
   readonly #fallback: { short: TokenPrice, long: TokenPrice }
   // Which listed name a model is priced under, per model name seen (bounded: names come from clients).
   readonly #names = new Map<string, string | undefined>()
+  // Today's prices per listed name (bounded by the table).
+  readonly #today = new Map<string | undefined, { day: number, short: TokenPrice, long: TokenPrice }>()
 
   constructor (overrides: Readonly<Record<string, readonly PriceRow[]>>) {
     const merged = { ...SHIPPED_PRICES, ...overrides }
@@ -94,14 +97,21 @@ export class PriceTable {
    * with, its last row from on or before that day, at that row's long-context price past 200K tokens.
    */
   priceOf (model: string | undefined, at: Date = new Date(), promptTokens = 0): TokenPrice {
-    const long = isLongContext(promptTokens)
     const name = this.#listedName(model)
+    // Asked twice per call (reserve, settle) and the answer changes at most once a day.
+    const day = Math.floor(at.getTime() / DAY_MS)
+    let prices = this.#today.get(name)
+    if (prices === undefined || prices.day !== day) this.#today.set(name, prices = { day, ...this.#pricesOn(name, at) })
+    return isLongContext(promptTokens) ? prices.long : prices.short
+  }
+
+  #pricesOn (name: string | undefined, at: Date): { short: TokenPrice, long: TokenPrice } {
     const rows = name === undefined ? [] : this.#rows.get(name)!
     const day = at.toISOString().slice(0, 10)
     const priced = rows.filter((row) => row.from <= day && row.retired !== true)
     // A retired model that still answers keeps its last price.
     const row = priced.at(-1) ?? rows.filter((candidate) => candidate.retired !== true)[0]
-    return row === undefined ? (long ? this.#fallback.long : this.#fallback.short) : nano(row, long)
+    return row === undefined ? this.#fallback : { short: nano(row, false), long: nano(row, true) }
   }
 
   /** What a call cost in nano-USD: at the price for its real prompt size, cached prompt tokens at the cached price, thinking billed as output. */

@@ -25,6 +25,20 @@ export interface ModelUsage { requests: number, prompt: number, cached: number, 
 
 type Fields = Record<string, number>
 
+const FIELD_KINDS = ['requests', 'prompt', 'cached', 'output', 'thinking', 'nanoUsd'] as const
+// The hash field names of each model label, made once: a call's usage is booked on every call.
+const FIELD_NAMES = new Map<string, readonly string[]>()
+const MAX_LABELS = 1_000
+
+function fieldNames (label: string): readonly string[] {
+  let names = FIELD_NAMES.get(label)
+  if (names === undefined) {
+    names = FIELD_KINDS.map((kind) => `${label}|${kind}`)
+    if (FIELD_NAMES.size < MAX_LABELS) FIELD_NAMES.set(label, names)
+  }
+  return names
+}
+
 function add (into: Fields, fields: Fields): void {
   for (const [field, amount] of Object.entries(fields)) into[field] = (into[field] ?? 0) + amount
 }
@@ -46,15 +60,8 @@ export class UsageBook {
 
   /** The fields one call adds to its day. */
   fields (model: string, billed: BilledTokens, nanoUsd: number): Fields {
-    const label = MODEL_NAME.test(model) ? model : 'other'
-    return {
-      [`${label}|requests`]: 1,
-      [`${label}|prompt`]: billed.prompt,
-      [`${label}|cached`]: billed.cached,
-      [`${label}|output`]: billed.output,
-      [`${label}|thinking`]: billed.thinking,
-      [`${label}|nanoUsd`]: nanoUsd,
-    }
+    const [requests, prompt, cached, output, thinking, usd] = fieldNames(MODEL_NAME.test(model) ? model : 'other')
+    return { [requests]: 1, [prompt]: billed.prompt, [cached]: billed.cached, [output]: billed.output, [thinking]: billed.thinking, [usd]: nanoUsd }
   }
 
   /** Where today's fields of a person go, for the settle script. */

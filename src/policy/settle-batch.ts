@@ -1,5 +1,6 @@
 import type { QuotaCheck } from '../store/quota.js'
 import type { Store } from '../store/store.js'
+import { addFields } from './usage.js'
 
 /**
  * How long settlements wait to be written together: one script per person per interval, not one
@@ -31,7 +32,7 @@ export class SettleBatch {
     if (usage !== undefined) {
       const summed = batch.usage.get(usage.key)
       if (summed === undefined) batch.usage.set(usage.key, { ...usage, fields: { ...usage.fields } })
-      else for (const field in usage.fields) summed.fields[field] = (summed.fields[field] ?? 0) + usage.fields[field]!
+      else addFields(summed.fields, usage.fields)
     }
     this.#timer ??= setTimeout(() => { void this.flush() }, SETTLE_BATCH_MS).unref()
   }

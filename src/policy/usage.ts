@@ -39,8 +39,9 @@ function fieldNames (label: string): readonly string[] {
   return names
 }
 
-function add (into: Fields, fields: Fields): void {
-  for (const [field, amount] of Object.entries(fields)) into[field] = (into[field] ?? 0) + amount
+/** Adds each of `fields` to the same field of `into` (settled per call: no entries array). */
+export function addFields (into: Fields, fields: Fields): void {
+  for (const field in fields) into[field] = (into[field] ?? 0) + fields[field]!
 }
 
 /** The usage hash of a person's day: `<model>|<kind>` fields, kept {@link USAGE_RETENTION_DAYS} days. */
@@ -74,7 +75,7 @@ export class UsageBook {
     const key = usageKey(personId, this.calendar.day().id)
     let pending = this.#pending.get(key)
     if (pending === undefined) this.#pending.set(key, pending = {})
-    add(pending, fields)
+    addFields(pending, fields)
     this.#timer ??= setTimeout(() => { void this.flush() }, USAGE_BATCH_MS).unref()
   }
 
@@ -90,7 +91,7 @@ export class UsageBook {
       } catch (error) {
         this.onError(error)
         const pending = this.#pending.get(key) ?? {}
-        add(pending, fields)
+        addFields(pending, fields)
         this.#pending.set(key, pending)
         this.#timer ??= setTimeout(() => { void this.flush() }, USAGE_BATCH_MS).unref()
       }
@@ -102,8 +103,8 @@ export class UsageBook {
     const totals: Fields = {}
     const days = await Promise.all(dayIds.map(async (day) => await this.store.getFields(usageKey(personId, day)).catch(() => ({}))))
     for (const [index, day] of days.entries()) {
-      add(totals, Object.fromEntries(Object.entries(day).map(([field, value]) => [field, Number(value)])))
-      add(totals, this.#pending.get(usageKey(personId, dayIds[index]!)) ?? {})
+      addFields(totals, Object.fromEntries(Object.entries(day).map(([field, value]) => [field, Number(value)])))
+      addFields(totals, this.#pending.get(usageKey(personId, dayIds[index]!)) ?? {})
     }
     return usageByModel(totals)
   }

@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
-import { Counter, Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { SummedCounter, type CounterSeries } from './summed-counter.js'
 import { elapsedMs } from './early-start.js'
 
 declare module 'fastify' {
@@ -18,7 +19,7 @@ export default fp(async function metricsPlugin (app) {
   collectDefaultMetrics({ register: registry })
   app.decorate('metrics', registry)
 
-  const requests = new Counter({
+  const requests = new SummedCounter({
     name: 'gemgate_http_requests_total',
     help: 'HTTP requests answered, by method, route and status.',
     labelNames: ['method', 'route', 'status'] as const,
@@ -32,16 +33,16 @@ export default fp(async function metricsPlugin (app) {
     registers: [registry],
   })
 
-  // Label children by method, route and status: prom-client would otherwise hash the labels on every request.
-  const series = new Map<string, { requests: ReturnType<typeof requests.labels>, duration: ReturnType<typeof duration.labels> }>()
+  // Series by method, route and status: prom-client would otherwise hash the labels on every request.
+  const series = new Map<string, { requests: CounterSeries, duration: ReturnType<typeof duration.labels> }>()
   const countRequest = (method: string, route: string, status: number, seconds: number): void => {
     const key = `${method} ${route} ${status}`
     let children = series.get(key)
     if (children === undefined) {
       const labels = { method, route, status: String(status) }
-      series.set(key, children = { requests: requests.labels(labels), duration: duration.labels(labels) })
+      series.set(key, children = { requests: requests.series(labels), duration: duration.labels(labels) })
     }
-    children.requests.inc()
+    children.requests.value++
     children.duration.observe(seconds)
   }
   app.decorate('countRequest', countRequest)

@@ -1,4 +1,5 @@
 import { Counter, type Registry } from 'prom-client'
+import { SummedCounter, type CounterSeries } from '../ops/summed-counter.js'
 import type { LimitCheck } from './checks.js'
 
 /** Why the policy refuses a call, as gemgate_policy_denials_total labels it. */
@@ -13,31 +14,43 @@ import type { BilledTokens } from './prices.js'
 
 const KINDS = ['prompt', 'cached', 'output', 'thinking'] as const
 
+type Outcome = 'admitted' | 'lowered' | 'limited' | 'denied'
+
+/** The entry of `rule` and `model` in a two-level map, made by `make` the first time: no key string per call. */
+function byRuleAndModel<T> (map: Map<string, Map<string, T>>, rule: string, model: string, make: () => T): T {
+  let models = map.get(rule)
+  if (models === undefined) map.set(rule, models = new Map())
+  let entry = models.get(model)
+  if (entry === undefined) models.set(model, entry = make())
+  return entry
+}
+
 /** The policy's Prometheus counters: by model and rule, never by person (an unbounded label set). */
 export class PolicyMetrics {
-  readonly calls: Counter<'rule' | 'model' | 'outcome'>
-  readonly tokens: Counter<'rule' | 'model' | 'kind'>
-  readonly cost: Counter<'rule' | 'model'>
+  readonly #calls: SummedCounter<'rule' | 'model' | 'outcome'>
+  readonly #tokens: SummedCounter<'rule' | 'model' | 'kind'>
+  readonly #cost: SummedCounter<'rule' | 'model'>
   readonly storeFailures: Counter
   /** Calls refused, by reason: model (not allowed), rate (a per-minute limit), budget (a USD limit), quota (a token limit of a day or month). */
   readonly denials: Counter<'reason'>
-  // Label children per rule and model (both bounded): prom-client would hash the labels on every call.
-  readonly #children = new Map<string, { tokens: Record<string, ReturnType<Counter['labels']>>, cost: ReturnType<Counter['labels']> }>()
+  // Series per rule and model (both bounded), summed in process: a call costs a few additions.
+  readonly #usage = new Map<string, Map<string, { tokens: Record<typeof KINDS[number], CounterSeries>, usd: CounterSeries }>>()
+  readonly #outcomes = new Map<string, Map<string, Partial<Record<Outcome, CounterSeries>>>>()
 
   constructor (registry: Registry) {
-    this.calls = new Counter({
+    this.#calls = new SummedCounter({
       name: 'gemgate_policy_calls_total',
       help: 'Calls the policy judged, by rule, model and outcome (admitted, lowered, limited, denied).',
       labelNames: ['rule', 'model', 'outcome'] as const,
       registers: [registry],
     })
-    this.tokens = new Counter({
+    this.#tokens = new SummedCounter({
       name: 'gemgate_policy_tokens_total',
       help: 'Tokens Google reported serving, by rule, model and kind (prompt, cached, output, thinking).',
       labelNames: ['rule', 'model', 'kind'] as const,
       registers: [registry],
     })
-    this.cost = new Counter({
+    this.#cost = new SummedCounter({
       name: 'gemgate_policy_cost_usd_total',
       help: 'Cost of what Google served at the price table\'s prices, by rule and model.',
       labelNames: ['rule', 'model'] as const,
@@ -57,27 +70,20 @@ export class PolicyMetrics {
     })
   }
 
-  readonly #outcomes = new Map<string, ReturnType<Counter['labels']>>()
-
   /** Counts one judged call. */
-  call (rule: string, model: string, outcome: 'admitted' | 'lowered' | 'limited' | 'denied'): void {
-    const key = `${rule}|${model}|${outcome}`
-    let child = this.#outcomes.get(key)
-    if (child === undefined) this.#outcomes.set(key, child = this.calls.labels({ rule, model, outcome }))
-    child.inc()
+  call (rule: string, model: string, outcome: Outcome): void {
+    const outcomes = byRuleAndModel<Partial<Record<Outcome, CounterSeries>>>(this.#outcomes, rule, model, () => ({}))
+    const series = outcomes[outcome] ??= this.#calls.series({ rule, model, outcome })
+    series.value++
   }
 
   /** Counts one call's usage. */
   usage (rule: string, model: string, billed: BilledTokens, nanoUsd: number): void {
-    const key = `${rule}|${model}`
-    let children = this.#children.get(key)
-    if (children === undefined) {
-      const tokens = Object.fromEntries(KINDS.map((kind) => [kind, this.tokens.labels({ rule, model, kind })]))
-      this.#children.set(key, children = { tokens, cost: this.cost.labels({ rule, model }) })
-    }
-    for (const kind of KINDS) {
-      if (billed[kind] > 0) children.tokens[kind]!.inc(billed[kind])
-    }
-    if (nanoUsd > 0) children.cost.inc(nanoUsd / 1e9)
+    const series = byRuleAndModel(this.#usage, rule, model, () => ({
+      tokens: Object.fromEntries(KINDS.map((kind) => [kind, this.#tokens.series({ rule, model, kind })])) as Record<typeof KINDS[number], CounterSeries>,
+      usd: this.#cost.series({ rule, model }),
+    }))
+    for (const kind of KINDS) series.tokens[kind].value += billed[kind]
+    series.usd.value += nanoUsd / 1e9
   }
 }

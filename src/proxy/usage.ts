@@ -1,4 +1,5 @@
-import { Counter, type Registry } from 'prom-client'
+import type { Registry } from 'prom-client'
+import { SummedCounter, type CounterSeries } from '../ops/summed-counter.js'
 import type { Store } from '../store/store.js'
 import type { TokenUsage } from './usage-tap.js'
 
@@ -46,40 +47,31 @@ function add (into: Fields, fields: Fields): void {
  * per call. What is counted but not yet written is added to what this replica reads back.
  */
 export class UsageRecorder {
-  // Tokens counted since the last scrape, per model label: added to the Prometheus counter when
-  // it is read, so a call costs a few additions instead of three labelled increments.
-  readonly #unscraped = new Map<string, Record<Kind, number>>()
+  // Tokens per model label, added to the Prometheus counter when it is read: a call costs a few additions.
+  readonly #tokens: SummedCounter<'model' | 'kind'>
+  readonly #series = new Map<string, Record<Kind, CounterSeries>>()
   // Per person, per model label: the store's `label|kind` field names are built at flush, not per call.
   #pending = new Map<string, Map<string, UsageCounts>>()
   #timer: NodeJS.Timeout | undefined
 
   constructor (private readonly store: Store, registry: Registry, private readonly onError: (error: unknown) => void) {
-    const unscraped = this.#unscraped
-    // The registry keeps the counter; it is only ever read through it.
-    new Counter({
+    this.#tokens = new SummedCounter({
       name: 'gemgate_gemini_tokens_total',
       help: 'Gemini tokens reported in usageMetadata, by model and kind (prompt, candidates, total).',
       labelNames: ['model', 'kind'] as const,
       registers: [registry],
-      collect () {
-        for (const [model, counts] of unscraped) {
-          for (const kind of KINDS) this.inc({ model, kind }, counts[kind])
-        }
-        unscraped.clear()
-      },
     })
   }
 
   /** Adds one response's usage. */
   record (personId: string, model: string | undefined, usage: TokenUsage): void {
     const label = modelLabel(model)
-    const unscraped = this.#unscraped.get(label)
-    if (unscraped === undefined) this.#unscraped.set(label, { prompt: usage.promptTokenCount, candidates: usage.candidatesTokenCount, total: usage.totalTokenCount })
-    else {
-      unscraped.prompt += usage.promptTokenCount
-      unscraped.candidates += usage.candidatesTokenCount
-      unscraped.total += usage.totalTokenCount
-    }
+    let series = this.#series.get(label)
+    // Bounded: usage is recorded only for answers Google gave, so a label is a model Google serves.
+    if (series === undefined) this.#series.set(label, series = { prompt: this.#tokens.series({ model: label, kind: 'prompt' }), candidates: this.#tokens.series({ model: label, kind: 'candidates' }), total: this.#tokens.series({ model: label, kind: 'total' }) })
+    series.prompt.value += usage.promptTokenCount
+    series.candidates.value += usage.candidatesTokenCount
+    series.total.value += usage.totalTokenCount
     let models = this.#pending.get(personId)
     if (models === undefined) this.#pending.set(personId, models = new Map())
     let counts = models.get(label)

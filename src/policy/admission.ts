@@ -32,6 +32,7 @@ const LIVE_LABEL = 'live'
 const MODEL_IN_BODY = /^\/[^/]+\/(?:openai\/|cachedContents|batches)/
 
 function decoded (text: string): string {
+  if (!text.includes('%')) return text
   try {
     return decodeURIComponent(text)
   } catch {
@@ -123,11 +124,26 @@ function rateLimitHeaders (reply: FastifyReply, checks: LimitCheck[], remaining:
   if (tokens !== -1) limitHeaders(reply, 'tokens', checks[tokens]!.check, remaining[tokens]!)
 }
 
+// A limit's text, made once per counter (checks are kept per caller and period).
+const limitTexts = new WeakMap<LimitCheck['check'], string>()
+function limitText (check: LimitCheck['check']): string {
+  let text = limitTexts.get(check)
+  if (text === undefined) limitTexts.set(check, text = String(check.limit))
+  return text
+}
+
+// The header names, made once: they are set on every call.
+const LIMIT_HEADERS = {
+  requests: ['x-ratelimit-limit-requests', 'x-ratelimit-remaining-requests', 'x-ratelimit-reset-requests'],
+  tokens: ['x-ratelimit-limit-tokens', 'x-ratelimit-remaining-tokens', 'x-ratelimit-reset-tokens'],
+} as const
+
 function limitHeaders (reply: FastifyReply, suffix: 'requests' | 'tokens', check: LimitCheck['check'], remaining: number): void {
   const resetMs = check.kind === 'total' ? check.resetAt! - Date.now() : Math.ceil(Math.max(0, check.limit - remaining) * check.windowMs / check.limit)
-  reply.header(`x-ratelimit-limit-${suffix}`, String(check.limit))
-  reply.header(`x-ratelimit-remaining-${suffix}`, String(Math.max(0, remaining)))
-  reply.header(`x-ratelimit-reset-${suffix}`, `${seconds(resetMs)}s`)
+  const [limit, left, reset] = LIMIT_HEADERS[suffix]
+  reply.header(limit, limitText(check))
+  reply.header(left, String(Math.max(0, remaining)))
+  reply.header(reset, seconds(resetMs) + 's')
 }
 
 /** x-ratelimit-* on a call that reserves nothing: what this replica knows of the caller's limits. */

@@ -117,7 +117,7 @@ export class Enforcer {
   async reserve (identity: Identity, call: CallEstimate): Promise<Verdict> {
     const now = Date.now()
     // Priced for the prompt's estimated size: a long prompt reserves at its long-context price.
-    const price = this.prices.priceOf(call.model, new Date(now), call.promptTokens)
+    const price = this.prices.priceOf(call.model, now, call.promptTokens)
     const base = { promptTokens: call.promptTokens, maxOutput: call.maxOutput, minOutput: call.minOutput, inputPrice: price.input, outputPrice: price.output }
     let checks = this.checksOf(identity, now)
     let local = now < this.#storeDownUntil
@@ -259,20 +259,19 @@ export class Enforcer {
     const deltas = { requests: actual.requests - reserved.requests, tokens: actual.tokens - reserved.tokens, nanoUsd: actual.nanoUsd - reserved.nanoUsd }
     const rule = this.ruleFor(identity)?.name ?? 'none'
     this.metrics.usage(rule, this.prices.labelOf(model), billed, nanoUsd)
-    const fields = this.usage.fields(model, billed, nanoUsd)
+    const call = this.usage.call(model, billed, nanoUsd)
     const checks = reservation?.checks ?? this.checksOf(identity, Date.now())
     if (checks.length === 0) {
       // No limit to correct: the day's usage is batched with others' (one write per person per second).
-      this.usage.add(identity.personId, fields)
+      this.usage.add(identity.personId, call)
       return
     }
-    const charges = checks.map((entry) => ({ check: entry.check, amount: deltas[entry.check.resource] }))
     if (reservation?.local === true) {
-      this.#local.settle({ charges })
-      this.usage.add(identity.personId, fields)
+      this.#local.settle({ charges: checks.map((entry) => ({ check: entry.check, amount: deltas[entry.check.resource] })) })
+      this.usage.add(identity.personId, call)
       return
     }
-    this.settlements.add(identity.personId, charges, this.usage.entry(identity.personId, fields))
+    this.settlements.addCall(identity.personId, checks, deltas, this.usage.entry(identity.personId, call))
   }
 
   /** Gives back a reservation in full: the call never reached Google (or Google refused it). */

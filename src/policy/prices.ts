@@ -93,15 +93,17 @@ export class PriceTable {
   }
 
   /**
-   * The price of `model` on `at` for a prompt of `promptTokens`: the longest listed name it starts
-   * with, its last row from on or before that day, at that row's long-context price past 200K tokens.
+   * The price of `model` on `at` (a date or a timestamp) for a prompt of `promptTokens`: the longest
+   * listed name it starts with, its last row from on or before that day, at that row's long-context
+   * price past 200K tokens.
    */
-  priceOf (model: string | undefined, at: Date = new Date(), promptTokens = 0): TokenPrice {
+  priceOf (model: string | undefined, at: Date | number = Date.now(), promptTokens = 0): TokenPrice {
     const name = this.#listedName(model)
     // Asked twice per call (reserve, settle) and the answer changes at most once a day.
-    const day = Math.floor(at.getTime() / DAY_MS)
+    const time = typeof at === 'number' ? at : at.getTime()
+    const day = Math.floor(time / DAY_MS)
     let prices = this.#today.get(name)
-    if (prices === undefined || prices.day !== day) this.#today.set(name, prices = { day, ...this.#pricesOn(name, at) })
+    if (prices === undefined || prices.day !== day) this.#today.set(name, prices = { day, ...this.#pricesOn(name, new Date(time)) })
     return isLongContext(promptTokens) ? prices.long : prices.short
   }
 
@@ -115,7 +117,7 @@ export class PriceTable {
   }
 
   /** What a call cost in nano-USD: at the price for its real prompt size, cached prompt tokens at the cached price, thinking billed as output. */
-  costOf (model: string | undefined, tokens: BilledTokens, at: Date = new Date()): number {
+  costOf (model: string | undefined, tokens: BilledTokens, at: Date | number = Date.now()): number {
     const price = this.priceOf(model, at, tokens.prompt)
     const fresh = Math.max(0, tokens.prompt - tokens.cached)
     return Math.ceil(fresh * price.input + tokens.cached * price.cachedInput + (tokens.output + tokens.thinking) * price.output)

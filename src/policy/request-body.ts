@@ -42,9 +42,11 @@ function textBytes (value: unknown, counts: { text: number, parts: number }, non
     return
   }
   if (typeof value !== 'object' || value === null) return
-  for (const [key, child] of Object.entries(value)) {
+  // for…in over a parsed body (own keys only): no entries array per object, on every call.
+  const object = value as Record<string, unknown>
+  for (const key in object) {
     if (nonText.has(key)) counts.parts++
-    else textBytes(child, counts, nonText)
+    else textBytes(object[key], counts, nonText)
   }
 }
 

@@ -53,9 +53,27 @@ export function globPattern (glob: string): RegExp {
   return pattern
 }
 
+// Each list's verdicts per model name, asked on every call (bounded: model names come from clients).
+const verdicts = new WeakMap<readonly string[], Map<string, boolean>>()
+const MAX_VERDICTS = 1_000
+
+function allowedBy (globs: readonly string[], model: string): boolean {
+  let known = verdicts.get(globs)
+  if (known === undefined) verdicts.set(globs, known = new Map())
+  let allowed = known.get(model)
+  if (allowed === undefined) {
+    allowed = globs.some((glob) => globPattern(glob).test(model))
+    if (known.size < MAX_VERDICTS) known.set(model, allowed)
+  }
+  return allowed
+}
+
 /** True when every list of model globs given allows `model` (an absent list allows every model). */
 export function modelAllowed (model: string, ...lists: Array<readonly string[] | undefined>): boolean {
-  return lists.every((globs) => globs === undefined || globs.some((glob) => globPattern(glob).test(model)))
+  for (const globs of lists) {
+    if (globs !== undefined && !allowedBy(globs, model)) return false
+  }
+  return true
 }
 
 /**

@@ -1,6 +1,7 @@
-import type { QuotaCheck } from '../store/quota.js'
+import type { QuotaCheck, QuotaResource } from '../store/quota.js'
 import type { Store } from '../store/store.js'
-import { addFields } from './usage.js'
+import type { LimitCheck } from './checks.js'
+import { LabelSums, type UsageEntry } from './usage.js'
 
 /**
  * How long settlements wait to be written together: one script per person per interval, not one
@@ -10,8 +11,7 @@ import { addFields } from './usage.js'
 export const SETTLE_BATCH_MS = 20
 
 type Charge = { check: QuotaCheck, amount: number }
-type UsageEntry = { key: string, ttlMs: number, fields: Record<string, number> }
-interface PersonBatch { charges: Map<string, Charge>, usage: Map<string, UsageEntry> }
+interface PersonBatch { charges: Map<string, Charge>, usage: Map<string, { key: string, ttlMs: number, sums: LabelSums }> }
 
 /** Settlements of calls, summed per person and counter, written by one script per person each {@link SETTLE_BATCH_MS}. */
 export class SettleBatch {
@@ -20,21 +20,26 @@ export class SettleBatch {
 
   constructor (private readonly store: Store, private readonly onError: (error: unknown) => void) {}
 
-  /** Adds one call's corrections (and its usage) to its person's batch. */
-  add (personId: string, charges: Charge[], usage?: UsageEntry): void {
+  /** Adds corrections (a lease given back, a reservation released) to a person's batch. */
+  add (personId: string, charges: Charge[]): void {
+    const batch = this.#batch(personId)
+    for (const { check, amount } of charges) charge(batch, check, amount)
+  }
+
+  /** Adds one settled call to its person's batch: each check corrected by its resource's delta, and the call's usage. */
+  addCall (personId: string, checks: readonly LimitCheck[], deltas: Readonly<Record<QuotaResource, number>>, usage: UsageEntry): void {
+    const batch = this.#batch(personId)
+    for (const entry of checks) charge(batch, entry.check, deltas[entry.check.resource])
+    let summed = batch.usage.get(usage.key)
+    if (summed === undefined) batch.usage.set(usage.key, summed = { key: usage.key, ttlMs: usage.ttlMs, sums: new LabelSums() })
+    summed.sums.add(usage.call.label, usage.call.counts)
+  }
+
+  #batch (personId: string): PersonBatch {
     let batch = this.#pending.get(personId)
     if (batch === undefined) this.#pending.set(personId, batch = { charges: new Map(), usage: new Map() })
-    for (const { check, amount } of charges) {
-      const summed = batch.charges.get(check.key)
-      if (summed === undefined) batch.charges.set(check.key, { check, amount })
-      else summed.amount += amount
-    }
-    if (usage !== undefined) {
-      const summed = batch.usage.get(usage.key)
-      if (summed === undefined) batch.usage.set(usage.key, { ...usage, fields: { ...usage.fields } })
-      else addFields(summed.fields, usage.fields)
-    }
     this.#timer ??= setTimeout(() => { void this.flush() }, SETTLE_BATCH_MS).unref()
+    return batch
   }
 
   /**
@@ -47,9 +52,15 @@ export class SettleBatch {
     const batches = this.#pending
     this.#pending = new Map()
     await Promise.all([...batches.values()].map(async (batch) => {
-      const [first, ...others] = [...batch.usage.values()]
+      const [first, ...others] = [...batch.usage.values()].map(({ key, ttlMs, sums }) => ({ key, ttlMs, fields: sums.fields() }))
       const writes = [{ charges: [...batch.charges.values()], ...(first === undefined ? {} : { usage: first }) }, ...others.map((usage) => ({ charges: [], usage }))]
       for (const settlement of writes) await this.store.settleQuota(settlement).catch(this.onError)
     }))
   }
+}
+
+function charge (batch: PersonBatch, check: QuotaCheck, amount: number): void {
+  const summed = batch.charges.get(check.key)
+  if (summed === undefined) batch.charges.set(check.key, { check, amount })
+  else summed.amount += amount
 }

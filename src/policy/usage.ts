@@ -25,6 +25,9 @@ export interface ModelUsage { requests: number, prompt: number, cached: number, 
 
 type Fields = Record<string, number>
 
+/** A call's usage for the settle script: the day's usage hash, how long it is kept, and the call's counts. */
+export interface UsageEntry { key: string, ttlMs: number, call: CallUsage }
+
 const FIELD_KINDS = ['requests', 'prompt', 'cached', 'output', 'thinking', 'nanoUsd'] as const
 // The hash field names of each model label, made once: a call's usage is booked on every call.
 const FIELD_NAMES = new Map<string, readonly string[]>()
@@ -39,9 +42,41 @@ function fieldNames (label: string): readonly string[] {
   return names
 }
 
-/** Adds each of `fields` to the same field of `into` (settled per call: no entries array). */
+/** Adds each of `fields` to the same field of `into` (no entries array). */
 export function addFields (into: Fields, fields: Fields): void {
   for (const field in fields) into[field] = (into[field] ?? 0) + fields[field]!
+}
+
+/** One call's usage: its model label, and its counts in the order of FIELD_KINDS. */
+export interface CallUsage { label: string, counts: readonly number[] }
+
+/**
+ * Usage summed per model label, as plain numbers: a call adds six numbers, and the hash fields
+ * (`<model>|<kind>`) are made only when the sums are written or read.
+ */
+export class LabelSums {
+  readonly #byLabel = new Map<string, number[]>()
+
+  add (label: string, counts: readonly number[]): void {
+    let sums = this.#byLabel.get(label)
+    if (sums === undefined) this.#byLabel.set(label, sums = new Array<number>(FIELD_KINDS.length).fill(0))
+    for (let index = 0; index < FIELD_KINDS.length; index++) sums[index]! += counts[index]!
+  }
+
+  /** Adds every sum of `other`. */
+  addAll (other: LabelSums): void {
+    for (const [label, counts] of other.#byLabel) this.add(label, counts)
+  }
+
+  /** The sums as the usage hash's fields. */
+  fields (): Fields {
+    const fields: Fields = {}
+    for (const [label, counts] of this.#byLabel) {
+      const names = fieldNames(label)
+      for (let index = 0; index < names.length; index++) fields[names[index]!] = counts[index]!
+    }
+    return fields
+  }
 }
 
 /** The usage hash of a person's day: `<model>|<kind>` fields, kept {@link USAGE_RETENTION_DAYS} days. */
@@ -54,28 +89,27 @@ export function usageKey (personId: string, dayId: string): string {
  * them; the rest are batched here, one write per person and day per {@link USAGE_BATCH_MS}.
  */
 export class UsageBook {
-  #pending = new Map<string, Fields>()
+  #pending = new Map<string, LabelSums>()
   #timer: NodeJS.Timeout | undefined
 
   constructor (private readonly store: Store, private readonly calendar: Calendar, private readonly onError: (error: unknown) => void) {}
 
-  /** The fields one call adds to its day. */
-  fields (model: string, billed: BilledTokens, nanoUsd: number): Fields {
-    const [requests, prompt, cached, output, thinking, usd] = fieldNames(MODEL_NAME.test(model) ? model : 'other')
-    return { [requests]: 1, [prompt]: billed.prompt, [cached]: billed.cached, [output]: billed.output, [thinking]: billed.thinking, [usd]: nanoUsd }
+  /** What one call adds to its day, in the order of FIELD_KINDS. */
+  call (model: string, billed: BilledTokens, nanoUsd: number): CallUsage {
+    return { label: MODEL_NAME.test(model) ? model : 'other', counts: [1, billed.prompt, billed.cached, billed.output, billed.thinking, nanoUsd] }
   }
 
-  /** Where today's fields of a person go, for the settle script. */
-  entry (personId: string, fields: Fields): { key: string, ttlMs: number, fields: Fields } {
-    return { key: usageKey(personId, this.calendar.day().id), ttlMs: RETENTION_MS, fields }
+  /** Where today's usage of a person goes, for the settle script. */
+  entry (personId: string, call: CallUsage): UsageEntry {
+    return { key: usageKey(personId, this.calendar.day().id), ttlMs: RETENTION_MS, call }
   }
 
   /** Adds to today's usage in the next batch. */
-  add (personId: string, fields: Fields): void {
+  add (personId: string, call: CallUsage): void {
     const key = usageKey(personId, this.calendar.day().id)
     let pending = this.#pending.get(key)
-    if (pending === undefined) this.#pending.set(key, pending = {})
-    addFields(pending, fields)
+    if (pending === undefined) this.#pending.set(key, pending = new LabelSums())
+    pending.add(call.label, call.counts)
     this.#timer ??= setTimeout(() => { void this.flush() }, USAGE_BATCH_MS).unref()
   }
 
@@ -85,13 +119,13 @@ export class UsageBook {
     this.#timer = undefined
     const batch = this.#pending
     this.#pending = new Map()
-    await Promise.all([...batch].map(async ([key, fields]) => {
+    await Promise.all([...batch].map(async ([key, sums]) => {
       try {
-        await this.store.settleQuota({ charges: [], usage: { key, ttlMs: RETENTION_MS, fields } })
+        await this.store.settleQuota({ charges: [], usage: { key, ttlMs: RETENTION_MS, fields: sums.fields() } })
       } catch (error) {
         this.onError(error)
-        const pending = this.#pending.get(key) ?? {}
-        addFields(pending, fields)
+        const pending = this.#pending.get(key) ?? new LabelSums()
+        pending.addAll(sums)
         this.#pending.set(key, pending)
         this.#timer ??= setTimeout(() => { void this.flush() }, USAGE_BATCH_MS).unref()
       }
@@ -104,7 +138,7 @@ export class UsageBook {
     const days = await Promise.all(dayIds.map(async (day) => await this.store.getFields(usageKey(personId, day)).catch(() => ({}))))
     for (const [index, day] of days.entries()) {
       addFields(totals, Object.fromEntries(Object.entries(day).map(([field, value]) => [field, Number(value)])))
-      addFields(totals, this.#pending.get(usageKey(personId, dayIds[index]!)) ?? {})
+      addFields(totals, this.#pending.get(usageKey(personId, dayIds[index]!))?.fields() ?? {})
     }
     return usageByModel(totals)
   }

@@ -1,8 +1,12 @@
 import type { QuotaResource } from '../store/quota.js'
 import type { LimitCheck } from './checks.js'
 
-/** The most calls one lease holds: the share of calls that still go to the store is at least 1 in this many + 1. */
-export const LEASE_MAX_CALLS = 64
+/**
+ * The most calls one lease holds: the share of calls that still go to the store is at least 1 in
+ * this many + 1. Its headroom share (below) is what bounds a lease near a limit; this bounds the
+ * store's work far from one (a top-up is a script over every counter of the call).
+ */
+export const LEASE_MAX_CALLS = 256
 /** The first lease of a person holds this many calls; each one used up before it lapsed doubles the next. */
 export const LEASE_FIRST_CALLS = 4
 /**

@@ -23,6 +23,11 @@ export interface ThroughputResult {
   p99Ms: number
   /** Responses that were not 2xx, plus socket errors: a run with any is not a valid figure. */
   failures: number
+  /**
+   * CPU time the process under test spent per request (all its threads, µs), when the caller can
+   * read it: steadier than requests/s on a shared machine, where the core's speed comes and goes.
+   */
+  cpuUsPerRequest: number
 }
 
 function milliseconds (text: string): number {
@@ -37,7 +42,7 @@ function milliseconds (text: string): number {
  * after a warm-up, pinned to `cpus` when taskset is there. wrk, written in C, costs the shared
  * core far less per request than a Node load generator would.
  */
-export async function wrk (call: Call, options: { connections: number, seconds: number, warmupSeconds: number, dir: string, pin: string[] }): Promise<ThroughputResult> {
+export async function wrk (call: Call, options: { connections: number, seconds: number, warmupSeconds: number, dir: string, pin: string[], cpuSeconds?: () => number }): Promise<ThroughputResult> {
   const script = join(options.dir, `wrk-${Math.random().toString(36).slice(2)}.lua`)
   await writeFile(script, [
     `wrk.method = ${JSON.stringify(call.method)}`,
@@ -48,7 +53,10 @@ export async function wrk (call: Call, options: { connections: number, seconds: 
   const run = async (seconds: number) => await promisify(execFile)(options.pin[0] ?? 'wrk', [...options.pin.slice(1), ...(options.pin.length > 0 ? ['wrk'] : []),
     '-t1', `-c${options.connections}`, `-d${seconds}s`, '--timeout', '5s', '--latency', '-s', script, url], { timeout: (seconds + 20) * 1000 })
   await run(options.warmupSeconds)
+  const cpuBefore = options.cpuSeconds?.() ?? Number.NaN
   const { stdout } = await run(options.seconds)
+  const cpu = (options.cpuSeconds?.() ?? Number.NaN) - cpuBefore
+  const requests = Number(/(\d+) requests in/.exec(stdout)?.[1] ?? Number.NaN)
   const percentile = (label: string) => milliseconds(new RegExp(`^\\s+${label}%\\s+(\\S+)`, 'm').exec(stdout)?.[1] ?? '')
   const socketErrors = /Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)/.exec(stdout)
   const failed = Number(/Non-2xx or 3xx responses: (\d+)/.exec(stdout)?.[1] ?? 0) + (socketErrors === null ? 0 : socketErrors.slice(1).reduce((sum, count) => sum + Number(count), 0))
@@ -57,6 +65,7 @@ export async function wrk (call: Call, options: { connections: number, seconds: 
     p50Ms: percentile('50'),
     p99Ms: percentile('99'),
     failures: failed,
+    cpuUsPerRequest: Math.round(cpu * 1e7 / requests) / 10,
   }
 }
 

@@ -5,7 +5,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { existsSync } from 'node:fs'
+import { existsSync, readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { availableParallelism, tmpdir } from 'node:os'
@@ -26,7 +26,7 @@ const BUILD = join(RESULTS, 'dist')
 /** The whole run stops itself after this, whatever it is doing. */
 const RUN_LIMIT_MS = 12 * 60_000
 // Rounds alternate the targets, so a slow spell of the machine spreads over all of them; medians are reported.
-const THROUGHPUT = { connections: 50, seconds: 5, warmupSeconds: 1, rounds: 3 }
+const THROUGHPUT = { connections: 50, seconds: 5, warmupSeconds: 1, rounds: Number(process.env.BENCH_ROUNDS ?? 3) }
 const FIXED_RATE = { rate: 500, seconds: 5, rounds: 5 }
 const SSE = { streams: 20, chunks: 10, intervalMs: 20 }
 const HELD = {
@@ -43,7 +43,7 @@ const QUESTION = 'Write a sentence about a fox.'
 const PROMPT = JSON.stringify({ contents: [{ role: 'user', parts: [{ text: QUESTION }] }] })
 
 /**
- * BENCH_PHASES=throughput,latency,sse,held runs only those; BENCH_CPU_PROF=1 profiles the gateway (bench/results/profiles);
+ * BENCH_PHASES=throughput,latency,sse,held runs only those; BENCH_ROUNDS sets the throughput rounds (default 3); BENCH_CPU_PROF=1 profiles the gateway (bench/results/profiles);
  * burst (with held, BENCH_HELD_PROTOCOLS=main): the bench gateway's throughput right before and after the held streams;
  * BENCH_HELD_STREAMS sets how many streams are held (default 1,000), BENCH_HELD_PROTOCOLS through what (default h2,h1: fresh
  * gateways, HTTP/2 or HTTP/1.1 to a TLS upstream; main: the bench's own gateway, before the other phases run on it).
@@ -86,6 +86,17 @@ function start (pin: string[], command: string, args: string[], options: { env?:
   const child = spawn(file!, rest, { cwd: ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'ignore', 'inherit', ...(options.ipc === true ? ['ipc' as const] : [])] })
   children.push(child)
   return child
+}
+
+/** CPU seconds a process has used so far, all threads (Linux's /proc; NaN elsewhere). */
+function cpuSeconds (pid: number | undefined): number {
+  try {
+    const fields = readFileSync(`/proc/${String(pid)}/stat`, 'utf8').split(') ')[1]!.split(' ')
+    // utime and stime, in clock ticks (100 a second on Linux).
+    return (Number(fields[11]) + Number(fields[12])) / 100
+  } catch {
+    return Number.NaN
+  }
 }
 
 async function message<T> (child: ChildProcess, what: string): Promise<T> {
@@ -275,7 +286,7 @@ async function main (): Promise<void> {
 
   // BENCH_PHASES=burst: the gateway's throughput with a key right before the held streams and right after them.
   const burst: Record<string, ThroughputResult> = {}
-  const keyThroughput = async (warmupSeconds: number): Promise<ThroughputResult> => await alone('gateway', async () => await wrk(keyCall, { ...THROUGHPUT, warmupSeconds, dir, pin: helperCore }))
+  const keyThroughput = async (warmupSeconds: number): Promise<ThroughputResult> => await alone('gateway', async () => await wrk(keyCall, { ...THROUGHPUT, warmupSeconds, dir, pin: helperCore, cpuSeconds: () => cpuSeconds(gateway.pid) }))
   if (PHASES.has('burst')) {
     phase = 'burst'
     process.stdout.write('throughput before the burst: gateway, key …\n')
@@ -324,7 +335,8 @@ async function main (): Promise<void> {
     for (const [name, call] of targets) {
       process.stdout.write(`throughput, round ${round}/${THROUGHPUT.rounds}: ${name} …\n`)
       const before = await redisCommands(redis)
-      const result = await alone(name, async () => await wrk(call, { ...THROUGHPUT, dir, pin: helperCore }))
+      const child = proxies[owner(name) ?? '']
+      const result = await alone(name, async () => await wrk(call, { ...THROUGHPUT, dir, pin: helperCore, cpuSeconds: () => cpuSeconds(child?.pid) }))
       const requests = result.requestsPerSecond * (THROUGHPUT.seconds + THROUGHPUT.warmupSeconds)
       ;(runs[name] ??= []).push(result)
       ;(commands[name] ??= []).push(((await redisCommands(redis)) - before) / requests)
@@ -336,6 +348,7 @@ async function main (): Promise<void> {
       p50Ms: median(results.map((result) => result.p50Ms)),
       p99Ms: median(results.map((result) => result.p99Ms)),
       failures: results.reduce((sum, result) => sum + result.failures, 0),
+      cpuUsPerRequest: median(results.map((result) => result.cpuUsPerRequest)),
     }
     redisPerRequest[name] = Math.round(median(commands[name]!) * 1000) / 1000
   }
@@ -373,6 +386,11 @@ async function main (): Promise<void> {
   }
 
   const rps = (name: string): number => throughput[name]?.requestsPerSecond ?? Number.NaN
+  // Each round's ratio of two targets measured back to back, then their median: a slow spell of the machine cancels out.
+  const perRound = (a: string, b: string, figure: (result: ThroughputResult) => number): number => {
+    const ratios = (runs[a] ?? []).map((result, round) => figure(result) / figure(runs[b]![round]!))
+    return ratios.length === 0 ? Number.NaN : Math.round(median(ratios) * 100) / 100
+  }
   const difference = (a: number | undefined, b: number | undefined): number => Math.round(((a ?? Number.NaN) - (b ?? Number.NaN)) * 100) / 100
   const results: Results = {
     at: new Date().toISOString(),
@@ -393,6 +411,10 @@ async function main (): Promise<void> {
       sessionVsBareProxy: ratio(rps('gateway, session'), rps('bare @fastify/http-proxy')),
       addedP99Ms: difference(latency['gateway, key']?.p99Ms, latency.direct?.p99Ms),
       policyOnVsOff: ratio(rps(POLICY_TARGET), rps('gateway, key')),
+      policyOnVsOffPerRound: perRound(POLICY_TARGET, 'gateway, key', (result) => result.requestsPerSecond),
+      policyCpuPerRequestVsOff: perRound(POLICY_TARGET, 'gateway, key', (result) => result.cpuUsPerRequest),
+      keyVsNodeProxyPerRound: perRound('gateway, key', 'node minimal proxy', (result) => result.requestsPerSecond),
+      keyCpuPerRequestVsNodeProxy: perRound('gateway, key', 'node minimal proxy', (result) => result.cpuUsPerRequest),
       policyAddedP99Ms: difference(latency[POLICY_TARGET]?.p99Ms, latency['gateway, key']?.p99Ms),
       afterBurstVsBefore: ratio(burst.after?.requestsPerSecond ?? Number.NaN, burst.before?.requestsPerSecond ?? Number.NaN),
       addedTtfbMs: difference(streams.gateway?.ttfbP50Ms, streams.direct?.ttfbP50Ms),
@@ -419,8 +441,8 @@ function print (results: Results): void {
     `machine: ${JSON.stringify(results.machine)}`,
     '',
     `non-streaming generateContent, wrk -t1 -c${THROUGHPUT.connections} -d${THROUGHPUT.seconds}s, median of ${THROUGHPUT.rounds} alternating rounds`,
-    `${'target'.padEnd(26)}${cell('req/s', 9)}${cell('p50 ms', 9)}${cell('p99 ms', 9)}${cell('failed', 8)}${cell('redis/req', 11)}`,
-    ...Object.entries(results.throughput).map(([name, r]) => `${name.padEnd(26)}${cell(r.requestsPerSecond, 9)}${cell(r.p50Ms, 9)}${cell(r.p99Ms, 9)}${cell(r.failures, 8)}${cell(results.redisPerRequest[name] ?? '', 11)}`),
+    `${'target'.padEnd(26)}${cell('req/s', 9)}${cell('p50 ms', 9)}${cell('p99 ms', 9)}${cell('failed', 8)}${cell('redis/req', 11)}${cell('cpu µs/req', 12)}`,
+    ...Object.entries(results.throughput).map(([name, r]) => `${name.padEnd(26)}${cell(r.requestsPerSecond, 9)}${cell(r.p50Ms, 9)}${cell(r.p99Ms, 9)}${cell(r.failures, 8)}${cell(results.redisPerRequest[name] ?? '', 11)}${cell(Number.isNaN(r.cpuUsPerRequest) ? '' : r.cpuUsPerRequest, 12)}`),
     '',
     `fixed rate ${FIXED_RATE.rate} req/s for ${FIXED_RATE.seconds}s after 1s of warm-up, median of ${FIXED_RATE.rounds} alternating rounds (max: over all rounds)`,
     `${'target'.padEnd(26)}${cell('p50 ms', 9)}${cell('p99 ms', 9)}${cell('max ms', 9)}${cell('failed', 8)}`,

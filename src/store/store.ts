@@ -83,6 +83,11 @@ export interface Store {
   settleQuota (settlement: QuotaSettlement): Promise<void>
   /** What each quota has used (a per-minute bucket: what has not refilled yet). */
   quotaUsed (checks: QuotaCheck[]): Promise<number[]>
+  /**
+   * Sends `message` to every subscriber of `channel`, in every process. Two messages may arrive
+   * in either order (on a Cluster each may enter through another node): publish only what can be
+   * applied in any order.
+   */
   publish (channel: string, message: string): Promise<void>
   /**
    * Calls `listener` with every message published on `channel` (by any process) once the

@@ -16,13 +16,11 @@ const KINDS = ['prompt', 'cached', 'output', 'thinking'] as const
 
 type Outcome = 'admitted' | 'lowered' | 'limited' | 'denied'
 
-/** The entry of `rule` and `model` in a two-level map, made by `make` the first time: no key string per call. */
-function byRuleAndModel<T> (map: Map<string, Map<string, T>>, rule: string, model: string, make: () => T): T {
+/** The per-model map of `rule` in a two-level map (made the first time): no key string, nor closure, per call. */
+function modelsOf<T> (map: Map<string, Map<string, T>>, rule: string): Map<string, T> {
   let models = map.get(rule)
   if (models === undefined) map.set(rule, models = new Map())
-  let entry = models.get(model)
-  if (entry === undefined) models.set(model, entry = make())
-  return entry
+  return models
 }
 
 /** The policy's Prometheus counters: by model and rule, never by person (an unbounded label set). */
@@ -72,17 +70,21 @@ export class PolicyMetrics {
 
   /** Counts one judged call. */
   call (rule: string, model: string, outcome: Outcome): void {
-    const outcomes = byRuleAndModel<Partial<Record<Outcome, CounterSeries>>>(this.#outcomes, rule, model, () => ({}))
+    const models = modelsOf(this.#outcomes, rule)
+    let outcomes = models.get(model)
+    if (outcomes === undefined) models.set(model, outcomes = {})
     const series = outcomes[outcome] ??= this.#calls.series({ rule, model, outcome })
     series.value++
   }
 
   /** Counts one call's usage. */
   usage (rule: string, model: string, billed: BilledTokens, nanoUsd: number): void {
-    const series = byRuleAndModel(this.#usage, rule, model, () => ({
-      tokens: Object.fromEntries(KINDS.map((kind) => [kind, this.#tokens.series({ rule, model, kind })])) as Record<typeof KINDS[number], CounterSeries>,
-      usd: this.#cost.series({ rule, model }),
-    }))
+    const models = modelsOf(this.#usage, rule)
+    let series = models.get(model)
+    if (series === undefined) {
+      const tokens = Object.fromEntries(KINDS.map((kind) => [kind, this.#tokens.series({ rule, model, kind })])) as Record<typeof KINDS[number], CounterSeries>
+      models.set(model, series = { tokens, usd: this.#cost.series({ rule, model }) })
+    }
     for (const kind of KINDS) series.tokens[kind].value += billed[kind]
     series.usd.value += nanoUsd / 1e9
   }

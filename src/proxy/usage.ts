@@ -68,7 +68,7 @@ export class UsageRecorder {
     const label = modelLabel(model)
     let series = this.#series.get(label)
     // Bounded: usage is recorded only for answers Google gave, so a label is a model Google serves.
-    if (series === undefined) this.#series.set(label, series = { prompt: this.#tokens.series({ model: label, kind: 'prompt' }), candidates: this.#tokens.series({ model: label, kind: 'candidates' }), total: this.#tokens.series({ model: label, kind: 'total' }) })
+    if (series === undefined) this.#series.set(label, series = Object.fromEntries(KINDS.map((kind) => [kind, this.#tokens.series({ model: label, kind })])) as Record<Kind, CounterSeries>)
     series.prompt.value += usage.promptTokenCount
     series.candidates.value += usage.candidatesTokenCount
     series.total.value += usage.totalTokenCount

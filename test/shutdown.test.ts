@@ -2,7 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
 import { request as httpRequest } from 'node:http'
-import { connect } from 'node:net'
+import { connect, type Socket } from 'node:net'
 import { setTimeout as sleep } from 'node:timers/promises'
 import t, { type Test } from 'tap'
 import { freePort } from './fixtures/ports.js'
@@ -85,6 +85,15 @@ async function freshRequest (port: number, path: string): Promise<number | strin
   })
 }
 
+/** A plain TCP connection to the gateway, closed when the test ends. */
+async function rawConnection (t: Test, port: number): Promise<Socket> {
+  const socket = connect({ host: '127.0.0.1', port })
+  socket.on('error', () => {})
+  t.teardown(() => { socket.destroy() })
+  await once(socket, 'connect')
+  return socket
+}
+
 async function withinDeadline<T> (promise: Promise<T>, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined
   const deadline = new Promise<never>((_resolve, reject) => {
@@ -148,10 +157,7 @@ t.test('SIGTERM drains in-flight requests, then exits 0', async (t) => {
     // Longer than the drain: Node's own headers timeout (60 s) would end such a connection only after it.
     const gateway = await startGateway(t, main, provider.issuer, { SHUTDOWN_DRAIN_SECONDS: '20' })
     await gateway.logged('provider metadata loaded')
-    const silent = connect({ host: '127.0.0.1', port: gateway.port })
-    silent.on('error', () => {})
-    t.teardown(() => { silent.destroy() })
-    await once(silent, 'connect')
+    await rawConnection(t, gateway.port)
     await sleep(300)
 
     gateway.child.kill('SIGTERM')
@@ -166,10 +172,7 @@ t.test('SIGTERM drains in-flight requests, then exits 0', async (t) => {
     await gateway.logged('provider metadata loaded')
 
     // Headers promise 1 MB of body; only a few bytes ever come.
-    const socket = connect({ host: '127.0.0.1', port: gateway.port })
-    socket.on('error', () => {})
-    t.teardown(() => { socket.destroy() })
-    await once(socket, 'connect')
+    const socket = await rawConnection(t, gateway.port)
     socket.write('POST /auth/logout HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\nContent-Length: 1048576\r\n\r\n{"a":')
     await sleep(300)
     t.equal(gateway.child.exitCode, null)

@@ -111,6 +111,25 @@ function nodeScript (pin: string[], script: string, env: NodeJS.ProcessEnv, flag
   return start(pin, process.execPath, [...flags, join(ROOT, 'bench', script)], { env, ipc: true })
 }
 
+/**
+ * The Node flags the gateway runs with in production: those of `npm start` (the image's CMD has
+ * the same, test/production-install.test.ts), so every gateway here is measured as it is run.
+ * BENCH_GATEWAY_NODE_FLAGS replaces them (an empty value: Node's defaults), to compare.
+ */
+const GATEWAY_FLAGS = (process.env.BENCH_GATEWAY_NODE_FLAGS ?? startFlags()).split(' ').filter((flag) => flag !== '')
+
+function startFlags (): string {
+  const { scripts } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+  const flags = /^node ((?:--\S+ )*)dist\/main\.js$/.exec(scripts.start ?? '')
+  if (flags === null) throw new Error(`package.json's start script is not "node [--flag …] dist/main.js": ${scripts.start ?? '(none)'}`)
+  return flags[1]!.trim()
+}
+
+/** A gateway (bench/gateway.mjs) with the production flags and any of the bench's own. */
+function gatewayScript (pin: string[], env: NodeJS.ProcessEnv, flags: string[] = []): ChildProcess {
+  return nodeScript(pin, 'gateway.mjs', env, [...GATEWAY_FLAGS, ...flags])
+}
+
 /** Stops every child, and waits (a few seconds at most) until they are gone. */
 async function cleanup (): Promise<void> {
   const running = children.filter((child) => child.exitCode === null && child.signalCode === null)
@@ -194,12 +213,12 @@ async function main (): Promise<void> {
     // Unset (the default) measures the gateway as shipped, tracing off; set it to a collector to see tracing's cost.
     OTEL_EXPORTER_OTLP_ENDPOINT: process.env.BENCH_OTEL_ENDPOINT ?? '',
   }
-  const gateway = nodeScript(proxyCore, 'gateway.mjs', gatewayEnv, PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(RESULTS, 'profiles')}`] : [])
+  const gateway = gatewayScript(proxyCore, gatewayEnv, PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(RESULTS, 'profiles')}`] : [])
   const seeded = await message<{ port: number, key: string, cookie: string }>(gateway, 'the gateway')
   const gatewayUrl = `http://127.0.0.1:${seeded.port}`
 
   // The same gateway with a policy (bench/policy.ts), in the same rounds.
-  const policy = await startPolicyGateway(dir, gatewayEnv, await freePort(), (env) => nodeScript(proxyCore, 'gateway.mjs', env),
+  const policy = await startPolicyGateway(dir, gatewayEnv, await freePort(), (env) => gatewayScript(proxyCore, env),
     async (child) => await message<{ port: number, key: string }>(child, 'the policy gateway'))
   const bare = nodeScript(proxyCore, 'bare-proxy.mjs', { BENCH_UPSTREAM_URL: upstreamUrl })
   const bareUrl = `http://127.0.0.1:${(await message<{ port: number }>(bare, 'the bare proxy')).port}`
@@ -305,7 +324,7 @@ async function main (): Promise<void> {
         return { child, port: (await message<{ port: number }>(child, 'the held fake upstream')).port }
       },
       gateway: async (env) => {
-        const child = nodeScript(proxyCore, 'gateway.mjs', env)
+        const child = gatewayScript(proxyCore, env)
         return { child, ...await message<{ port: number, key: string }>(child, 'the held gateway') }
       },
       main: { gateway: { child: gateway, port: seeded.port, key: seeded.key }, upstream: { child: upstream, port: upstreamPort } },
@@ -394,7 +413,7 @@ async function main (): Promise<void> {
   const difference = (a: number | undefined, b: number | undefined): number => Math.round(((a ?? Number.NaN) - (b ?? Number.NaN)) * 100) / 100
   const results: Results = {
     at: new Date().toISOString(),
-    machine: { cpus, node: process.version, pinned, proxyCore: proxyCore.at(-1) ?? 'any', helperCore: helperCore.at(-1) ?? 'any' },
+    machine: { cpus, node: process.version, gatewayFlags: GATEWAY_FLAGS.join(' '), pinned, proxyCore: proxyCore.at(-1) ?? 'any', helperCore: helperCore.at(-1) ?? 'any' },
     settings: { THROUGHPUT, FIXED_RATE, SSE, HELD },
     throughput,
     redisPerRequest,

@@ -3,7 +3,7 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { access, copyFile, mkdtemp, rm } from 'node:fs/promises'
+import { access, copyFile, mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join, resolve } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
@@ -61,8 +61,18 @@ interface Gateway {
   exited: Promise<[number | null, NodeJS.Signals | null]>
 }
 
-function startGateway (t: Test, directory: string, env: Record<string, string>): Gateway {
-  const child = spawn(process.execPath, ['dist/main.js'], { cwd: directory, env, stdio: ['ignore', 'pipe', 'pipe'] })
+/** The image's CMD (the Dockerfile's last exec-form CMD): `node`, its flags, the script. */
+async function imageCommand (): Promise<string[]> {
+  const dockerfile = await readFile(join(ROOT, 'Dockerfile'), 'utf8')
+  const cmd = [...dockerfile.matchAll(/^CMD (\[.*\])$/gm)].at(-1)
+  if (cmd === undefined) throw new Error('the Dockerfile has no exec-form CMD')
+  return JSON.parse(cmd[1]!) as string[]
+}
+
+async function startGateway (t: Test, directory: string, env: Record<string, string>): Promise<Gateway> {
+  const [node, ...args] = await imageCommand()
+  t.equal(node, 'node', 'the image starts node')
+  const child = spawn(process.execPath, args, { cwd: directory, env, stdio: ['ignore', 'pipe', 'pipe'] })
   let stdout = ''
   let stderr = ''
   child.stdout!.on('data', (data: Buffer) => { stdout += data.toString() })
@@ -88,12 +98,18 @@ async function waitForHealthy (gateway: Gateway, url: string): Promise<void> {
   throw new Error(`${url} did not answer 200 within ${START_TIMEOUT} ms:\n${gateway.output().stdout}\n${gateway.output().stderr}`)
 }
 
+t.test('npm start runs the gateway as the image does: the same Node flags, the same script', async (t) => {
+  const { scripts } = JSON.parse(await readFile(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
+  t.equal(scripts.start, (await imageCommand()).join(' '))
+  t.match(scripts.start, /--max-semi-space-size=\d+/, 'with a bounded young generation (docs/performance.md)')
+})
+
 t.test('a production install of a fresh build', async (t) => {
   const directory = await prepareImageDirectory(t)
   await t.test('starts, answers /healthz and stops cleanly on SIGTERM', async (t) => {
     const port = await freePort()
     const unusedPort = await freePort()
-    const gateway = startGateway(t, directory, {
+    const gateway = await startGateway(t, directory, {
       PATH: process.env.PATH ?? '',
       PORT: String(port),
       HOST: '127.0.0.1',
@@ -127,7 +143,7 @@ t.test('a production install of a fresh build', async (t) => {
   })
 
   await t.test('with no configuration at all it exits 78 and names every required setting', async (t) => {
-    const gateway = startGateway(t, directory, { PATH: process.env.PATH ?? '' })
+    const gateway = await startGateway(t, directory, { PATH: process.env.PATH ?? '' })
     const [code] = await within(gateway.exited, EXIT_TIMEOUT, 'exit without configuration')
     const { stderr } = gateway.output()
     t.equal(code, EX_CONFIG, 'EX_CONFIG')

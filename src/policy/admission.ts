@@ -5,8 +5,8 @@ import type { RequestBody } from '../proxy/body.js'
 import type { LimitCheck } from './checks.js'
 import { denialReason } from './metrics.js'
 import { NANO_PER_USD } from './checks.js'
-import { Enforcer, MIN_ANSWER_TOKENS, StoreDownError, type CallEstimate, type Reservation, type Verdict } from './enforcer.js'
-import { DEFAULT_MAX_OUTPUT_TOKENS, GEMINI_BODY, type BodyShape } from './request-body.js'
+import { Enforcer, MIN_ANSWER_TOKENS, StoreDownError, type Admitted, type CallEstimate, type Reservation } from './enforcer.js'
+import { DEFAULT_MAX_OUTPUT_TOKENS, GEMINI_BODY, type BodyShape, type PromptEstimate } from './request-body.js'
 import { modelAllowed } from './rules.js'
 import type { UsageMetadata } from './usage.js'
 
@@ -177,7 +177,7 @@ export async function admit (enforcer: Enforcer, request: FastifyRequest, reply:
   }
   const checks = enforcer.checksOf(identity, Date.now())
   if (checks.length === 0) return unlimited(enforcer, identity, call.model, body)
-  return await reserveCall(enforcer, request, reply, identity, { model: call.model, generating, ruleName: rule?.name ?? 'key' }, body, checks, GEMINI_BODY)
+  return reserveCall(enforcer, request, reply, identity, { model: call.model, generating, ruleName: rule?.name ?? 'key' }, body, checks, GEMINI_BODY)
 }
 
 /** A call with no limit to check: charged once its usage is known. */
@@ -195,11 +195,11 @@ export async function admitModelCall (enforcer: Enforcer, request: FastifyReques
   checkModel(enforcer, identity, call.model)
   const checks = enforcer.checksOf(identity, Date.now())
   if (checks.length === 0) return unlimited(enforcer, identity, call.model, body)
-  return await reserveCall(enforcer, request, reply, identity, { ...call, ruleName: enforcer.ruleFor(identity)?.name ?? 'key' }, body, checks, shape)
+  return reserveCall(enforcer, request, reply, identity, { ...call, ruleName: enforcer.ruleFor(identity)?.name ?? 'key' }, body, checks, shape)
 }
 
 /** Reserves `wanted`, or throws: 429 over a limit, 503 when the store is down and POLICY_ON_STORE_FAILURE=closed. */
-async function reserveOrRefuse (enforcer: Enforcer, identity: Identity, wanted: CallEstimate, ruleName: string, label: string): Promise<Verdict & { admitted: true }> {
+async function reserveOrRefuse (enforcer: Enforcer, identity: Identity, wanted: CallEstimate, ruleName: string, label: string): Promise<Admitted> {
   let verdict
   try {
     verdict = await enforcer.reserve(identity, wanted)
@@ -236,8 +236,12 @@ export async function admitSession (enforcer: Enforcer, identity: Identity): Pro
   }
 }
 
-async function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,
-  call: { model: string, generating: boolean, ruleName: string }, body: RequestBody, checks: LimitCheck[], shape: BodyShape): Promise<Admission> {
+/**
+ * Estimates and reserves a metered call. In the steady state the reservation comes from the
+ * lease held in process, and the admission is returned as it is, without a promise.
+ */
+function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,
+  call: { model: string, generating: boolean, ruleName: string }, body: RequestBody, checks: LimitCheck[], shape: BodyShape): Admission | Promise<Admission> {
   const countsTokens = checks.some((entry) => entry.check.resource !== 'requests')
   const estimate = countsTokens ? shape.estimate(body.kind === 'kept' ? body.bytes : undefined, Number(request.headers['content-length'] ?? 0)) : { promptTokens: 0 }
   // Only a body in hand, in plain JSON, can be rewritten: any other must fit whole.
@@ -245,7 +249,19 @@ async function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: 
   const maxOutput = call.generating && countsTokens ? (estimate.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS) : 0
   const wanted: CallEstimate = { model: call.model, promptTokens: estimate.promptTokens, maxOutput, minOutput: rewritable ? Math.min(MIN_ANSWER_TOKENS, maxOutput) : maxOutput }
   const label = enforcer.prices.labelOf(call.model)
-  const verdict = await reserveOrRefuse(enforcer, identity, wanted, call.ruleName, label)
+  const metered: MeteredCall = { model: call.model, generating: call.generating, ruleName: call.ruleName, label, maxOutput, countsTokens }
+  const leased = enforcer.reserveFromLease(identity, wanted)
+  if (leased !== undefined) return reserved(enforcer, request, reply, identity, metered, body, estimate, shape, leased)
+  return reserveOrRefuse(enforcer, identity, wanted, call.ruleName, label).then((verdict) => reserved(enforcer, request, reply, identity, metered, body, estimate, shape, verdict))
+}
+
+/** A call being reserved: its model and rule, its price label, the output it asks for, and whether any limit counts tokens. */
+interface MeteredCall { model: string, generating: boolean, ruleName: string, label: string, maxOutput: number, countsTokens: boolean }
+
+/** A reserved call: its x-ratelimit-* headers, its body with the output cap lowered when the budget is short, and how it settles. */
+function reserved (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,
+  call: MeteredCall, body: RequestBody, estimate: PromptEstimate, shape: BodyShape, verdict: Admitted): Admission {
+  const { label, maxOutput, countsTokens } = call
   const { reservation } = verdict
   rateLimitHeaders(reply, reservation.checks, verdict.remaining)
   let forwarded = body

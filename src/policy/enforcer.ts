@@ -38,10 +38,11 @@ export interface Reservation {
   local: boolean
 }
 
+/** An admitted call: its reservation, and what is left of each limit. */
+export interface Admitted { admitted: true, reservation: Reservation, remaining: number[] }
+
 /** The verdict on a call: its reservation, or the limit that refused it. */
-export type Verdict =
-  | { admitted: true, reservation: Reservation, remaining: number[] }
-  | { admitted: false, refused: LimitCheck, retryAfterMs: number }
+export type Verdict = Admitted | { admitted: false, refused: LimitCheck, retryAfterMs: number }
 
 /**
  * The policy's arithmetic: which rule applies, the counters it checks, reserving (in the store,
@@ -116,9 +117,7 @@ export class Enforcer {
    */
   async reserve (identity: Identity, call: CallEstimate): Promise<Verdict> {
     const now = Date.now()
-    // Priced for the prompt's estimated size: a long prompt reserves at its long-context price.
-    const price = this.prices.priceOf(call.model, now, call.promptTokens)
-    const base = { promptTokens: call.promptTokens, maxOutput: call.maxOutput, minOutput: call.minOutput, inputPrice: price.input, outputPrice: price.output }
+    const base = this.#quotaRequest(call, now)
     let checks = this.checksOf(identity, now)
     let local = now < this.#storeDownUntil
     let answer: QuotaAnswer | undefined
@@ -142,22 +141,44 @@ export class Enforcer {
     return { admitted: true, remaining: answer!.remaining, reservation: { checks, amounts: reservedAmounts(base, answer!.output), output: answer!.output, local } }
   }
 
+  /**
+   * The steady state of `reserve`, without a promise: the call drawn whole from this replica's
+   * lease, or undefined when it must go through `reserve` (no lease or not enough left in it, an
+   * acquisition under way, the store down, no leases at all).
+   */
+  reserveFromLease (identity: Identity, call: CallEstimate): Admitted | undefined {
+    const now = Date.now()
+    if (this.leases === undefined || now < this.#storeDownUntil) return undefined
+    return this.#draw(leaseOwner(identity.personId, identity.keyId), identity.personId, this.checksOf(identity, now), this.#quotaRequest(call, now), now)
+  }
+
+  // Priced for the prompt's estimated size: a long prompt reserves at its long-context price.
+  #quotaRequest (call: CallEstimate, now: number): Omit<QuotaRequest, 'checks'> {
+    const price = this.prices.priceOf(call.model, now, call.promptTokens)
+    return { promptTokens: call.promptTokens, maxOutput: call.maxOutput, minOutput: call.minOutput, inputPrice: price.input, outputPrice: price.output }
+  }
+
   // A call drawn whole from the lease; while another call is getting one, wait for it rather than ask too.
-  async #fromLease (owner: string, personId: string, checks: LimitCheck[], base: Omit<QuotaRequest, 'checks'>): Promise<Verdict | undefined> {
+  async #fromLease (owner: string, personId: string, checks: LimitCheck[], base: Omit<QuotaRequest, 'checks'>): Promise<Admitted | undefined> {
     if (this.leases === undefined) return undefined
-    const amounts = reservedAmounts(base, base.maxOutput)
     for (;;) {
-      const now = Date.now()
-      const remaining = this.leases.draw(owner, checks, amounts, now)
-      if (remaining !== undefined) {
-        if (this.leases.low(owner, checks, amounts, now)) this.#topUp(owner, personId, checks, base, now)
-        this.#remember(owner, { checks, remaining, at: now })
-        return { admitted: true, remaining, reservation: { checks, amounts, output: base.maxOutput, local: false } }
-      }
+      const drawn = this.#draw(owner, personId, checks, base, Date.now())
+      if (drawn !== undefined) return drawn
       const pending = this.leases.pending(owner)
       if (pending === undefined) return undefined
       await pending.catch(() => {})
     }
+  }
+
+  // One call's maximum drawn from the lease, topped up off the call's path when it runs low.
+  #draw (owner: string, personId: string, checks: LimitCheck[], base: Omit<QuotaRequest, 'checks'>, now: number): Admitted | undefined {
+    const leases = this.leases!
+    const amounts = reservedAmounts(base, base.maxOutput)
+    const remaining = leases.draw(owner, checks, amounts, now)
+    if (remaining === undefined) return undefined
+    if (leases.low(owner, checks, amounts, now)) this.#topUp(owner, personId, checks, base, now)
+    this.#remember(owner, { checks, remaining, at: now })
+    return { admitted: true, remaining, reservation: { checks, amounts, output: base.maxOutput, local: false } }
   }
 
   // A lease running low is topped up off the call's path, so calls do not stall when it runs out:

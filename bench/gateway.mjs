@@ -27,7 +27,17 @@ await app.vault.save(personId, sub, {
 })
 const { secret } = await app.keys.create(personId, 'bench')
 const sessionId = await app.sessions.create(personId)
-process.send({ port: app.server.address().port, key: secret, cookie: `${app.cookieNames.session}=${app.signCookie(sessionId)}` })
+// BENCH_FREE_PERSON: a second person with a key, for calls in the same process that no policy rule matches.
+const freeKey = process.env.BENCH_FREE_PERSON === undefined ? undefined : await seedFreePerson(process.env.BENCH_FREE_PERSON)
+process.send({ port: app.server.address().port, key: secret, freeKey, cookie: `${app.cookieNames.session}=${app.signCookie(sessionId)}` })
+
+async function seedFreePerson (email) {
+  const freeSub = 'bench-free-user'
+  const freeId = personIdFor(config.oidc.issuer, freeSub)
+  await app.profiles.save(freeId, { sub: freeSub, email, name: 'Bench (no limits)' })
+  await app.vault.save(freeId, freeSub, { accessToken: process.env.BENCH_TOKEN, refreshToken: 'bench-refresh-token', expiresAt: Date.now() + 30 * 24 * 3600 * 1000, scope: 'openid email' })
+  return (await app.keys.create(freeId, 'bench')).secret
+}
 // The longest the event loop was held, per bench phase: bench/run.ts asks for it and resets it.
 const loop = monitorEventLoopDelay({ resolution: 5 })
 loop.enable()

@@ -17,7 +17,7 @@ import { Redis } from 'ioredis'
 import { heldLines, heldPhase, type HeldLaunch, type HeldProtocol, type HeldRun } from './held.js'
 import { fixedRate, sse, wrk, type Call, type FixedRateResult, type StreamResult, type ThroughputResult } from './load.js'
 import { nginxConfig } from './nginx.js'
-import { POLICY_TARGET, startPolicyGateway } from './policy.js'
+import { POLICY_FREE_TARGET, POLICY_TARGET, startPolicyGateway } from './policy.js'
 import { PORTKEY_TARGET, portkeyCall, portkeyEntry, startPortkey } from './portkey.js'
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -219,7 +219,7 @@ async function main (): Promise<void> {
 
   // The same gateway with a policy (bench/policy.ts), in the same rounds.
   const policy = await startPolicyGateway(dir, gatewayEnv, await freePort(), (env) => gatewayScript(proxyCore, env),
-    async (child) => await message<{ port: number, key: string }>(child, 'the policy gateway'))
+    async (child) => await message<{ port: number, key: string, freeKey: string }>(child, 'the policy gateway'))
   const bare = nodeScript(proxyCore, 'bare-proxy.mjs', { BENCH_UPSTREAM_URL: upstreamUrl })
   const bareUrl = `http://127.0.0.1:${(await message<{ port: number }>(bare, 'the bare proxy')).port}`
   const nodeProxy = nodeScript(proxyCore, 'node-proxy.mjs', { BENCH_UPSTREAM_URL: upstreamUrl, BENCH_TOKEN: TOKEN })
@@ -273,6 +273,7 @@ async function main (): Promise<void> {
     ['bare @fastify/http-proxy', post(bareUrl, bearer)],
     ['gateway, key', post(gatewayUrl, { 'x-goog-api-key': seeded.key })],
     [POLICY_TARGET, post(policy.url, { 'x-goog-api-key': policy.key })],
+    [POLICY_FREE_TARGET, post(policy.url, { 'x-goog-api-key': policy.freeKey })],
     // A browser's fetch from the gateway's own pages: the cookie, and the Origin the CSRF check wants.
     ['gateway, session', post(gatewayUrl, { cookie: seeded.cookie, origin: gatewayUrl })],
     ...(portkeyUrl === undefined ? [] : [[PORTKEY_TARGET, portkeyCall(portkeyUrl, upstreamUrl, TOKEN, 'gemini-3.8-flash', QUESTION)] as [string, Call]]),
@@ -281,7 +282,7 @@ async function main (): Promise<void> {
   // Only the process under test runs on the proxy core: an idle Node process still collects
   // garbage and shrinks its heap in the background, which would land in another's figures.
   const proxies: Record<string, ChildProcess> = { gateway, bare, node: nodeProxy, policy: policy.child, ...(portkeyChild === undefined ? {} : { portkey: portkeyChild }) }
-  const owner = (name: string): string | undefined => name.startsWith('gateway') ? 'gateway' : name.startsWith('bare') ? 'bare' : name.startsWith('node') ? 'node' : name === POLICY_TARGET ? 'policy' : name === PORTKEY_TARGET ? 'portkey' : undefined
+  const owner = (name: string): string | undefined => name.startsWith('gateway') ? 'gateway' : name.startsWith('bare') ? 'bare' : name.startsWith('node') ? 'node' : name === POLICY_TARGET || name === POLICY_FREE_TARGET ? 'policy' : name === PORTKEY_TARGET ? 'portkey' : undefined
   async function alone<T> (name: string, measure: () => Promise<T>): Promise<T> {
     const paused = Object.entries(proxies).filter(([key]) => key !== owner(name)).map(([, child]) => child)
     for (const child of paused) child.kill('SIGSTOP')
@@ -432,6 +433,8 @@ async function main (): Promise<void> {
       policyOnVsOff: ratio(rps(POLICY_TARGET), rps('gateway, key')),
       policyOnVsOffPerRound: perRound(POLICY_TARGET, 'gateway, key', (result) => result.requestsPerSecond),
       policyCpuPerRequestVsOff: perRound(POLICY_TARGET, 'gateway, key', (result) => result.cpuUsPerRequest),
+      policyOnVsNoLimitsSameGatewayPerRound: perRound(POLICY_TARGET, POLICY_FREE_TARGET, (result) => result.requestsPerSecond),
+      policyCpuPerRequestVsNoLimitsSameGateway: perRound(POLICY_TARGET, POLICY_FREE_TARGET, (result) => result.cpuUsPerRequest),
       keyVsNodeProxyPerRound: perRound('gateway, key', 'node minimal proxy', (result) => result.requestsPerSecond),
       keyCpuPerRequestVsNodeProxy: perRound('gateway, key', 'node minimal proxy', (result) => result.cpuUsPerRequest),
       policyAddedP99Ms: difference(latency[POLICY_TARGET]?.p99Ms, latency['gateway, key']?.p99Ms),

@@ -1,5 +1,5 @@
 // The policy phase of npm run bench: a second gateway, the same build and the same Redis, with a
-// policy whose every limit applies to every call (a rate, a token rate, daily token and dollar
+// policy whose every limit applies to every call of the bench's person (a rate, a token rate, daily token and dollar
 // budgets; each call reserves, then settles in Redis) but is never reached, measured in the same
 // rounds as the gateway without a policy. Its figures print as "policy on, key" beside "gateway, key".
 // The same gateway also holds a second person whom no rule matches: their calls ("policy gateway,

@@ -16,28 +16,25 @@ const config = loadConfig({ env: process.env })
 const app = await buildApp(config, { logger: loggerOptions(config, false) })
 await app.listen({ port: config.port, host: config.host })
 
-const sub = 'bench-user'
-const personId = personIdFor(config.oidc.issuer, sub)
-await app.profiles.save(personId, { sub, email: 'bench@example.com', name: 'Bench' })
-await app.vault.save(personId, sub, {
-  accessToken: process.env.BENCH_TOKEN,
-  refreshToken: 'bench-refresh-token',
-  expiresAt: Date.now() + 30 * 24 * 3600 * 1000,
-  scope: 'openid email',
-})
-const { secret } = await app.keys.create(personId, 'bench')
+/** Seeds a person the way a sign-in would leave them (a profile, tokens with a far-future expiry) with a gateway key. */
+async function seed (sub, email, name) {
+  const personId = personIdFor(config.oidc.issuer, sub)
+  await app.profiles.save(personId, { sub, email, name })
+  await app.vault.save(personId, sub, {
+    accessToken: process.env.BENCH_TOKEN,
+    refreshToken: 'bench-refresh-token',
+    expiresAt: Date.now() + 30 * 24 * 3600 * 1000,
+    scope: 'openid email',
+  })
+  const { secret } = await app.keys.create(personId, 'bench')
+  return { personId, key: secret }
+}
+
+const { personId, key } = await seed('bench-user', 'bench@example.com', 'Bench')
 const sessionId = await app.sessions.create(personId)
 // BENCH_FREE_PERSON: a second person with a key, for calls in the same process that no policy rule matches.
-const freeKey = process.env.BENCH_FREE_PERSON === undefined ? undefined : await seedFreePerson(process.env.BENCH_FREE_PERSON)
-process.send({ port: app.server.address().port, key: secret, freeKey, cookie: `${app.cookieNames.session}=${app.signCookie(sessionId)}` })
-
-async function seedFreePerson (email) {
-  const freeSub = 'bench-free-user'
-  const freeId = personIdFor(config.oidc.issuer, freeSub)
-  await app.profiles.save(freeId, { sub: freeSub, email, name: 'Bench (no limits)' })
-  await app.vault.save(freeId, freeSub, { accessToken: process.env.BENCH_TOKEN, refreshToken: 'bench-refresh-token', expiresAt: Date.now() + 30 * 24 * 3600 * 1000, scope: 'openid email' })
-  return (await app.keys.create(freeId, 'bench')).secret
-}
+const freeKey = process.env.BENCH_FREE_PERSON === undefined ? undefined : (await seed('bench-free-user', process.env.BENCH_FREE_PERSON, 'Bench (no limits)')).key
+process.send({ port: app.server.address().port, key, freeKey, cookie: `${app.cookieNames.session}=${app.signCookie(sessionId)}` })
 // The longest the event loop was held, per bench phase: bench/run.ts asks for it and resets it.
 const loop = monitorEventLoopDelay({ resolution: 5 })
 loop.enable()

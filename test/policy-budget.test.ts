@@ -11,10 +11,24 @@ interface Me {
   policy: { today: { usd: number, byModel: Record<string, { requests: number, prompt: number, output: number, thinking: number, usd: number }> } }
 }
 
+type OutputCaps = Record<'generationConfig' | 'generation_config', Record<'maxOutputTokens' | 'max_output_tokens', number | undefined> | undefined>
+
+/**
+ * The output cap Google would honour. Its JSON takes a field by its camelCase or its proto name
+ * (`generation_config.max_output_tokens`); where a body names it more than once, the largest
+ * (whichever Google picks, a gateway must not count on the other).
+ */
+function askedOutput (body: unknown): number {
+  const caps = [body as Partial<OutputCaps>].flatMap((json) => [json.generationConfig, json.generation_config])
+    .flatMap((config) => [config?.maxOutputTokens, config?.max_output_tokens])
+    .filter((cap): cap is number => typeof cap === 'number')
+  return caps.length === 0 ? 65_536 : Math.max(...caps)
+}
+
 /** Answers like Google: at most the request's maxOutputTokens of output, the usage in the last chunk. */
 function googleLike (output: number, options: { modelVersion?: string, usage?: Usage } = {}): RequestHandler {
   return (_req, res: ServerResponse, request: RecordedRequest) => {
-    const asked = (request.body as { generationConfig?: { maxOutputTokens?: number } }).generationConfig?.maxOutputTokens ?? 65_536
+    const asked = askedOutput(request.body)
     const served = Math.min(asked, output)
     const usage = options.usage ?? { promptTokenCount: 1, candidatesTokenCount: served, totalTokenCount: 1 + served }
     const chunk = (text: string, last: boolean) => ({
@@ -73,6 +87,56 @@ t.test('a streaming call that would pass the token budget: maxOutputTokens lower
   const ai = new GoogleGenAI({ apiKey: holder.key, httpOptions: { baseUrl: stack.url, retryOptions: { attempts: 8, initialDelay: 0.5, maxDelay: 2 } } })
   const answer = await ai.models.generateContent({ model: 'gemini-3-flash-preview', contents: 'after the wait', config: { maxOutputTokens: 20 } })
   t.equal(answer.text, 'many words', 'the SDK, retrying, got through once the window refilled')
+})
+
+t.test('budget outrun by spelling: an output cap named by its proto name (generation_config.max_output_tokens) is lowered like generationConfig.maxOutputTokens', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_minute: 600\n')
+  const holder = await signInWithKey(stack)
+  stack.gemini.onNext(googleLike(5_000))
+  const response = await fetch(`${stack.url}/v1beta/models/gemini-3-flash-preview:generateContent`, {
+    method: 'POST',
+    headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/json' },
+    body: JSON.stringify({ contents: [{ parts: [{ text: 'hello' }] }], generation_config: { max_output_tokens: 5_000, temperature: 0.5 } }),
+  })
+  t.equal(response.status, 200)
+  await response.text()
+  const granted = Number(response.headers.get('x-gemgate-max-output-tokens'))
+  t.ok(granted >= 32 && granted < 600, `lowered to ${granted}`)
+  const forwarded = stack.gemini.requests.at(-1)!.body as Record<string, unknown>
+  t.same(forwarded.generationConfig, { temperature: 0.5, maxOutputTokens: granted }, 'one output cap, the lowered one, and the rest of the config kept')
+  t.equal(forwarded.generation_config, undefined, 'no second spelling left for Google to pick')
+  const settled = await eventually(async () => await me(holder.browser), (view) => view.limits[0]!.used > 0 && view.limits[0]!.used < granted + 10)
+  t.ok(settled.limits[0]!.used <= 600, `the person ended within the budget (${settled.limits[0]!.used} of 600 tokens)`)
+})
+
+t.test('an image is reserved as an image (258 tokens), whichever spelling names it, not as its base64 text', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_minute: 2000\n')
+  const holder = await signInWithKey(stack)
+  // 30,000 bytes of base64 would be 10,000 tokens as text: over the limit five times.
+  const image = { mime_type: 'image/png', data: 'A'.repeat(30_000) }
+  for (const part of [{ inlineData: image }, { inline_data: image }, { file_data: { file_uri: `https://example.com/${'f'.repeat(30_000)}` } }]) {
+    stack.gemini.onNext(googleLike(10))
+    const response = await fetch(`${stack.url}/v1beta/models/gemini-3-flash-preview:generateContent`, {
+      method: 'POST',
+      headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/json' },
+      body: JSON.stringify({ contents: [{ parts: [{ text: 'what is this?' }, part] }], generationConfig: { maxOutputTokens: 100 } }),
+    })
+    t.equal(response.status, 200, `${Object.keys(part)[0]!}: admitted`)
+    t.equal(response.headers.get('x-gemgate-max-output-tokens'), null, 'and not lowered')
+    await response.text()
+  }
+})
+
+t.test('an embedContent prompt (content, singular) is reserved by its text, so a per-minute token limit holds ahead of the call', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_minute: 1000\n')
+  const holder = await signInWithKey(stack)
+  const response = await fetch(`${stack.url}/v1beta/models/gemini-embedding-001:embedContent`, {
+    method: 'POST',
+    headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/json' },
+    body: JSON.stringify({ content: { parts: [{ text: 'a'.repeat(6_000) }] } }),
+  })
+  t.equal(response.status, 429, 'an estimated 2,000-token prompt does not fit a 1,000-token minute')
+  t.equal(stack.gemini.requests.length, 0, 'and Google was never asked')
 })
 
 t.test('cost comes from the modelVersion Google reports, at the price row in force', async (t) => {

@@ -25,11 +25,41 @@ export interface PromptFields {
   maxOutput: (body: Record<string, unknown>) => unknown
 }
 
-/** Gemini's generateContent (and embedContent, batchEmbedContents) body. */
+// Google's JSON takes every field by its camelCase name or its proto name (`generation_config`,
+// `max_output_tokens`, `inline_data`): each is read by both, or a client could name its output cap
+// where the policy does not look.
+const CONFIG_FIELDS = ['generationConfig', 'generation_config'] as const
+const CAP_FIELDS = ['maxOutputTokens', 'max_output_tokens'] as const
+
+function objectAt (body: Record<string, unknown>, field: string): Record<string, unknown> | undefined {
+  const value = body[field]
+  return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : undefined
+}
+
+/** The largest output cap a Gemini body names, by either spelling (an int32 may be a string of digits in Google's JSON). */
+function largestOutputCap (body: Record<string, unknown>): number | undefined {
+  let largest: number | undefined
+  for (const field of CONFIG_FIELDS) {
+    const config = objectAt(body, field)
+    if (config === undefined) continue
+    for (const name of CAP_FIELDS) {
+      const value = config[name]
+      const cap = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value
+      if (typeof cap === 'number' && (largest === undefined || cap > largest)) largest = cap
+    }
+  }
+  return largest
+}
+
+/**
+ * Gemini's generateContent (and embedContent, batchEmbedContents) body. Its prompt is all of its
+ * text, wherever it is (contents, content, systemInstruction, tools, requests): a field the
+ * estimate skipped would be a prompt reserved as nothing. The config's few strings err high.
+ */
 export const GEMINI_PROMPT: PromptFields = {
-  prompt: (body) => [body.contents, body.systemInstruction, body.tools, body.requests],
-  nonText: new Set(['inlineData', 'fileData']),
-  maxOutput: (body) => (body.generationConfig as { maxOutputTokens?: unknown } | undefined)?.maxOutputTokens,
+  prompt: (body) => [body],
+  nonText: new Set(['inlineData', 'inline_data', 'fileData', 'file_data']),
+  maxOutput: largestOutputCap,
 }
 
 function textBytes (value: unknown, counts: { text: number, parts: number }, nonText: ReadonlySet<string>): void {
@@ -75,10 +105,16 @@ export function estimatePrompt (bytes: Buffer | undefined, declaredLength: numbe
   }
 }
 
-/** The body with `generationConfig.maxOutputTokens` set to `tokens`. */
+/**
+ * The body with `generationConfig.maxOutputTokens` set to `tokens`, as the only output cap it
+ * names: a config under either spelling joins the one `generationConfig`, without its own caps.
+ */
 export function withMaxOutputTokens (json: Record<string, unknown>, tokens: number): Buffer {
-  const config = typeof json.generationConfig === 'object' && json.generationConfig !== null ? json.generationConfig : {}
-  return Buffer.from(JSON.stringify({ ...json, generationConfig: { ...config, maxOutputTokens: tokens } }))
+  const config: Record<string, unknown> = {}
+  for (const field of CONFIG_FIELDS) Object.assign(config, objectAt(json, field))
+  for (const name of CAP_FIELDS) delete config[name]
+  const { generationConfig: _camel, generation_config: _proto, ...rest } = json
+  return Buffer.from(JSON.stringify({ ...rest, generationConfig: { ...config, maxOutputTokens: tokens } }))
 }
 
 /** How the policy reads a call's body and lowers its output cap: Gemini's shape, or another API's. */

@@ -56,6 +56,11 @@ t.test('max_tokens and max_completion_tokens are lowered to what the budget pays
   t.match(forwarded(), { max_completion_tokens: lowered, stream_options: { include_usage: true } })
   t.equal(forwarded().max_tokens, undefined, 'only the cap the client named')
   t.equal(await eventually(used, (value) => value === 10), 10, 'a stream is settled with its usage chunk, which the client did not see')
+
+  // Budget outrun by naming two caps: the gateway reserves for the one it reads, so Google must not be left the other.
+  const { response: both } = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'two caps' }], max_completion_tokens: 40, max_tokens: 5_000 }).withResponse()
+  t.equal(both.headers.get('x-gemgate-max-output-tokens'), null, 'the cap read fits: not lowered')
+  t.match(forwarded(), { max_completion_tokens: 40, max_tokens: 40 }, 'both caps forwarded as the one reserved for')
 })
 
 t.test('a chat completion whose model cannot be read (a compressed body) is refused, not forwarded unreserved', async (t) => {

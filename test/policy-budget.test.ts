@@ -11,24 +11,20 @@ interface Me {
   policy: { today: { usd: number, byModel: Record<string, { requests: number, prompt: number, output: number, thinking: number, usd: number }> } }
 }
 
-type OutputCaps = Record<'generationConfig' | 'generation_config', Record<'maxOutputTokens' | 'max_output_tokens', number | undefined> | undefined>
-
 /**
  * The output cap Google would honour. Its JSON takes a field by its camelCase or its proto name
- * (`generation_config.max_output_tokens`); where a body names it more than once, the largest
- * (whichever Google picks, a gateway must not count on the other).
+ * (`generation_config.max_output_tokens`); where a body names a cap more than once (two spellings,
+ * a key twice), the largest: whichever Google picks, a gateway must not count on the other.
  */
-function askedOutput (body: unknown): number {
-  const caps = [body as Partial<OutputCaps>].flatMap((json) => [json.generationConfig, json.generation_config])
-    .flatMap((config) => [config?.maxOutputTokens, config?.max_output_tokens])
-    .filter((cap): cap is number => typeof cap === 'number')
+function askedOutput (request: RecordedRequest): number {
+  const caps = [...request.rawBody.toString('utf8').matchAll(/"max(?:OutputTokens|_output_tokens)"\s*:\s*"?(\d+)/g)].map((match) => Number(match[1]))
   return caps.length === 0 ? 65_536 : Math.max(...caps)
 }
 
 /** Answers like Google: at most the request's maxOutputTokens of output, the usage in the last chunk. */
 function googleLike (output: number, options: { modelVersion?: string, usage?: Usage } = {}): RequestHandler {
   return (_req, res: ServerResponse, request: RecordedRequest) => {
-    const asked = askedOutput(request.body)
+    const asked = askedOutput(request)
     const served = Math.min(asked, output)
     const usage = options.usage ?? { promptTokenCount: 1, candidatesTokenCount: served, totalTokenCount: 1 + served }
     const chunk = (text: string, last: boolean) => ({
@@ -106,6 +102,27 @@ t.test('budget outrun by spelling: an output cap named by its proto name (genera
   t.same(forwarded.generationConfig, { temperature: 0.5, maxOutputTokens: granted }, 'one output cap, the lowered one, and the rest of the config kept')
   t.equal(forwarded.generation_config, undefined, 'no second spelling left for Google to pick')
   const settled = await eventually(async () => await me(holder.browser), (view) => view.limits[0]!.used > 0 && view.limits[0]!.used < granted + 10)
+  t.ok(settled.limits[0]!.used <= 600, `the person ended within the budget (${settled.limits[0]!.used} of 600 tokens)`)
+})
+
+t.test('budget outrun by a duplicate key: a body naming its output cap twice is forwarded as the gateway read it, with one cap', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_minute: 600\n')
+  const holder = await signInWithKey(stack)
+  stack.gemini.onNext(googleLike(5_000))
+  const response = await fetch(`${stack.url}/v1beta/models/gemini-3-flash-preview:generateContent`, {
+    method: 'POST',
+    headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/json' },
+    // JSON.parse keeps the last of two keys; another parser may keep the first.
+    body: '{"contents":[{"parts":[{"text":"hello"}]}],"generationConfig":{"maxOutputTokens":5000,"temperature":0.5,"maxOutputTokens":100}}',
+  })
+  t.equal(response.status, 200)
+  await response.text()
+  t.equal(response.headers.get('x-gemgate-max-output-tokens'), null, 'the cap read (100) fits: not lowered')
+  const raw = stack.gemini.requests.at(-1)!.rawBody.toString('utf8')
+  t.equal(raw.match(/maxOutputTokens/g)?.length, 1, `Google was sent one cap: ${raw}`)
+  t.same((stack.gemini.requests.at(-1)!.body as Record<string, unknown>).generationConfig, { temperature: 0.5, maxOutputTokens: 100 })
+  // Settled once the day's usage shows the call (its correction is written by the same script).
+  const settled = await eventually(async () => await me(holder.browser), (view) => view.policy.today.byModel['gemini-3-flash-preview']?.requests === 1)
   t.ok(settled.limits[0]!.used <= 600, `the person ended within the budget (${settled.limits[0]!.used} of 600 tokens)`)
 })
 

@@ -249,14 +249,20 @@ function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: Fastif
   const maxOutput = call.generating && countsTokens ? (estimate.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS) : 0
   const wanted: CallEstimate = { model: call.model, promptTokens: estimate.promptTokens, maxOutput, minOutput: rewritable ? Math.min(MIN_ANSWER_TOKENS, maxOutput) : maxOutput }
   const label = enforcer.prices.labelOf(call.model)
-  const metered: MeteredCall = { model: call.model, generating: call.generating, ruleName: call.ruleName, label, maxOutput, countsTokens }
+  // A body that names its own cap is forwarded as the gateway read it, with one cap, the one reserved
+  // for: a key named twice, or two caps, could be read otherwise by Google.
+  const normalize = call.generating && countsTokens && rewritable && estimate.maxOutputTokens !== undefined
+  const metered: MeteredCall = { model: call.model, generating: call.generating, ruleName: call.ruleName, label, maxOutput, countsTokens, normalize }
   const leased = enforcer.reserveFromLease(identity, wanted)
   if (leased !== undefined) return reserved(enforcer, request, reply, identity, metered, body, estimate, shape, leased)
   return reserveOrRefuse(enforcer, identity, wanted, call.ruleName, label).then((verdict) => reserved(enforcer, request, reply, identity, metered, body, estimate, shape, verdict))
 }
 
-/** A call being reserved: its model and rule, its price label, the output it asks for, and whether any limit counts tokens. */
-interface MeteredCall { model: string, generating: boolean, ruleName: string, label: string, maxOutput: number, countsTokens: boolean }
+/**
+ * A call being reserved: its model and rule, its price label, the output it asks for, whether any
+ * limit counts tokens, and whether its body is forwarded as read (it names its own output cap).
+ */
+interface MeteredCall { model: string, generating: boolean, ruleName: string, label: string, maxOutput: number, countsTokens: boolean, normalize: boolean }
 
 /** A reserved call: its x-ratelimit-* headers, its body with the output cap lowered when the budget is short, and how it settles. */
 function reserved (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,
@@ -266,12 +272,12 @@ function reserved (enforcer: Enforcer, request: FastifyRequest, reply: FastifyRe
   rateLimitHeaders(reply, reservation.checks, verdict.remaining)
   let forwarded = body
   const lowered = call.generating && countsTokens && reservation.output < maxOutput
-  if (lowered) {
+  if (lowered || call.normalize) {
     const bytes = shape.withMaxOutput(estimate.json!, reservation.output)
     forwarded = { kind: 'kept', bytes }
     // The client's Content-Length no longer describes the body: the forwarded headers carry the new one.
     request.headers['content-length'] = String(bytes.length)
-    reply.header('x-gemgate-max-output-tokens', String(reservation.output))
+    if (lowered) reply.header('x-gemgate-max-output-tokens', String(reservation.output))
   }
   enforcer.metrics.call(call.ruleName, label, lowered ? 'lowered' : 'admitted')
   return settleOnce(enforcer, reply, identity, call.model, forwarded, reservation, estimate.promptTokens)

@@ -1,6 +1,6 @@
 import type { ServerResponse } from 'node:http'
 import { GoogleGenAI } from '@google/genai'
-import t from 'tap'
+import t, { type Test } from 'tap'
 import type { RecordedRequest, RequestHandler } from './fixtures/gemini.js'
 import { signInWithKey } from './helpers/person.js'
 import { eventually, startPolicyStack } from './helpers/policy.js'
@@ -85,45 +85,37 @@ t.test('a streaming call that would pass the token budget: maxOutputTokens lower
   t.equal(answer.text, 'many words', 'the SDK, retrying, got through once the window refilled')
 })
 
-t.test('budget outrun by spelling: an output cap named by its proto name (generation_config.max_output_tokens) is lowered like generationConfig.maxOutputTokens', async (t) => {
+/** A 600-token minute, and one generateContent call with `body` to a fake that would serve 5,000 output tokens. */
+async function outrunAttempt (t: Test, body: string) {
   const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_minute: 600\n')
   const holder = await signInWithKey(stack)
   stack.gemini.onNext(googleLike(5_000))
   const response = await fetch(`${stack.url}/v1beta/models/gemini-3-flash-preview:generateContent`, {
-    method: 'POST',
-    headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/json' },
-    body: JSON.stringify({ contents: [{ parts: [{ text: 'hello' }] }], generation_config: { max_output_tokens: 5_000, temperature: 0.5 } }),
+    method: 'POST', headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/json' }, body,
   })
   t.equal(response.status, 200)
   await response.text()
-  const granted = Number(response.headers.get('x-gemgate-max-output-tokens'))
-  t.ok(granted >= 32 && granted < 600, `lowered to ${granted}`)
-  const forwarded = stack.gemini.requests.at(-1)!.body as Record<string, unknown>
-  t.same(forwarded.generationConfig, { temperature: 0.5, maxOutputTokens: granted }, 'one output cap, the lowered one, and the rest of the config kept')
-  t.equal(forwarded.generation_config, undefined, 'no second spelling left for Google to pick')
-  const settled = await eventually(async () => await me(holder.browser), (view) => view.limits[0]!.used > 0 && view.limits[0]!.used < granted + 10)
-  t.ok(settled.limits[0]!.used <= 600, `the person ended within the budget (${settled.limits[0]!.used} of 600 tokens)`)
-})
-
-t.test('budget outrun by a duplicate key: a body naming its output cap twice is forwarded as the gateway read it, with one cap', async (t) => {
-  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_minute: 600\n')
-  const holder = await signInWithKey(stack)
-  stack.gemini.onNext(googleLike(5_000))
-  const response = await fetch(`${stack.url}/v1beta/models/gemini-3-flash-preview:generateContent`, {
-    method: 'POST',
-    headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/json' },
-    // JSON.parse keeps the last of two keys; another parser may keep the first.
-    body: '{"contents":[{"parts":[{"text":"hello"}]}],"generationConfig":{"maxOutputTokens":5000,"temperature":0.5,"maxOutputTokens":100}}',
-  })
-  t.equal(response.status, 200)
-  await response.text()
-  t.equal(response.headers.get('x-gemgate-max-output-tokens'), null, 'the cap read (100) fits: not lowered')
-  const raw = stack.gemini.requests.at(-1)!.rawBody.toString('utf8')
-  t.equal(raw.match(/maxOutputTokens/g)?.length, 1, `Google was sent one cap: ${raw}`)
-  t.same((stack.gemini.requests.at(-1)!.body as Record<string, unknown>).generationConfig, { temperature: 0.5, maxOutputTokens: 100 })
   // Settled once the day's usage shows the call (its correction is written by the same script).
   const settled = await eventually(async () => await me(holder.browser), (view) => view.policy.today.byModel['gemini-3-flash-preview']?.requests === 1)
   t.ok(settled.limits[0]!.used <= 600, `the person ended within the budget (${settled.limits[0]!.used} of 600 tokens)`)
+  const forwarded = stack.gemini.requests.at(-1)!
+  return { response, raw: forwarded.rawBody.toString('utf8'), forwarded: forwarded.body as Record<string, unknown> }
+}
+
+t.test('budget outrun by spelling: an output cap named by its proto name (generation_config.max_output_tokens) is lowered like generationConfig.maxOutputTokens', async (t) => {
+  const { response, forwarded } = await outrunAttempt(t, JSON.stringify({ contents: [{ parts: [{ text: 'hello' }] }], generation_config: { max_output_tokens: 5_000, temperature: 0.5 } }))
+  const granted = Number(response.headers.get('x-gemgate-max-output-tokens'))
+  t.ok(granted >= 32 && granted < 600, `lowered to ${granted}`)
+  t.same(forwarded.generationConfig, { temperature: 0.5, maxOutputTokens: granted }, 'one output cap, the lowered one, and the rest of the config kept')
+  t.equal(forwarded.generation_config, undefined, 'no second spelling left for Google to pick')
+})
+
+t.test('budget outrun by a duplicate key: a body naming its output cap twice is forwarded as the gateway read it, with one cap', async (t) => {
+  // JSON.parse keeps the last of two keys; another parser may keep the first.
+  const { response, raw, forwarded } = await outrunAttempt(t, '{"contents":[{"parts":[{"text":"hello"}]}],"generationConfig":{"maxOutputTokens":5000,"temperature":0.5,"maxOutputTokens":100}}')
+  t.equal(response.headers.get('x-gemgate-max-output-tokens'), null, 'the cap read (100) fits: not lowered')
+  t.equal(raw.match(/maxOutputTokens/g)?.length, 1, `Google was sent one cap: ${raw}`)
+  t.same(forwarded.generationConfig, { temperature: 0.5, maxOutputTokens: 100 })
 })
 
 t.test('an image is reserved as an image (258 tokens), whichever spelling names it, not as its base64 text', async (t) => {

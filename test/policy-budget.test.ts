@@ -118,6 +118,17 @@ t.test('budget outrun by a duplicate key: a body naming its output cap twice is 
   t.same(forwarded.generationConfig, { temperature: 0.5, maxOutputTokens: 100 })
 })
 
+t.test('a body that is not JSON, whose output cap the budget would lower, is refused as a bad request before Google is asked', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_minute: 600\n')
+  const holder = await signInWithKey(stack)
+  const response = await fetch(`${stack.url}/v1beta/models/gemini-3-flash-preview:generateContent`, {
+    method: 'POST', headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/json' }, body: 'contents: hello',
+  })
+  t.equal(response.status, 400)
+  t.match(await response.json(), { error: { status: 'INVALID_ARGUMENT', message: /not a JSON object/ } })
+  t.equal(stack.gemini.requests.length, 0)
+})
+
 t.test('an image is reserved as an image (258 tokens), whichever spelling names it, not as its base64 text', async (t) => {
   const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_minute: 2000\n')
   const holder = await signInWithKey(stack)

@@ -1,17 +1,18 @@
-import { estimatePrompt, type BodyShape, type PromptFields } from '../policy/request-body.js'
+import { estimatePrompt, promptFields, type BodyShape } from '../policy/request-body.js'
 
 /** Parts of a message that are not text: each is reserved as one image. */
-const NON_TEXT = new Set(['image_url', 'input_audio', 'file'])
+const NON_TEXT = ['image_url', 'input_audio', 'file']
 /** The output caps a chat completion may name; `max_tokens` is what Google's endpoint has taken longest. */
 const OUTPUT_CAPS = ['max_completion_tokens', 'max_tokens'] as const
 
-const CHAT_PROMPT: PromptFields = {
+const CHAT_PROMPT = promptFields({
   prompt: (body) => [body.messages, body.tools],
   nonText: NON_TEXT,
   maxOutput: (body) => body.max_completion_tokens ?? body.max_tokens,
-}
+  capKeys: OUTPUT_CAPS,
+})
 
-const EMBEDDINGS_PROMPT: PromptFields = { prompt: (body) => [body.input], nonText: NON_TEXT, maxOutput: () => undefined }
+const EMBEDDINGS_PROMPT = promptFields({ prompt: (body) => [body.input], nonText: NON_TEXT, maxOutput: () => undefined, capKeys: [] })
 
 /** The chat completion with every output cap it names (`max_tokens` when it names none) set to `tokens`. */
 function withMaxTokens (json: Record<string, unknown>, tokens: number): Buffer {

@@ -1,12 +1,12 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Identity } from '../auth/identity.js'
-import { ModelNotAllowedError, QuotaExceededError, ServiceUnavailableError, withExtras } from '../errors.js'
+import { BadRequestError, ModelNotAllowedError, QuotaExceededError, ServiceUnavailableError, withExtras } from '../errors.js'
 import type { RequestBody } from '../proxy/body.js'
 import type { LimitCheck } from './checks.js'
 import { denialReason } from './metrics.js'
 import { NANO_PER_USD } from './checks.js'
 import { Enforcer, MIN_ANSWER_TOKENS, StoreDownError, type Admitted, type CallEstimate, type Reservation } from './enforcer.js'
-import { DEFAULT_MAX_OUTPUT_TOKENS, GEMINI_BODY, type BodyShape, type PromptEstimate } from './request-body.js'
+import { DEFAULT_MAX_OUTPUT_TOKENS, GEMINI_BODY, jsonObject, type BodyShape, type PromptEstimate } from './request-body.js'
 import { modelAllowed } from './rules.js'
 import type { UsageMetadata } from './usage.js'
 
@@ -120,8 +120,9 @@ function rateLimitHeaders (reply: FastifyReply, checks: LimitCheck[], remaining:
     if (resource === 'requests' && (requests === -1 || remaining[index]! < remaining[requests]!)) requests = index
     else if (resource === 'tokens' && (tokens === -1 || remaining[index]! < remaining[tokens]!)) tokens = index
   }
-  if (requests !== -1) limitHeaders(reply, 'requests', checks[requests]!.check, remaining[requests]!)
-  if (tokens !== -1) limitHeaders(reply, 'tokens', checks[tokens]!.check, remaining[tokens]!)
+  const now = Date.now()
+  if (requests !== -1) limitHeaders(reply, LIMIT_HEADERS.requests, checks[requests]!.check, remaining[requests]!, now)
+  if (tokens !== -1) limitHeaders(reply, LIMIT_HEADERS.tokens, checks[tokens]!.check, remaining[tokens]!, now)
 }
 
 // A limit's text, made once per counter (checks are kept per caller and period).
@@ -132,18 +133,18 @@ function limitText (check: LimitCheck['check']): string {
   return text
 }
 
-// The header names, made once: they are set on every call.
-const LIMIT_HEADERS = {
-  requests: ['x-ratelimit-limit-requests', 'x-ratelimit-remaining-requests', 'x-ratelimit-reset-requests'],
-  tokens: ['x-ratelimit-limit-tokens', 'x-ratelimit-remaining-tokens', 'x-ratelimit-reset-tokens'],
-} as const
+/** The three x-ratelimit-* header names of one resource, made once: they are set on every call. */
+interface LimitHeaderNames { limit: string, remaining: string, reset: string }
+const LIMIT_HEADERS: Readonly<Record<'requests' | 'tokens', LimitHeaderNames>> = {
+  requests: { limit: 'x-ratelimit-limit-requests', remaining: 'x-ratelimit-remaining-requests', reset: 'x-ratelimit-reset-requests' },
+  tokens: { limit: 'x-ratelimit-limit-tokens', remaining: 'x-ratelimit-remaining-tokens', reset: 'x-ratelimit-reset-tokens' },
+}
 
-function limitHeaders (reply: FastifyReply, suffix: 'requests' | 'tokens', check: LimitCheck['check'], remaining: number): void {
-  const resetMs = check.kind === 'total' ? check.resetAt! - Date.now() : Math.ceil(Math.max(0, check.limit - remaining) * check.windowMs / check.limit)
-  const [limit, left, reset] = LIMIT_HEADERS[suffix]
-  reply.header(limit, limitText(check))
-  reply.header(left, String(Math.max(0, remaining)))
-  reply.header(reset, seconds(resetMs) + 's')
+function limitHeaders (reply: FastifyReply, names: LimitHeaderNames, check: LimitCheck['check'], remaining: number, now: number): void {
+  const resetMs = check.kind === 'total' ? check.resetAt! - now : Math.ceil(Math.max(0, check.limit - remaining) * check.windowMs / check.limit)
+  reply.header(names.limit, limitText(check))
+  reply.header(names.remaining, String(Math.max(0, remaining)))
+  reply.header(names.reset, `${seconds(resetMs)}s`)
 }
 
 /** x-ratelimit-* on a call that reserves nothing: what this replica knows of the caller's limits. */
@@ -244,8 +245,8 @@ function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: Fastif
   call: { model: string, generating: boolean, ruleName: string }, body: RequestBody, checks: LimitCheck[], shape: BodyShape): Admission | Promise<Admission> {
   const countsTokens = checks.some((entry) => entry.check.resource !== 'requests')
   const estimate = countsTokens ? shape.estimate(body.kind === 'kept' ? body.bytes : undefined, Number(request.headers['content-length'] ?? 0)) : { promptTokens: 0 }
-  // Only a body in hand, in plain JSON, can be rewritten: any other must fit whole.
-  const rewritable = estimate.json !== undefined && request.headers['content-encoding'] === undefined
+  // Only a body in hand, in plain JSON (or not read yet), can be rewritten: any other must fit whole.
+  const rewritable = (estimate.json !== undefined || estimate.unread === true) && request.headers['content-encoding'] === undefined
   const maxOutput = call.generating && countsTokens ? (estimate.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS) : 0
   const wanted: CallEstimate = { model: call.model, promptTokens: estimate.promptTokens, maxOutput, minOutput: rewritable ? Math.min(MIN_ANSWER_TOKENS, maxOutput) : maxOutput }
   const label = enforcer.prices.labelOf(call.model)
@@ -273,7 +274,13 @@ function reserved (enforcer: Enforcer, request: FastifyRequest, reply: FastifyRe
   let forwarded = body
   const lowered = call.generating && countsTokens && reservation.output < maxOutput
   if (lowered || call.normalize) {
-    const bytes = shape.withMaxOutput(estimate.json!, reservation.output)
+    const json = estimate.json ?? (body.kind === 'kept' ? jsonObject(body.bytes) : undefined)
+    if (json === undefined) {
+      // Estimated by its size, and not JSON after all: no cap can be set in it (nor would Google answer it).
+      enforcer.release(identity.personId, reservation)
+      throw new BadRequestError('The request body is not a JSON object.')
+    }
+    const bytes = shape.withMaxOutput(json, reservation.output)
     forwarded = { kind: 'kept', bytes }
     // The client's Content-Length no longer describes the body: the forwarded headers carry the new one.
     request.headers['content-length'] = String(bytes.length)

@@ -275,9 +275,13 @@ export class Enforcer {
   settle (identity: Identity, model: string, usage: UsageMetadata, reservation?: Reservation): void {
     const billed = billedTokens(usage)
     const nanoUsd = this.prices.costOf(model, billed)
-    const actual: Record<QuotaResource, number> = { requests: 1, tokens: billed.prompt + billed.output + billed.thinking, nanoUsd }
-    const reserved = reservation?.amounts ?? { requests: 0, tokens: 0, nanoUsd: 0 }
-    const deltas = { requests: actual.requests - reserved.requests, tokens: actual.tokens - reserved.tokens, nanoUsd: actual.nanoUsd - reserved.nanoUsd }
+    // What the call used, less what it reserved (nothing, without a reservation).
+    const reserved = reservation?.amounts
+    const deltas: Record<QuotaResource, number> = {
+      requests: 1 - (reserved?.requests ?? 0),
+      tokens: billed.prompt + billed.output + billed.thinking - (reserved?.tokens ?? 0),
+      nanoUsd: nanoUsd - (reserved?.nanoUsd ?? 0),
+    }
     const rule = this.ruleFor(identity)?.name ?? 'none'
     this.metrics.usage(rule, this.prices.labelOf(model), billed, nanoUsd)
     const call = this.usage.call(model, billed, nanoUsd)

@@ -89,8 +89,9 @@ export default fp(async function policyPlugin (app) {
   const enforcer = new Enforcer(app.config, app.store, new PolicyMetrics(app.metrics), app.log.child({ component: 'policy' }))
   app.decorate('policy', {
     enforcer,
-    admit: async (request, reply, identity, path, body) => await admit(enforcer, request, reply, identity, path, body),
-    admitCall: async (request, reply, identity, call, body, shape) => await admitModelCall(enforcer, request, reply, identity, call, body, shape),
+    // admit and admitModelCall are async already: their promise is passed on, not awaited again.
+    admit: (request, reply, identity, path, body) => admit(enforcer, request, reply, identity, path, body),
+    admitCall: (request, reply, identity, call, body, shape) => admitModelCall(enforcer, request, reply, identity, call, body, shape),
     admitSession: async (identity) => await admitSession(enforcer, identity),
     recordUsage: (identity, model, usage) => { enforcer.settle(identity, model, usage) },
     checkModel: (identity, model) => { checkModel(enforcer, identity, model) },

@@ -67,7 +67,7 @@ export class PriceTable {
   /** The dearest listed price, for prompts up to the threshold and over it. */
   readonly #fallback: { short: TokenPrice, long: TokenPrice }
   // Which listed name a model is priced under, per model name seen (bounded: names come from clients).
-  readonly #names = new Map<string, string | undefined>()
+  readonly #names = new Map<string, string | null>()
   // Today's prices per listed name (bounded by the table).
   readonly #today = new Map<string | undefined, { day: number, short: TokenPrice, long: TokenPrice }>()
 
@@ -81,9 +81,11 @@ export class PriceTable {
 
   #listedName (model: string | undefined): string | undefined {
     if (model === undefined) return undefined
-    if (this.#names.has(model)) return this.#names.get(model)
+    // One lookup on the hot path: null remembers a model that no listed name prices.
+    const known = this.#names.get(model)
+    if (known !== undefined) return known ?? undefined
     const name = [...this.#rows.keys()].filter((listed) => model.startsWith(listed)).sort((a, b) => b.length - a.length)[0]
-    if (this.#names.size < MAX_REMEMBERED_NAMES) this.#names.set(model, name)
+    if (this.#names.size < MAX_REMEMBERED_NAMES) this.#names.set(model, name ?? null)
     return name
   }
 

@@ -13,6 +13,8 @@ export interface PromptEstimate {
   maxOutputTokens?: number
   /** The parsed body, to rewrite maxOutputTokens in. */
   json?: Record<string, unknown>
+  /** Estimated by its size, not parsed: {@link jsonObject} reads it if its output cap must be set. */
+  unread?: true
 }
 
 /** Where a body shape keeps its prompt and its output cap. */
@@ -23,6 +25,17 @@ export interface PromptFields {
   nonText: ReadonlySet<string>
   /** The most output tokens the body asks for, as it names them. */
   maxOutput: (body: Record<string, unknown>) => unknown
+  /**
+   * Matches a body that may hold a part that is not text or an output cap: a key of either, or a
+   * `\u` escape (which could spell one). Only such a body is parsed for its estimate.
+   */
+  mustRead: RegExp
+}
+
+/** A body shape's fields, by the keys of its non-text parts and of its output caps. */
+export function promptFields (fields: Pick<PromptFields, 'prompt' | 'maxOutput'> & { nonText: readonly string[], capKeys: readonly string[] }): PromptFields {
+  const keys = [...fields.nonText, ...fields.capKeys].map((key) => key.replace(/[^\w]/g, '\\$&'))
+  return { prompt: fields.prompt, maxOutput: fields.maxOutput, nonText: new Set(fields.nonText), mustRead: new RegExp(`"(?:${keys.join('|')})"|\\\\u`) }
 }
 
 // Google's JSON takes every field by its camelCase name or its proto name (`generation_config`,
@@ -56,11 +69,12 @@ function largestOutputCap (body: Record<string, unknown>): number | undefined {
  * text, wherever it is (contents, content, systemInstruction, tools, requests): a field the
  * estimate skipped would be a prompt reserved as nothing. The config's few strings err high.
  */
-export const GEMINI_PROMPT: PromptFields = {
+export const GEMINI_PROMPT: PromptFields = promptFields({
   prompt: (body) => [body],
-  nonText: new Set(['inlineData', 'inline_data', 'fileData', 'file_data']),
+  nonText: ['inlineData', 'inline_data', 'fileData', 'file_data'],
   maxOutput: largestOutputCap,
-}
+  capKeys: CAP_FIELDS,
+})
 
 function textBytes (value: unknown, counts: { text: number, parts: number }, nonText: ReadonlySet<string>): void {
   if (typeof value === 'string') {
@@ -87,14 +101,11 @@ function textBytes (value: unknown, counts: { text: number, parts: number }, non
  */
 export function estimatePrompt (bytes: Buffer | undefined, declaredLength: number, fields: PromptFields = GEMINI_PROMPT): PromptEstimate {
   if (bytes === undefined) return { promptTokens: Math.ceil(declaredLength / BYTES_PER_TOKEN) }
-  let json: unknown
-  try {
-    json = JSON.parse(bytes.toString('utf8'))
-  } catch {
-    return { promptTokens: Math.ceil(bytes.length / BYTES_PER_TOKEN) }
-  }
-  if (typeof json !== 'object' || json === null || Array.isArray(json)) return { promptTokens: Math.ceil(bytes.length / BYTES_PER_TOKEN) }
-  const body = json as Record<string, unknown>
+  // Most bodies name no image, file or output cap: their size is above their text (JSON's escapes
+  // only shrink when read, and a `\u` one makes the body read), so they are not parsed at all.
+  if (!fields.mustRead.test(bytes.toString('latin1'))) return { promptTokens: Math.ceil(bytes.length / BYTES_PER_TOKEN), unread: true }
+  const body = jsonObject(bytes)
+  if (body === undefined) return { promptTokens: Math.ceil(bytes.length / BYTES_PER_TOKEN) }
   const counts = { text: 0, parts: 0 }
   textBytes(fields.prompt(body), counts, fields.nonText)
   const max = fields.maxOutput(body)
@@ -103,6 +114,17 @@ export function estimatePrompt (bytes: Buffer | undefined, declaredLength: numbe
     ...(typeof max === 'number' && Number.isInteger(max) && max > 0 ? { maxOutputTokens: max } : {}),
     json: body,
   }
+}
+
+/** The body as a JSON object, or undefined when it is not one. */
+export function jsonObject (bytes: Buffer): Record<string, unknown> | undefined {
+  let json: unknown
+  try {
+    json = JSON.parse(bytes.toString('utf8'))
+  } catch {
+    return undefined
+  }
+  return typeof json === 'object' && json !== null && !Array.isArray(json) ? json as Record<string, unknown> : undefined
 }
 
 /**

@@ -16,6 +16,8 @@ export interface UsageMetadata {
 /** Usage per person, model and day is kept at least this long (a year of monthly budgets and reports, and a margin). */
 export const USAGE_RETENTION_DAYS = 400
 const RETENTION_MS = (USAGE_RETENTION_DAYS + 10) * 86_400_000
+/** People whose usage key of the day is remembered. */
+const MAX_REMEMBERED_KEYS = 10_000
 /** How often usage that no limit needs at once is written: one write per person per interval. */
 export const USAGE_BATCH_MS = 1_000
 const MODEL_NAME = /^[\w.-]{1,80}$/
@@ -101,12 +103,24 @@ export class UsageBook {
 
   /** Where today's usage of a person goes, for the settle script. */
   entry (personId: string, call: CallUsage): UsageEntry {
-    return { key: usageKey(personId, this.calendar.day().id), ttlMs: RETENTION_MS, call }
+    return { key: this.#todayKey(personId), ttlMs: RETENTION_MS, call }
+  }
+
+  // Today's usage key of each person, made once a day (every call asks; bounded: cleared when full).
+  readonly #keys = new Map<string, { day: string, key: string }>()
+  #todayKey (personId: string): string {
+    const day = this.calendar.day().id
+    const known = this.#keys.get(personId)
+    if (known?.day === day) return known.key
+    if (this.#keys.size >= MAX_REMEMBERED_KEYS) this.#keys.clear()
+    const key = usageKey(personId, day)
+    this.#keys.set(personId, { day, key })
+    return key
   }
 
   /** Adds to today's usage in the next batch. */
   add (personId: string, call: CallUsage): void {
-    const key = usageKey(personId, this.calendar.day().id)
+    const key = this.#todayKey(personId)
     let pending = this.#pending.get(key)
     if (pending === undefined) this.#pending.set(key, pending = new LabelSums())
     pending.add(call.label, call.counts)

@@ -94,3 +94,25 @@ t.test('a stream the client abandons is charged its prompt, and its output reser
   // No usage chunk came: the prompt is charged at its estimate ("user" and the text at three bytes a token).
   t.equal(await eventually(used, (value) => value < 1_000), Math.ceil('userone two three four'.length / 3), 'charged the prompt, the 5,000 output tokens given back')
 })
+
+t.test('budget escape by an unpriced OpenAI call: images/generations is refused under a dollar limit, counted under a request rate; models stay free', async (t) => {
+  const generateImage = async (url: string, key: string): Promise<Response> => await fetch(`${url}/v1beta/openai/images/generations`, {
+    method: 'POST',
+    headers: { authorization: `Bearer ${key}`, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: 'imagen-3.0-generate-002', prompt: 'a fox', n: 1 }),
+  })
+  const budget = await startPolicyStack(t, 'policy:\n  - default: true\n    usd_per_day: 1\n')
+  const spender = await signInWithKey(budget)
+  const refused = await generateImage(budget.url, spender.key)
+  t.equal(refused.status, 403)
+  t.match(await refused.json(), { error: { status: 'PERMISSION_DENIED', message: /openai\/images\/generations calls/ } })
+  t.equal(budget.gemini.requests.length, 0, 'Google was never asked')
+  const models = await fetch(`${budget.url}/v1beta/openai/models`, { headers: { authorization: `Bearer ${spender.key}` } })
+  t.equal(models.status, 200, 'listing models costs nothing and is not refused')
+
+  const rate = await startPolicyStack(t, 'policy:\n  - default: true\n    requests_per_minute: 1\n')
+  const caller = await signInWithKey(rate)
+  rate.gemini.onNext((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end('{"created":0,"data":[]}') })
+  t.equal((await generateImage(rate.url, caller.key)).status, 200)
+  t.equal((await generateImage(rate.url, caller.key)).status, 429, 'the second image of a one-a-minute rule')
+})

@@ -12,6 +12,9 @@ import { createUpstreamPool, dispatchUpstream, upstreamFailure } from '../proxy/
 import { METERED_CALLS } from './budget.js'
 import { OpenAiUsageReader } from './usage.js'
 
+/** OpenAI-compatible calls that cost nothing even when posted: uploading a file (a batch's input). */
+const FREE_CALLS = /^files(?:\/|$)/
+
 /** Largest OpenAI request body taken (chat histories with inline images are big; it is read whole to add `include_usage`). */
 export const MAX_OPENAI_BODY_BYTES = 32 * 1024 * 1024
 const NO_BODY_STATUSES = new Set([204, 304])
@@ -89,13 +92,20 @@ export default async function openAiPlugin (app: FastifyInstance): Promise<void>
 
   /**
    * Chat completions and embeddings are reserved ahead like generateContent (RPM, tokens and
-   * cost; their output cap lowered to what the budgets pay for). Other calls only have their
-   * model checked, and are charged once their usage is known.
+   * cost; their output cap lowered to what the budgets pay for). Any other POST (images, batches)
+   * cannot be priced ahead: a request against the rates, refused under a token or dollar limit.
+   * The rest (models, files) only have their model checked, and are charged once their usage is
+   * known.
    */
   async function admitted (request: FastifyRequest<{ Body: Buffer | undefined }>, reply: FastifyReply, identity: Identity): Promise<Admission> {
     const path = upstreamTarget(request.raw.url ?? '').path
     const body = request.body === undefined ? { kind: 'none' as const } : { kind: 'kept' as const, bytes: request.body }
-    const metered = METERED_CALLS[path.replace(/^\/[^/]+\/openai\//, '')]
+    const call = path.replace(/^\/[^/]+\/openai\//, '')
+    const metered = METERED_CALLS[call]
+    if (metered === undefined && request.method === 'POST' && !FREE_CALLS.test(call)) {
+      // A body without a readable model is checked as none: under an allow-list, refused.
+      return await app.policy.admitUnpriced(reply, identity, { model: modelOf(request.body) ?? '(none)', what: `openai/${call}` }, body)
+    }
     if (metered !== undefined) {
       const model = modelOf(request.body)
       // Unread, it would go to Google unreserved and past the model allow-list; Google refuses a body without a model anyway.

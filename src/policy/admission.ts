@@ -1,6 +1,6 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Identity } from '../auth/identity.js'
-import { BadRequestError, ModelNotAllowedError, QuotaExceededError, ServiceUnavailableError, withExtras } from '../errors.js'
+import { BadRequestError, ForbiddenError, ModelNotAllowedError, QuotaExceededError, ServiceUnavailableError, withExtras } from '../errors.js'
 import type { RequestBody } from '../proxy/body.js'
 import type { LimitCheck } from './checks.js'
 import { denialReason } from './metrics.js'
@@ -22,6 +22,8 @@ export interface Admission {
 const GENERATING = new Set(['generateContent', 'streamGenerateContent'])
 /** Calls that cost tokens but produce no output tokens. */
 const EMBEDDING = new Set(['embedContent', 'batchEmbedContents'])
+/** Methods on a model that cost nothing: like `models.get`, only the allow-list applies. */
+const FREE = new Set(['countTokens'])
 const MODEL_CALL = /\/(?:models|tunedModels)\/([^/:]+)(?::(\w+))?$/
 /** After the response closed unsettled, how long the usage tap may still report (a compressed body finishing). */
 const SETTLE_GRACE_MS = 1_000
@@ -172,13 +174,39 @@ export async function admit (enforcer: Enforcer, request: FastifyRequest, reply:
   const rule = enforcer.ruleFor(identity)
   checkModel(enforcer, identity, call.model)
   const generating = GENERATING.has(call.method ?? '')
-  if (!generating && !EMBEDDING.has(call.method ?? '')) {
+  if (call.method === undefined || FREE.has(call.method)) {
     await knownLimitHeaders(enforcer, reply, identity)
     return { body, settle: PASS_SETTLE }
   }
+  if (!generating && !EMBEDDING.has(call.method)) return await admitUnpriced(enforcer, reply, identity, { model: call.model, what: `:${call.method}` }, body)
   const checks = enforcer.checksOf(identity, Date.now())
   if (checks.length === 0) return unlimited(enforcer, identity, call.model, body)
   return reserveCall(enforcer, request, reply, identity, { model: call.model, generating, ruleName: rule?.name ?? 'key' }, body, checks, GEMINI_BODY)
+}
+
+/**
+ * A call the gateway cannot price ahead (Imagen's :predict, Veo's :predictLongRunning, batch
+ * mode's :batchGenerateContent, a method it does not know: billed per image, per second of video,
+ * or later): one request against the request rates, and refused (403) when a token or dollar
+ * limit applies, which it would escape.
+ */
+export async function admitUnpriced (enforcer: Enforcer, reply: FastifyReply, identity: Identity, call: { model: string, what: string }, body: RequestBody): Promise<Admission> {
+  checkModel(enforcer, identity, call.model)
+  const checks = enforcer.checksOf(identity, Date.now())
+  if (checks.length === 0) return unlimited(enforcer, identity, call.model, body)
+  const ruleName = enforcer.ruleFor(identity)?.name ?? 'key'
+  const label = enforcer.prices.labelOf(call.model)
+  const spend = checks.find((entry) => entry.check.resource !== 'requests')
+  if (spend !== undefined) {
+    enforcer.metrics.call(ruleName, label, 'denied')
+    enforcer.metrics.denials.inc({ reason: 'unpriced' })
+    throw new ForbiddenError(`The gateway cannot price ${call.what} calls ahead, so your ${describeLimit(spend)} (gateway policy rule ${ruleName}) would not hold for them: they are not allowed for you.`)
+  }
+  const verdict = await reserveOrRefuse(enforcer, identity, { model: call.model, promptTokens: 0, maxOutput: 0, minOutput: 0 }, ruleName, label)
+  rateLimitHeaders(reply, verdict.reservation.checks, verdict.remaining)
+  enforcer.metrics.call(ruleName, label, 'admitted')
+  // Settled against its one request: any usage Google reports is booked, the request not counted twice.
+  return settleOnce(enforcer, reply, identity, call.model, body, verdict.reservation, 0)
 }
 
 /** A call with no limit to check: charged once its usage is known. */

@@ -3,7 +3,7 @@ import { SummedCounter, type CounterSeries } from '../ops/summed-counter.js'
 import type { LimitCheck } from './checks.js'
 
 /** Why the policy refuses a call, as gemgate_policy_denials_total labels it. */
-export const DENIAL_REASONS = ['model', 'rate', 'budget', 'quota'] as const
+export const DENIAL_REASONS = ['model', 'rate', 'budget', 'quota', 'unpriced'] as const
 
 /** The denial reason of the limit that refused a call. */
 export function denialReason (refused: LimitCheck): typeof DENIAL_REASONS[number] {
@@ -29,7 +29,7 @@ export class PolicyMetrics {
   readonly #tokens: SummedCounter<'rule' | 'model' | 'kind'>
   readonly #cost: SummedCounter<'rule' | 'model'>
   readonly storeFailures: Counter
-  /** Calls refused, by reason: model (not allowed), rate (a per-minute limit), budget (a USD limit), quota (a token limit of a day or month). */
+  /** Calls refused, by reason: model (not allowed), rate (a per-minute limit), budget (a USD limit), quota (a token limit of a day or month), unpriced (a method the gateway cannot price, under a token or USD limit). */
   readonly denials: Counter<'reason'>
   // Series per rule and model (both bounded), summed in process: a call costs a few additions.
   readonly #usage = new Map<string, Map<string, { tokens: Record<typeof KINDS[number], CounterSeries>, usd: CounterSeries }>>()
@@ -56,7 +56,7 @@ export class PolicyMetrics {
     })
     this.denials = new Counter({
       name: 'gemgate_policy_denials_total',
-      help: 'Calls the policy refused, by reason: model (not allowed), rate (per-minute limit), budget (USD limit), quota (daily or monthly token limit).',
+      help: 'Calls the policy refused, by reason: model (not allowed), rate (per-minute limit), budget (USD limit), quota (daily or monthly token limit), unpriced (a method the gateway cannot price, under a token or USD limit).',
       labelNames: ['reason'] as const,
       registers: [registry],
     })

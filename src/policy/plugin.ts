@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Identity } from '../auth/identity.js'
 import type { RequestBody } from '../proxy/body.js'
 import { createUpstreamPool } from '../proxy/upstream.js'
-import { admit, admitModelCall, admitSession, checkModel, type Admission, type TurnCharge } from './admission.js'
+import { admit, admitModelCall, admitSession, admitUnpriced, checkModel, type Admission, type TurnCharge } from './admission.js'
 import { Enforcer } from './enforcer.js'
 import { PolicyMetrics } from './metrics.js'
 import { modelsListRoutes } from './models-route.js'
@@ -35,6 +35,12 @@ export interface Policy {
    * OpenAI-compatible surface): reserved ahead, its output cap lowered, settled once.
    */
   admitCall: (request: FastifyRequest, reply: FastifyReply, identity: Identity, call: { model: string, generating: boolean }, body: RequestBody, shape: BodyShape) => Promise<Admission>
+  /**
+   * Admits a call the gateway cannot price ahead (`what`: `:predict`, `openai/images/generations`):
+   * the model allow-list, one request against the request rates, and 403 when a token or dollar
+   * limit applies (it would not hold).
+   */
+  admitUnpriced: (reply: FastifyReply, identity: Identity, call: { model: string, what: string }, body: RequestBody) => Promise<Admission>
   /**
    * Records usage metered outside admit/settle (OpenAI-compatible calls other than chat
    * completions and embeddings): person (`identity`), model, and Google's usageMetadata; charged
@@ -92,6 +98,7 @@ export default fp(async function policyPlugin (app) {
     // admit and admitModelCall are async already: their promise is passed on, not awaited again.
     admit: (request, reply, identity, path, body) => admit(enforcer, request, reply, identity, path, body),
     admitCall: (request, reply, identity, call, body, shape) => admitModelCall(enforcer, request, reply, identity, call, body, shape),
+    admitUnpriced: (reply, identity, call, body) => admitUnpriced(enforcer, reply, identity, call, body),
     admitSession: async (identity) => await admitSession(enforcer, identity),
     recordUsage: (identity, model, usage) => { enforcer.settle(identity, model, usage) },
     checkModel: (identity, model) => { checkModel(enforcer, identity, model) },

@@ -1,0 +1,60 @@
+import t from 'tap'
+import { signInWithKey } from './helpers/person.js'
+import { startPolicyStack } from './helpers/policy.js'
+
+// Issue 14: a budget must not be escaped by calling a model method the gateway cannot price ahead
+// (Imagen's :predict, Veo's :predictLongRunning, batch mode's :batchGenerateContent: billed per
+// image, per second of video, or later), nor a request rate by calling one.
+
+const call = async (url: string, key: string, method: string): Promise<Response> => await fetch(`${url}/v1beta/models/imagen-4.0-generate-001:${method}`, {
+  method: 'POST',
+  headers: { 'x-goog-api-key': key, 'content-type': 'application/json' },
+  body: JSON.stringify({ instances: [{ prompt: 'a fox' }] }),
+})
+
+const answered = (status: number) => (_req: unknown, res: import('node:http').ServerResponse) => {
+  res.writeHead(status, { 'content-type': 'application/json' })
+  res.end('{}')
+}
+
+t.test('budget escape by an unpriced method: with a token or dollar limit, :predict, :predictLongRunning and :batchGenerateContent are refused before Google is asked', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    usd_per_day: 1\n')
+  const holder = await signInWithKey(stack)
+  for (const method of ['predict', 'predictLongRunning', 'batchGenerateContent', 'someFutureMethod']) {
+    const response = await call(stack.url, holder.key, method)
+    t.equal(response.status, 403, `:${method} refused`)
+    const body = await response.json() as { error: { status: string, message: string } }
+    t.equal(body.error.status, 'PERMISSION_DENIED')
+    t.match(body.error.message, new RegExp(`:${method} calls`), 'the message names the method')
+    t.match(body.error.message, /usd per day/, 'and the limit that forbids it')
+  }
+  t.equal(stack.gemini.requests.length, 0, 'Google was never asked')
+  const metrics = await (await fetch(`${stack.url}/metrics`)).text()
+  t.match(metrics, /gemgate_policy_denials_total\{reason="unpriced"\} 4/)
+
+  // countTokens costs nothing: still answered under a budget.
+  const counted = await call(stack.url, holder.key, 'countTokens')
+  t.not(counted.status, 403, 'countTokens is not refused')
+})
+
+t.test('a request rate counts unpriced calls too: the third :predict of a two-a-minute rule is refused with 429', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    requests_per_minute: 2\n')
+  const holder = await signInWithKey(stack)
+  stack.gemini.onNext(answered(200))
+  stack.gemini.onNext(answered(200))
+  const first = await call(stack.url, holder.key, 'predict')
+  t.equal(first.status, 200)
+  t.equal(first.headers.get('x-ratelimit-remaining-requests'), '1')
+  t.equal((await call(stack.url, holder.key, 'predictLongRunning')).status, 200)
+  const third = await call(stack.url, holder.key, 'predict')
+  t.equal(third.status, 429)
+  t.match(await third.json(), { error: { status: 'RESOURCE_EXHAUSTED' } })
+  t.equal(stack.gemini.requests.length, 2, 'the refused call never reached Google')
+})
+
+t.test('without limits, unpriced methods pass as before', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    models: [\'imagen-*\']\n')
+  const holder = await signInWithKey(stack)
+  stack.gemini.onNext(answered(200))
+  t.equal((await call(stack.url, holder.key, 'predict')).status, 200)
+})

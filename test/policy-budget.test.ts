@@ -159,6 +159,32 @@ t.test('an embedContent prompt (content, singular) is reserved by its text, so a
   t.equal(stack.gemini.requests.length, 0, 'and Google was never asked')
 })
 
+t.test('budget escape by hiding the usage: a 2xx answer whose usageMetadata the gateway cannot read (a field mask, alt=proto) is charged its whole reservation', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_day: 100000\n')
+  const holder = await signInWithKey(stack)
+  const hidden: Array<[string, RequestHandler]> = [
+    // What Google answers to ?fields=candidates (or X-Goog-FieldMask): no usageMetadata.
+    ['fields=candidates', (_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ candidates: [{ content: { parts: [{ text: 'free?' }] } }] })) }],
+    // And to alt=proto: a binary answer the gateway does not read.
+    ['alt=proto', (_req, res) => { res.writeHead(200, { 'content-type': 'application/x-protobuf' }).end(Buffer.from([0x0a, 0x03, 0x66, 0x6f, 0x78])) }],
+  ]
+  let before = 0
+  for (const [query, handler] of hidden) {
+    stack.gemini.onNext(handler)
+    const response = await fetch(`${stack.url}/v1beta/models/gemini-3-flash-preview:generateContent?${query}`, {
+      method: 'POST',
+      headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/json' },
+      body: JSON.stringify({ contents: [{ parts: [{ text: 'hello' }] }], generationConfig: { maxOutputTokens: 1_000 } }),
+    })
+    t.equal(response.status, 200)
+    await response.arrayBuffer()
+    // The reservation (about 1,002 tokens) stands, and the day's usage shows the call.
+    const view = await eventually(async () => await me(holder.browser), (value) => (value.policy.today.byModel['gemini-3-flash-preview']?.requests ?? 0) > before)
+    before++
+    t.ok(view.limits[0]!.used >= 1_000 * before, `${query}: charged as reserved (${view.limits[0]!.used} tokens used)`)
+  }
+})
+
 t.test('cost comes from the modelVersion Google reports, at the price row in force', async (t) => {
   const prices = `prices:
   gemini-test-model:

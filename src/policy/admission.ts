@@ -161,8 +161,8 @@ const PASS_SETTLE = (): void => {}
 /**
  * Admits one API call, or throws: 403 for a model the policy does not allow, 429 over a limit,
  * 503 when the store is down and POLICY_ON_STORE_FAILURE=closed. An admitted call holds a
- * reservation until it is settled; a response that ends without usage gives it back (or, for a
- * stream the client abandoned, charges the prompt).
+ * reservation until it is settled; an error gives it back, a stream the client abandoned without
+ * usage is charged its prompt, and a whole answer without readable usage is charged as reserved.
  */
 export async function admit (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity, path: string, body: RequestBody): Promise<Admission> {
   const call = modelCall(path)
@@ -331,11 +331,17 @@ function settleOnce (enforcer: Enforcer, reply: FastifyReply, identity: Identity
     const abandoned = !response.writableFinished
     setTimeout(() => {
       if (settled) return
-      // Google bills a prompt it began to answer; an error or an answer without usage costs nothing.
-      if (abandoned && response.statusCode < 300) settle({ promptTokenCount: promptTokens })
-      else {
+      if (response.statusCode >= 300) {
+        // An error costs nothing: the reservation goes back.
         settled = true
         enforcer.release(identity.personId, reservation)
+      } else if (abandoned) {
+        // Google bills a prompt it began to answer.
+        settle({ promptTokenCount: promptTokens })
+      } else {
+        // An answer whose usage could not be read (a field mask without usageMetadata, alt=proto)
+        // is charged as reserved: hiding the usage must not make a call free.
+        settle({ promptTokenCount: promptTokens, candidatesTokenCount: reservation.output })
       }
     }, SETTLE_GRACE_MS).unref()
   })

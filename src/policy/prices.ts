@@ -17,6 +17,8 @@ export const SHIPPED_PRICES: Readonly<Record<string, readonly PriceRow[]>> = {
     { from: '2026-10-01', input: 0.75, output: 3.75, cached_input: 0.075 },
     { from: '2027-01-01', input: 1.5, output: 7.5, cached_input: 0.15 },
   ],
+  // Embeddings: input only. Google's embedContent answers report no usage: a call is charged its estimate.
+  'gemini-embedding-001': [{ from: '2025-07-14', input: 0.15, output: 0 }],
   // The 2.5 generation, retired on 2026-12-01: kept so that older usage is still priced.
   'gemini-2.5-pro': [
     { from: '2025-06-17', input: 1.25, output: 10, cached_input: 0.125, above_200k: { input: 2.5, output: 15, cached_input: 0.25 } },

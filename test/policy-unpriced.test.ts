@@ -58,3 +58,33 @@ t.test('without limits, unpriced methods pass as before', async (t) => {
   stack.gemini.onNext(answered(200))
   t.equal((await call(stack.url, holder.key, 'predict')).status, 200)
 })
+
+t.test('allow-list and budget escape by the Interactions API: its model is checked, and it is unpriced like :predict', async (t) => {
+  const interact = async (url: string, key: string, body: Record<string, unknown>): Promise<Response> => await fetch(`${url}/v1beta/interactions`, {
+    method: 'POST',
+    headers: { 'x-goog-api-key': key, 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  })
+  const stack = await startPolicyStack(t, `policy:
+  - match: { emails: ['spender@example.com'] }
+    usd_per_day: 1
+  - default: true
+    models: ['gemini-*-flash*']
+    requests_per_minute: 1
+`)
+  const limited = await signInWithKey(stack)
+  const denied = await interact(stack.url, limited.key, { model: 'gemini-3-pro-preview', input: 'hi' })
+  t.equal(denied.status, 403, 'a model outside the allow-list')
+  t.match(await denied.json(), { error: { status: 'PERMISSION_DENIED', message: /gemini-3-pro-preview is not allowed/ } })
+  t.equal((await interact(stack.url, limited.key, { agent: 'deep-research-pro-preview', input: 'hi' })).status, 403, 'an agent names no model the allow-list can pass')
+  stack.gemini.onNext(answered(200))
+  t.equal((await interact(stack.url, limited.key, { model: 'gemini-3-flash-preview', input: 'hi' })).status, 200)
+  t.equal((await interact(stack.url, limited.key, { model: 'gemini-3-flash-preview', input: 'again' })).status, 429, 'one request a minute')
+
+  stack.provider.addUser({ sub: 'spender', email: 'spender@example.com' })
+  const spender = await signInWithKey(stack, { user: 'spender' })
+  const refused = await interact(stack.url, spender.key, { model: 'gemini-3-flash-preview', input: 'hi' })
+  t.equal(refused.status, 403)
+  t.match(await refused.json(), { error: { message: /interactions calls/ } })
+  t.equal(stack.gemini.requests.length, 1, 'only the admitted call reached Google')
+})

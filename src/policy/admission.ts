@@ -48,12 +48,19 @@ export function modelCall (path: string): { model: string, method?: string } | n
   return match === null ? null : { model: decoded(match[1]!), ...(match[2] === undefined ? {} : { method: match[2] }) }
 }
 
-/** The `model` a JSON body names (`gemini-3-flash-preview` or `models/…`); `undefined` when it names none, null when it cannot be read. */
+/**
+ * Calls on a resource rather than a model that spend: the Interactions API (a model or an agent
+ * named in the body), a file search store's import or upload (which embeds), a tuning job.
+ */
+const UNPRICED_RESOURCE = /^\/(?:upload\/)?[^/]+\/(?:interactions|tunedModels|fileSearchStores\/[^/]+:(?:importFile|uploadToFileSearchStore))$/
+
+/** The `model` a JSON body names (`gemini-3-flash-preview` or `models/…`), or its `agent`; `undefined` when it names none, null when it cannot be read. */
 function modelInBody (body: RequestBody): string | undefined | null {
   if (body.kind === 'none') return undefined
   if (body.kind === 'streamed') return null
   try {
-    const model = (JSON.parse(body.bytes.toString('utf8')) as { model?: unknown } | null)?.model
+    const json = JSON.parse(body.bytes.toString('utf8')) as { model?: unknown, agent?: unknown } | null
+    const model = json?.model ?? json?.agent
     return typeof model === 'string' ? model.replace(/^models\//, '') : undefined
   } catch {
     return undefined
@@ -166,6 +173,11 @@ const PASS_SETTLE = (): void => {}
  */
 export async function admit (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity, path: string, body: RequestBody): Promise<Admission> {
   const call = modelCall(path)
+  if (call === null && request.method === 'POST' && UNPRICED_RESOURCE.test(path)) {
+    // A file search store names no model; an interaction names one (or an agent), or is checked as naming none.
+    const model = path.includes('/fileSearchStores/') ? undefined : modelInBody(body) ?? '(none)'
+    return await admitUnpriced(enforcer, reply, identity, { model, what: path.slice(path.lastIndexOf('/') + 1).replace(/^[^:]+(?=:)/, '') }, body)
+  }
   if (call === null) {
     checkBodyModel(enforcer, identity, path, body)
     await knownLimitHeaders(enforcer, reply, identity)
@@ -190,23 +202,24 @@ export async function admit (enforcer: Enforcer, request: FastifyRequest, reply:
  * or later): one request against the request rates, and refused (403) when a token or dollar
  * limit applies, which it would escape.
  */
-export async function admitUnpriced (enforcer: Enforcer, reply: FastifyReply, identity: Identity, call: { model: string, what: string }, body: RequestBody): Promise<Admission> {
-  checkModel(enforcer, identity, call.model)
+export async function admitUnpriced (enforcer: Enforcer, reply: FastifyReply, identity: Identity, call: { model: string | undefined, what: string }, body: RequestBody): Promise<Admission> {
+  if (call.model !== undefined) checkModel(enforcer, identity, call.model)
+  const model = call.model ?? 'other'
   const checks = enforcer.checksOf(identity, Date.now())
-  if (checks.length === 0) return unlimited(enforcer, identity, call.model, body)
+  if (checks.length === 0) return unlimited(enforcer, identity, model, body)
   const ruleName = enforcer.ruleFor(identity)?.name ?? 'key'
-  const label = enforcer.prices.labelOf(call.model)
+  const label = enforcer.prices.labelOf(model)
   const spend = checks.find((entry) => entry.check.resource !== 'requests')
   if (spend !== undefined) {
     enforcer.metrics.call(ruleName, label, 'denied')
     enforcer.metrics.denials.inc({ reason: 'unpriced' })
     throw new ForbiddenError(`The gateway cannot price ${call.what} calls ahead, so your ${describeLimit(spend)} (gateway policy rule ${ruleName}) would not hold for them: they are not allowed for you.`)
   }
-  const verdict = await reserveOrRefuse(enforcer, identity, { model: call.model, promptTokens: 0, maxOutput: 0, minOutput: 0 }, ruleName, label)
+  const verdict = await reserveOrRefuse(enforcer, identity, { model, promptTokens: 0, maxOutput: 0, minOutput: 0 }, ruleName, label)
   rateLimitHeaders(reply, verdict.reservation.checks, verdict.remaining)
   enforcer.metrics.call(ruleName, label, 'admitted')
   // Settled against its one request: any usage Google reports is booked, the request not counted twice.
-  return settleOnce(enforcer, reply, identity, call.model, body, verdict.reservation, 0)
+  return settleOnce(enforcer, reply, identity, model, body, verdict.reservation, 0)
 }
 
 /** A call with no limit to check: charged once its usage is known. */

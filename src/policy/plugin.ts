@@ -40,7 +40,7 @@ export interface Policy {
    * the model allow-list, one request against the request rates, and 403 when a token or dollar
    * limit applies (it would not hold).
    */
-  admitUnpriced: (reply: FastifyReply, identity: Identity, call: { model: string, what: string }, body: RequestBody) => Promise<Admission>
+  admitUnpriced: (reply: FastifyReply, identity: Identity, call: { model: string | undefined, what: string }, body: RequestBody) => Promise<Admission>
   /**
    * Records usage metered outside admit/settle (OpenAI-compatible calls other than chat
    * completions and embeddings): person (`identity`), model, and Google's usageMetadata; charged

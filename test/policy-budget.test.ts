@@ -185,6 +185,24 @@ t.test('budget escape by hiding the usage: a 2xx answer whose usageMetadata the 
   }
 })
 
+t.test('usage hidden by a field mask: fields, $fields and X-Goog-FieldMask are not forwarded, so Google reports the whole usage', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_day: 100000\n')
+  const holder = await signInWithKey(stack)
+  for (const query of ['fields=candidates,usageMetadata.promptTokenCount', '%24fields=candidates', 'alt=sse&fields=candidates']) {
+    stack.gemini.onNext(googleLike(10))
+    const response = await fetch(`${stack.url}/v1beta/models/gemini-3-flash-preview:generateContent?${query}`, {
+      method: 'POST',
+      headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/json', 'x-goog-fieldmask': 'candidates' },
+      body: JSON.stringify({ contents: [{ parts: [{ text: 'hello' }] }], generationConfig: { maxOutputTokens: 100 } }),
+    })
+    t.equal(response.status, 200)
+    await response.text()
+    const forwarded = stack.gemini.requests.at(-1)!
+    t.same(Object.keys(forwarded.query).filter((name) => name.replace(/^\$/, '') === 'fields'), [], `${query}: no field mask in the query`)
+    t.equal(forwarded.headers['x-goog-fieldmask'], undefined, 'nor in a header')
+  }
+})
+
 t.test('cost comes from the modelVersion Google reports, at the price row in force', async (t) => {
   const prices = `prices:
   gemini-test-model:

@@ -14,11 +14,13 @@ const HOP_BY_HOP = new Set([
 /**
  * What the client sends that the upstream must not see: its credentials (the gateway injects
  * its own), the gateway's cookies, forwarding headers (the upstream is not told about the
- * client), and what only concerns the hop to the gateway.
+ * client), what only concerns the hop to the gateway, and a field mask (it could leave out the
+ * usage the gateway meters an answer by, like the `fields` parameter: proxy/target.ts).
  */
 const CLIENT_ONLY = new Set([
   'host', 'authorization', 'x-goog-api-key', 'cookie', 'x-goog-user-project', 'x-goog-iam-authorization-token',
   'x-goog-iam-authority-selector', 'x-gemgate-assertion', 'forwarded', 'x-real-ip', 'expect', 'x-request-id',
+  'x-goog-fieldmask',
 ])
 
 /**

@@ -3,11 +3,19 @@ import { BadRequestError } from '../errors.js'
 /** The path prefixes forwarded to the Gemini API; nothing else ever reaches the upstream. */
 export const API_PREFIXES = ['/v1beta/', '/v1/', '/v1alpha/', '/upload/'] as const
 
-/** Query parameters that carry a credential (Google reads `key` and `access_token`): never forwarded. */
-const CREDENTIAL_PARAMS = new Set(['key', 'access_token', 'oauth_token'])
+/**
+ * Query parameters never forwarded: those that carry a credential (Google reads `key` and
+ * `access_token`), and a field mask (`fields`), which could leave out of an answer the usage the
+ * gateway meters it by; without one the answer is the whole one, a superset of the masked.
+ */
+const DROPPED_PARAMS = new Set(['key', 'access_token', 'oauth_token', 'fields'])
 
-/** Characters that may not appear percent-encoded in a path: they would change its shape once decoded. */
-const FORBIDDEN_ENCODED = new Set(['.', '/', '\\', '%', '?', '#', ';'])
+/**
+ * Characters that may not appear percent-encoded in a path: they would change its shape once
+ * decoded (`:` separates a resource from its method: `models/x%3AgenerateContent` would be a
+ * model to the gateway and a generation to an upstream that decodes first).
+ */
+const FORBIDDEN_ENCODED = new Set(['.', '/', '\\', '%', '?', '#', ';', ':'])
 
 /** Where a request goes upstream: a path confined to the API prefixes, and the query minus credentials. */
 export interface UpstreamTarget {
@@ -53,7 +61,7 @@ function checkPath (path: string): void {
   if (!isApiPath(path)) refuse(`it is not under ${API_PREFIXES.join(', ')}`)
 }
 
-function isCredentialParam (pair: string): boolean {
+function isDroppedParam (pair: string): boolean {
   const name = pair.split('=', 1)[0]!.replace(/\+/g, ' ')
   let decoded: string
   try {
@@ -61,7 +69,7 @@ function isCredentialParam (pair: string): boolean {
   } catch {
     return refuse('the query string contains a malformed percent-escape')
   }
-  return CREDENTIAL_PARAMS.has(decoded.trim().replace(/^\$/, '').toLowerCase())
+  return DROPPED_PARAMS.has(decoded.trim().replace(/^\$/, '').toLowerCase())
 }
 
 /**
@@ -75,6 +83,6 @@ export function upstreamTarget (rawUrl: string): UpstreamTarget {
   const path = queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt)
   checkPath(path)
   const query = queryAt === -1 ? '' : rawUrl.slice(queryAt + 1)
-  const kept = query.split('&').filter((pair) => pair !== '' && !isCredentialParam(pair))
+  const kept = query.split('&').filter((pair) => pair !== '' && !isDroppedParam(pair))
   return { path, search: kept.length === 0 ? '' : `?${kept.join('&')}` }
 }

@@ -1,4 +1,5 @@
 import type { ServerResponse } from 'node:http'
+import { brotliCompressSync, deflateSync, gzipSync } from 'node:zlib'
 import { GoogleGenAI } from '@google/genai'
 import t, { type Test } from 'tap'
 import type { RecordedRequest, RequestHandler } from './fixtures/gemini.js'
@@ -127,6 +128,29 @@ t.test('a body that is not JSON, whose output cap the budget would lower, is ref
   t.equal(response.status, 400)
   t.match(await response.json(), { error: { status: 'INVALID_ARGUMENT', message: /not a JSON object/ } })
   t.equal(stack.gemini.requests.length, 0)
+})
+
+t.test('budget outrun by compression: a gzip body is read for its estimate and forwarded as plain JSON, so its output cap can be lowered', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_minute: 600\n')
+  const holder = await signInWithKey(stack)
+  for (const [encoding, compress] of [['gzip', gzipSync], ['br', brotliCompressSync], ['deflate', deflateSync]] as const) {
+    stack.gemini.onNext(googleLike(5_000))
+    const response = await fetch(`${stack.url}/v1beta/models/gemini-3-flash-preview:generateContent`, {
+      method: 'POST',
+      headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/json', 'content-encoding': encoding },
+      body: compress(Buffer.from(JSON.stringify({ contents: [{ parts: [{ text: 'hello' }] }], generationConfig: { maxOutputTokens: 5_000 } }))),
+    })
+    t.equal(response.status, 200, `${encoding}: admitted`)
+    await response.text()
+    const granted = Number(response.headers.get('x-gemgate-max-output-tokens'))
+    t.ok(granted >= 32 && granted < 600, `lowered to ${granted}`)
+    const forwarded = stack.gemini.requests.at(-1)!
+    t.equal(forwarded.headers['content-encoding'], undefined, 'forwarded uncompressed')
+    t.match(forwarded.body, { generationConfig: { maxOutputTokens: granted } })
+    // The next window: each call here spends its minute.
+    await eventually(async () => await me(holder.browser), (view) => view.policy.today.byModel['gemini-3-flash-preview']?.requests !== undefined)
+    await stack.redis!.client().eval("for _, key in ipairs(redis.call('keys', 'gemgate:policy:*:tpm')) do redis.call('del', key) end return 0", 0)
+  }
 })
 
 t.test('an image is reserved as an image (258 tokens), whichever spelling names it, not as its base64 text', async (t) => {

@@ -6,7 +6,7 @@ import type { LimitCheck } from './checks.js'
 import { denialReason } from './metrics.js'
 import { NANO_PER_USD } from './checks.js'
 import { Enforcer, MIN_ANSWER_TOKENS, StoreDownError, type Admitted, type CallEstimate, type Reservation } from './enforcer.js'
-import { DEFAULT_MAX_OUTPUT_TOKENS, GEMINI_BODY, jsonObject, type BodyShape, type PromptEstimate } from './request-body.js'
+import { DEFAULT_MAX_OUTPUT_TOKENS, GEMINI_BODY, decompressed, jsonObject, type BodyShape, type PromptEstimate } from './request-body.js'
 import { modelAllowed } from './rules.js'
 import type { UsageMetadata } from './usage.js'
 
@@ -285,6 +285,22 @@ export async function admitSession (enforcer: Enforcer, identity: Identity): Pro
 function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,
   call: { model: string, generating: boolean, ruleName: string }, body: RequestBody, checks: LimitCheck[], shape: BodyShape): Admission | Promise<Admission> {
   const countsTokens = checks.some((entry) => entry.check.resource !== 'requests')
+  const encoding = request.headers['content-encoding']
+  if (countsTokens && encoding !== undefined && body.kind === 'kept') {
+    // A compressed body is read like any other, and forwarded as read (the same JSON, uncompressed,
+    // so its cap can be lowered too); one that cannot be decompressed must fit whole.
+    return decompressed(body.bytes, encoding).then((bytes) => {
+      if (bytes === undefined) return reserveEstimated(enforcer, request, reply, identity, call, body, countsTokens, shape)
+      delete request.headers['content-encoding']
+      request.headers['content-length'] = String(bytes.length)
+      return reserveEstimated(enforcer, request, reply, identity, call, { kind: 'kept', bytes }, countsTokens, shape)
+    })
+  }
+  return reserveEstimated(enforcer, request, reply, identity, call, body, countsTokens, shape)
+}
+
+function reserveEstimated (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,
+  call: { model: string, generating: boolean, ruleName: string }, body: RequestBody, countsTokens: boolean, shape: BodyShape): Admission | Promise<Admission> {
   const estimate = countsTokens ? shape.estimate(body.kind === 'kept' ? body.bytes : undefined, Number(request.headers['content-length'] ?? 0)) : { promptTokens: 0 }
   // Only a body in hand, in plain JSON (or not read yet), can be rewritten: any other must fit whole.
   const rewritable = (estimate.json !== undefined || estimate.unread === true) && request.headers['content-encoding'] === undefined

@@ -1,3 +1,25 @@
+import { promisify } from 'node:util'
+import { brotliDecompress, gunzip, inflate, zstdDecompress, type ZlibOptions } from 'node:zlib'
+
+/** The most a compressed body is decompressed to: Google takes requests of up to 20 MB. */
+export const MAX_DECOMPRESSED_BYTES = 20 * 1024 * 1024
+
+type Decoder = (bytes: Buffer, options: ZlibOptions) => Promise<Buffer>
+/** The request encodings the policy reads (HTTP's `deflate` is zlib's format), decompressed in the thread pool. */
+const DECODERS: Readonly<Record<string, Decoder>> = {
+  gzip: promisify(gunzip),
+  'x-gzip': promisify(gunzip),
+  deflate: promisify(inflate),
+  br: promisify(brotliDecompress) as Decoder,
+  zstd: promisify(zstdDecompress) as Decoder,
+}
+
+/** A body in one of the encodings above, decompressed; undefined for another encoding, a broken body, or one over {@link MAX_DECOMPRESSED_BYTES}. */
+export async function decompressed (bytes: Buffer, encoding: string): Promise<Buffer | undefined> {
+  const decode = DECODERS[encoding.trim().toLowerCase()]
+  return await decode?.(bytes, { maxOutputLength: MAX_DECOMPRESSED_BYTES }).catch(() => undefined)
+}
+
 /** Gemini 3's largest answer: what a call that names no maxOutputTokens may produce. */
 export const DEFAULT_MAX_OUTPUT_TOKENS = 65_536
 /** Tokens reserved for each part that is not text (an image, a file): Google counts an image as 258. */

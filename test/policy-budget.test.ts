@@ -18,15 +18,23 @@ interface Me {
  * a key twice), the largest: whichever Google picks, a gateway must not count on the other.
  */
 function askedOutput (request: RecordedRequest): number {
-  const caps = [...request.rawBody.toString('utf8').matchAll(/"max(?:OutputTokens|_output_tokens)"\s*:\s*"?(\d+)/g)].map((match) => Number(match[1]))
-  return caps.length === 0 ? 65_536 : Math.max(...caps)
+  return largestNamed(request, /"max(?:OutputTokens|_output_tokens)"\s*:\s*"?(\d+)/g) ?? 65_536
+}
+
+/** How many candidates Google would answer with (each up to the output cap), by the same rule. */
+function askedCandidates (request: RecordedRequest): number {
+  return largestNamed(request, /"candidate(?:Count|_count)"\s*:\s*"?(\d+)/g) ?? 1
+}
+
+function largestNamed (request: RecordedRequest, pattern: RegExp): number | undefined {
+  const values = [...request.rawBody.toString('utf8').matchAll(pattern)].map((match) => Number(match[1]))
+  return values.length === 0 ? undefined : Math.max(...values)
 }
 
 /** Answers like Google: at most the request's maxOutputTokens of output, the usage in the last chunk. */
 function googleLike (output: number, options: { modelVersion?: string, usage?: Usage } = {}): RequestHandler {
   return (_req, res: ServerResponse, request: RecordedRequest) => {
-    const asked = askedOutput(request)
-    const served = Math.min(asked, output)
+    const served = Math.min(askedOutput(request), output) * askedCandidates(request)
     const usage = options.usage ?? { promptTokenCount: 1, candidatesTokenCount: served, totalTokenCount: 1 + served }
     const chunk = (text: string, last: boolean) => ({
       candidates: [{ content: { role: 'model', parts: [{ text }] }, index: 0, ...(last ? { finishReason: 'MAX_TOKENS' } : {}) }],
@@ -151,6 +159,18 @@ t.test('budget outrun by compression: a gzip body is read for its estimate and f
     await eventually(async () => await me(holder.browser), (view) => view.policy.today.byModel['gemini-3-flash-preview']?.requests !== undefined)
     await stack.redis!.client().eval("for _, key in ipairs(redis.call('keys', 'gemgate:policy:*:tpm')) do redis.call('del', key) end return 0", 0)
   }
+})
+
+t.test('budget outrun by candidates: candidateCount answers that many times the output cap, and is reserved so', async (t) => {
+  const { response, forwarded } = await outrunAttempt(t, JSON.stringify({ contents: [{ parts: [{ text: 'hello' }] }], generationConfig: { maxOutputTokens: 500, candidateCount: 4 } }))
+  const granted = Number(response.headers.get('x-gemgate-max-output-tokens'))
+  t.ok(granted >= 32 && granted <= 150, `four answers of at most ${granted} tokens each`)
+  t.same(forwarded.generationConfig, { maxOutputTokens: granted, candidateCount: 4 })
+})
+
+t.test('budget outrun by candidates named twice: the count reserved for is the one forwarded', async (t) => {
+  const { forwarded } = await outrunAttempt(t, '{"contents":[{"parts":[{"text":"hello"}]}],"generation_config":{"max_output_tokens":500,"candidate_count":4,"candidate_count":1}}')
+  t.same(forwarded.generationConfig, { maxOutputTokens: 500, candidateCount: 1 })
 })
 
 t.test('an image is reserved as an image (258 tokens), whichever spelling names it, not as its base64 text', async (t) => {

@@ -9,16 +9,18 @@ const CHAT_PROMPT = promptFields({
   prompt: (body) => [body.messages, body.tools],
   nonText: NON_TEXT,
   maxOutput: (body) => body.max_completion_tokens ?? body.max_tokens,
-  capKeys: OUTPUT_CAPS,
+  // `n` choices, each up to the cap.
+  candidates: (body) => body.n,
+  capKeys: [...OUTPUT_CAPS, 'n'],
 })
 
-const EMBEDDINGS_PROMPT = promptFields({ prompt: (body) => [body.input], nonText: NON_TEXT, maxOutput: () => undefined, capKeys: [] })
+const EMBEDDINGS_PROMPT = promptFields({ prompt: (body) => [body.input], nonText: NON_TEXT, maxOutput: () => undefined, candidates: () => undefined, capKeys: [] })
 
-/** The chat completion with every output cap it names (`max_tokens` when it names none) set to `tokens`. */
-function withMaxTokens (json: Record<string, unknown>, tokens: number): Buffer {
+/** The chat completion with every output cap it names (`max_tokens` when it names none) set to `tokens`, and `n` to `candidates` when given. */
+function withMaxTokens (json: Record<string, unknown>, tokens: number, candidates?: number): Buffer {
   const named = OUTPUT_CAPS.filter((field) => typeof json[field] === 'number')
   const lowered = Object.fromEntries((named.length === 0 ? ['max_tokens'] : named).map((field) => [field, tokens]))
-  return Buffer.from(JSON.stringify({ ...json, ...lowered }))
+  return Buffer.from(JSON.stringify({ ...json, ...lowered, ...(candidates === undefined ? {} : { n: candidates }) }))
 }
 
 /** `chat/completions`: the messages are the prompt, `max_completion_tokens` or `max_tokens` the output cap. */

@@ -304,13 +304,15 @@ function reserveEstimated (enforcer: Enforcer, request: FastifyRequest, reply: F
   const estimate = countsTokens ? shape.estimate(body.kind === 'kept' ? body.bytes : undefined, Number(request.headers['content-length'] ?? 0)) : { promptTokens: 0 }
   // Only a body in hand, in plain JSON (or not read yet), can be rewritten: any other must fit whole.
   const rewritable = (estimate.json !== undefined || estimate.unread === true) && request.headers['content-encoding'] === undefined
-  const maxOutput = call.generating && countsTokens ? (estimate.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS) : 0
-  const wanted: CallEstimate = { model: call.model, promptTokens: estimate.promptTokens, maxOutput, minOutput: rewritable ? Math.min(MIN_ANSWER_TOKENS, maxOutput) : maxOutput }
+  // Each answer asked for (candidateCount, n) may be as long as the cap: the call's output is their sum.
+  const candidates = estimate.candidates ?? 1
+  const maxOutput = call.generating && countsTokens ? (estimate.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS) * candidates : 0
+  const wanted: CallEstimate = { model: call.model, promptTokens: estimate.promptTokens, maxOutput, minOutput: rewritable ? Math.min(MIN_ANSWER_TOKENS * candidates, maxOutput) : maxOutput }
   const label = enforcer.prices.labelOf(call.model)
-  // A body that names its own cap is forwarded as the gateway read it, with one cap, the one reserved
-  // for: a key named twice, or two caps, could be read otherwise by Google.
-  const normalize = call.generating && countsTokens && rewritable && estimate.maxOutputTokens !== undefined
-  const metered: MeteredCall = { model: call.model, generating: call.generating, ruleName: call.ruleName, label, maxOutput, countsTokens, normalize }
+  // A body that names its own cap or count is forwarded as the gateway read it, with one of each,
+  // those reserved for: a key named twice, or two spellings, could be read otherwise by Google.
+  const normalize = call.generating && countsTokens && rewritable && (estimate.maxOutputTokens !== undefined || estimate.candidates !== undefined)
+  const metered: MeteredCall = { model: call.model, generating: call.generating, ruleName: call.ruleName, label, maxOutput, candidates, countsTokens, normalize }
   const leased = enforcer.reserveFromLease(identity, wanted)
   if (leased !== undefined) return reserved(enforcer, request, reply, identity, metered, body, estimate, shape, leased)
   return reserveOrRefuse(enforcer, identity, wanted, call.ruleName, label).then((verdict) => reserved(enforcer, request, reply, identity, metered, body, estimate, shape, verdict))
@@ -320,7 +322,7 @@ function reserveEstimated (enforcer: Enforcer, request: FastifyRequest, reply: F
  * A call being reserved: its model and rule, its price label, the output it asks for, whether any
  * limit counts tokens, and whether its body is forwarded as read (it names its own output cap).
  */
-interface MeteredCall { model: string, generating: boolean, ruleName: string, label: string, maxOutput: number, countsTokens: boolean, normalize: boolean }
+interface MeteredCall { model: string, generating: boolean, ruleName: string, label: string, maxOutput: number, candidates: number, countsTokens: boolean, normalize: boolean }
 
 /** A reserved call: its x-ratelimit-* headers, its body with the output cap lowered when the budget is short, and how it settles. */
 function reserved (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,
@@ -337,11 +339,13 @@ function reserved (enforcer: Enforcer, request: FastifyRequest, reply: FastifyRe
       enforcer.release(identity.personId, reservation)
       throw new BadRequestError('The request body is not a JSON object.')
     }
-    const bytes = shape.withMaxOutput(json, reservation.output)
+    // What each answer may be: the output reserved, shared by the answers asked for.
+    const each = Math.floor(reservation.output / call.candidates)
+    const bytes = shape.withMaxOutput(json, each, estimate.candidates)
     forwarded = { kind: 'kept', bytes }
     // The client's Content-Length no longer describes the body: the forwarded headers carry the new one.
     request.headers['content-length'] = String(bytes.length)
-    if (lowered) reply.header('x-gemgate-max-output-tokens', String(reservation.output))
+    if (lowered) reply.header('x-gemgate-max-output-tokens', String(each))
   }
   enforcer.metrics.call(call.ruleName, label, lowered ? 'lowered' : 'admitted')
   return settleOnce(enforcer, reply, identity, call.model, forwarded, reservation, estimate.promptTokens)

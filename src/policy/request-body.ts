@@ -33,6 +33,8 @@ export interface PromptEstimate {
   promptTokens: number
   /** `generationConfig.maxOutputTokens`, when the body names it. */
   maxOutputTokens?: number
+  /** How many answers the body asks for (each up to the output cap), when it names it. */
+  candidates?: number
   /** The parsed body, to rewrite maxOutputTokens in. */
   json?: Record<string, unknown>
   /** Estimated by its size, not parsed: {@link jsonObject} reads it if its output cap must be set. */
@@ -47,6 +49,8 @@ export interface PromptFields {
   nonText: ReadonlySet<string>
   /** The most output tokens the body asks for, as it names them. */
   maxOutput: (body: Record<string, unknown>) => unknown
+  /** How many answers the body asks for, as it names it: each may be as long as the cap. */
+  candidates: (body: Record<string, unknown>) => unknown
   /**
    * Matches a body that may hold a part that is not text or an output cap: a key of either, or a
    * `\u` escape (which could spell one). Only such a body is parsed for its estimate.
@@ -55,9 +59,9 @@ export interface PromptFields {
 }
 
 /** A body shape's fields, by the keys of its non-text parts and of its output caps. */
-export function promptFields (fields: Pick<PromptFields, 'prompt' | 'maxOutput'> & { nonText: readonly string[], capKeys: readonly string[] }): PromptFields {
+export function promptFields (fields: Pick<PromptFields, 'prompt' | 'maxOutput' | 'candidates'> & { nonText: readonly string[], capKeys: readonly string[] }): PromptFields {
   const keys = [...fields.nonText, ...fields.capKeys].map((key) => key.replace(/[^\w]/g, '\\$&'))
-  return { prompt: fields.prompt, maxOutput: fields.maxOutput, nonText: new Set(fields.nonText), mustRead: new RegExp(`"(?:${keys.join('|')})"|\\\\u`) }
+  return { ...fields, nonText: new Set(fields.nonText), mustRead: new RegExp(`"(?:${keys.join('|')})"|\\\\u`) }
 }
 
 // Google's JSON takes every field by its camelCase name or its proto name (`generation_config`,
@@ -65,19 +69,20 @@ export function promptFields (fields: Pick<PromptFields, 'prompt' | 'maxOutput'>
 // where the policy does not look.
 const CONFIG_FIELDS = ['generationConfig', 'generation_config'] as const
 const CAP_FIELDS = ['maxOutputTokens', 'max_output_tokens'] as const
+const CANDIDATE_FIELDS = ['candidateCount', 'candidate_count'] as const
 
 function objectAt (body: Record<string, unknown>, field: string): Record<string, unknown> | undefined {
   const value = body[field]
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : undefined
 }
 
-/** The largest output cap a Gemini body names, by either spelling (an int32 may be a string of digits in Google's JSON). */
-function largestOutputCap (body: Record<string, unknown>): number | undefined {
+/** The largest value a Gemini body's config names under any of `names`, by either spelling (an int32 may be a string of digits in Google's JSON). */
+function largestInConfig (body: Record<string, unknown>, names: readonly string[]): number | undefined {
   let largest: number | undefined
   for (const field of CONFIG_FIELDS) {
     const config = objectAt(body, field)
     if (config === undefined) continue
-    for (const name of CAP_FIELDS) {
+    for (const name of names) {
       const value = config[name]
       const cap = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value
       if (typeof cap === 'number' && (largest === undefined || cap > largest)) largest = cap
@@ -94,8 +99,9 @@ function largestOutputCap (body: Record<string, unknown>): number | undefined {
 export const GEMINI_PROMPT: PromptFields = promptFields({
   prompt: (body) => [body],
   nonText: ['inlineData', 'inline_data', 'fileData', 'file_data'],
-  maxOutput: largestOutputCap,
-  capKeys: CAP_FIELDS,
+  maxOutput: (body) => largestInConfig(body, CAP_FIELDS),
+  candidates: (body) => largestInConfig(body, CANDIDATE_FIELDS),
+  capKeys: [...CAP_FIELDS, ...CANDIDATE_FIELDS],
 })
 
 function textBytes (value: unknown, counts: { text: number, parts: number }, nonText: ReadonlySet<string>): void {
@@ -131,12 +137,16 @@ export function estimatePrompt (bytes: Buffer | undefined, declaredLength: numbe
   const counts = { text: 0, parts: 0 }
   textBytes(fields.prompt(body), counts, fields.nonText)
   const max = fields.maxOutput(body)
+  const candidates = fields.candidates(body)
   return {
     promptTokens: Math.ceil(counts.text / BYTES_PER_TOKEN) + counts.parts * NON_TEXT_PART_TOKENS,
-    ...(typeof max === 'number' && Number.isInteger(max) && max > 0 ? { maxOutputTokens: max } : {}),
+    ...(positiveInteger(max) ? { maxOutputTokens: max } : {}),
+    ...(positiveInteger(candidates) ? { candidates } : {}),
     json: body,
   }
 }
+
+const positiveInteger = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value > 0
 
 /** The body as a JSON object, or undefined when it is not one. */
 export function jsonObject (bytes: Buffer): Record<string, unknown> | undefined {
@@ -150,22 +160,23 @@ export function jsonObject (bytes: Buffer): Record<string, unknown> | undefined 
 }
 
 /**
- * The body with `generationConfig.maxOutputTokens` set to `tokens`, as the only output cap it
- * names: a config under either spelling joins the one `generationConfig`, without its own caps.
+ * The body with `generationConfig.maxOutputTokens` set to `tokens` (and `candidateCount` to
+ * `candidates`, when given), as the only cap and count it names: a config under either spelling
+ * joins the one `generationConfig`, without its own.
  */
-export function withMaxOutputTokens (json: Record<string, unknown>, tokens: number): Buffer {
+export function withMaxOutputTokens (json: Record<string, unknown>, tokens: number, candidates?: number): Buffer {
   const config: Record<string, unknown> = {}
   for (const field of CONFIG_FIELDS) Object.assign(config, objectAt(json, field))
-  for (const name of CAP_FIELDS) delete config[name]
+  for (const name of [...CAP_FIELDS, ...CANDIDATE_FIELDS]) delete config[name]
   const { generationConfig: _camel, generation_config: _proto, ...rest } = json
-  return Buffer.from(JSON.stringify({ ...rest, generationConfig: { ...config, maxOutputTokens: tokens } }))
+  return Buffer.from(JSON.stringify({ ...rest, generationConfig: { ...config, maxOutputTokens: tokens, ...(candidates === undefined ? {} : { candidateCount: candidates }) } }))
 }
 
 /** How the policy reads a call's body and lowers its output cap: Gemini's shape, or another API's. */
 export interface BodyShape {
   estimate: (bytes: Buffer | undefined, declaredLength: number) => PromptEstimate
-  /** The body with its output cap set to `tokens`. */
-  withMaxOutput: (json: Record<string, unknown>, tokens: number) => Buffer
+  /** The body with its output cap set to `tokens` for each answer (and how many, `candidates`, when given). */
+  withMaxOutput: (json: Record<string, unknown>, tokens: number, candidates?: number) => Buffer
 }
 
 /** Gemini's generateContent body: `contents`, `generationConfig.maxOutputTokens`. */

@@ -61,6 +61,12 @@ t.test('max_tokens and max_completion_tokens are lowered to what the budget pays
   const { response: both } = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'two caps' }], max_completion_tokens: 40, max_tokens: 5_000 }).withResponse()
   t.equal(both.headers.get('x-gemgate-max-output-tokens'), null, 'the cap read fits: not lowered')
   t.match(forwarded(), { max_completion_tokens: 40, max_tokens: 40 }, 'both caps forwarded as the one reserved for')
+
+  // Budget outrun by choices: n answers, each up to the cap, are reserved as n times the cap.
+  const { response: choices } = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'three' }], max_tokens: 300, n: 3 }).withResponse()
+  const each = Number(choices.headers.get('x-gemgate-max-output-tokens'))
+  t.ok(each >= 32 && each <= 200, `three choices of at most ${each} tokens each fit what is left of 600`)
+  t.match(forwarded(), { max_tokens: each, n: 3 })
 })
 
 t.test('a chat completion whose model cannot be read (a compressed body) is refused, not forwarded unreserved', async (t) => {

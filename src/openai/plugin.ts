@@ -9,6 +9,7 @@ import type { BodySink, UpstreamExchange, UpstreamHead } from '../proxy/exchange
 import { clientResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js'
 import { upstreamTarget } from '../proxy/target.js'
 import { createUpstreamPool, dispatchUpstream, upstreamFailure } from '../proxy/upstream.js'
+import { bareModelName, jsonObject } from '../policy/request-body.js'
 import { METERED_CALLS } from './budget.js'
 import { OpenAiUsageReader } from './usage.js'
 
@@ -29,12 +30,7 @@ interface Prepared {
 
 /** The `model` a JSON body names, without `models/`. */
 function modelOf (raw: Buffer | undefined): string | undefined {
-  try {
-    const model = (JSON.parse(raw?.toString('utf8') ?? '') as { model?: unknown } | null)?.model
-    return typeof model === 'string' ? model.replace(/^models\//, '') : undefined
-  } catch {
-    return undefined
-  }
+  return raw === undefined ? undefined : bareModelName(jsonObject(raw)?.model)
 }
 
 /** Adds `stream_options.include_usage` to a streamed request that lacks it, so the stream reports its usage. */

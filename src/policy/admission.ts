@@ -6,7 +6,7 @@ import type { LimitCheck } from './checks.js'
 import { denialReason } from './metrics.js'
 import { NANO_PER_USD } from './checks.js'
 import { Enforcer, MIN_ANSWER_TOKENS, StoreDownError, type Admitted, type CallEstimate, type Reservation } from './enforcer.js'
-import { DEFAULT_MAX_OUTPUT_TOKENS, GEMINI_BODY, decompressed, jsonObject, type BodyShape, type PromptEstimate } from './request-body.js'
+import { DEFAULT_MAX_OUTPUT_TOKENS, GEMINI_BODY, bareModelName, decompressed, jsonObject, type BodyShape, type PromptEstimate } from './request-body.js'
 import { modelAllowed } from './rules.js'
 import type { UsageMetadata } from './usage.js'
 
@@ -58,13 +58,8 @@ const UNPRICED_RESOURCE = /^\/(?:upload\/)?[^/]+\/(?:interactions|tunedModels|fi
 function modelInBody (body: RequestBody): string | undefined | null {
   if (body.kind === 'none') return undefined
   if (body.kind === 'streamed') return null
-  try {
-    const json = JSON.parse(body.bytes.toString('utf8')) as { model?: unknown, agent?: unknown } | null
-    const model = json?.model ?? json?.agent
-    return typeof model === 'string' ? model.replace(/^models\//, '') : undefined
-  } catch {
-    return undefined
-  }
+  const json = jsonObject(body.bytes)
+  return bareModelName(json?.model ?? json?.agent)
 }
 
 function denied (enforcer: Enforcer, identity: Identity, model: string): Error {

@@ -159,6 +159,11 @@ export function jsonObject (bytes: Buffer): Record<string, unknown> | undefined 
   return typeof json === 'object' && json !== null && !Array.isArray(json) ? json as Record<string, unknown> : undefined
 }
 
+/** A model name as a body gives it (`gemini-3-flash-preview` or `models/…`), without `models/`; undefined when it is not a string. */
+export function bareModelName (value: unknown): string | undefined {
+  return typeof value === 'string' ? value.replace(/^models\//, '') : undefined
+}
+
 /**
  * The body with `generationConfig.maxOutputTokens` set to `tokens` (and `candidateCount` to
  * `candidates`, when given), as the only cap and count it names: a config under either spelling

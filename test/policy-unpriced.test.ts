@@ -88,3 +88,53 @@ t.test('allow-list and budget escape by the Interactions API: its model is check
   t.match(await refused.json(), { error: { message: /interactions calls/ } })
   t.equal(stack.gemini.requests.length, 1, 'only the admitted call reached Google')
 })
+
+// A path naming a model that is not the shape `models/{model}` or `models/{model}:{method}` (a
+// trailing slash, a segment or a `;` parameter after the method, a method named twice) was no
+// model call to the policy, so it passed with neither the allow-list nor any limit checked: free
+// and unlimited, if the upstream reads the path more loosely than the gateway.
+const SHAPELESS = [
+  ':generateContent/',
+  ':generateContent;alt=sse',
+  ':generateContent/extra',
+  ':generateContent:generateContent',
+  '/:generateContent',
+  ';v=1:generateContent',
+]
+
+t.test('budget escape by a model path the policy cannot parse: a POST naming a model in any other shape is unpriced, 403 under a token or dollar limit', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_day: 100000\n')
+  const holder = await signInWithKey(stack)
+  for (const tail of SHAPELESS) {
+    const response = await fetch(`${stack.url}/v1beta/models/gemini-3.8-flash${tail}`, {
+      method: 'POST',
+      headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/json' },
+      body: JSON.stringify({ contents: [{ parts: [{ text: 'hi' }] }], generationConfig: { maxOutputTokens: 60000 } }),
+    })
+    t.equal(response.status, 403, `models/gemini-3.8-flash${tail} refused`)
+    t.match(await response.json(), { error: { status: 'PERMISSION_DENIED' } })
+  }
+  t.equal(stack.gemini.requests.length, 0, 'Google was never asked')
+})
+
+t.test('allow-list escape by a model path the policy cannot parse: the model such a path names is checked', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    models: [\'gemini-*-flash*\']\n')
+  const holder = await signInWithKey(stack)
+  for (const tail of SHAPELESS) {
+    const response = await fetch(`${stack.url}/v1beta/models/gemini-3-pro-preview${tail}`, {
+      method: 'POST',
+      headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/json' },
+      body: JSON.stringify({ contents: [{ parts: [{ text: 'hi' }] }] }),
+    })
+    t.equal(response.status, 403, `models/gemini-3-pro-preview${tail} refused`)
+    t.match(await response.json(), { error: { status: 'PERMISSION_DENIED', message: /gemini-3-pro-preview is not allowed/ } })
+  }
+  t.equal(stack.gemini.requests.length, 0, 'Google was never asked')
+  // An allowed model in such a shape passes to Google, which answers it as it will.
+  stack.gemini.onNext(answered(404))
+  const allowed = await fetch(`${stack.url}/v1beta/models/gemini-3-flash-preview:generateContent/`, {
+    method: 'POST', headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/json' }, body: '{}',
+  })
+  t.equal(allowed.status, 404)
+  t.equal(stack.gemini.requests.length, 1)
+})

@@ -24,7 +24,13 @@ const GENERATING = new Set(['generateContent', 'streamGenerateContent'])
 const EMBEDDING = new Set(['embedContent', 'batchEmbedContents'])
 /** Methods on a model that cost nothing: like `models.get`, only the allow-list applies. */
 const FREE = new Set(['countTokens'])
-const MODEL_CALL = /\/(?:models|tunedModels)\/([^/:]+)(?::(\w+))?$/
+const MODEL_CALL = /\/(?:models|tunedModels)\/([^/:;]+)(?::(\w+))?$/
+/**
+ * Any path that names a model, in whatever shape: one that is not a model call as above (a
+ * trailing slash, a segment or a `;` parameter after the method, a method named twice) is no call
+ * the gateway can price, whatever an upstream that reads paths more loosely makes of it.
+ */
+const MODEL_NAMED = /\/(?:models|tunedModels)\/([^/:;]+)/
 /** After the response closed unsettled, how long the usage tap may still report (a compressed body finishing). */
 const SETTLE_GRACE_MS = 1_000
 /** The metric label of a Live session's admission: its model is named only in its first message. */
@@ -172,6 +178,12 @@ export async function admit (enforcer: Enforcer, request: FastifyRequest, reply:
     // A file search store names no model; an interaction names one (or an agent), or is checked as naming none.
     const model = path.includes('/fileSearchStores/') ? undefined : modelInBody(body) ?? '(none)'
     return await admitUnpriced(enforcer, reply, identity, { model, what: path.slice(path.lastIndexOf('/') + 1).replace(/^[^:]+(?=:)/, '') }, body)
+  }
+  const named = call === null ? MODEL_NAMED.exec(path) : null
+  if (named !== null) {
+    const model = decoded(named[1]!)
+    if (request.method === 'POST') return await admitUnpriced(enforcer, reply, identity, { model, what: `models/${model}${path.slice(named.index + named[0].length)}` }, body)
+    checkModel(enforcer, identity, model)
   }
   if (call === null) {
     checkBodyModel(enforcer, identity, path, body)

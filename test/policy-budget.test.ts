@@ -312,3 +312,51 @@ t.test('a stream the client abandons is settled with what was delivered, not wit
   const view = await eventually(async () => await me(holder.browser), (value) => value.limits[0]!.used < 1_000)
   t.equal(view.limits[0]!.used, 4, 'charged the prompt Google reported, and the reservation of 5,000 output tokens given back')
 })
+
+/** Calls generateContent with `text` sent in chunks of `chunk`, with no Content-Length (Transfer-Encoding: chunked). */
+async function postChunked (url: string, key: string, text: string, chunk = 64 * 1024): Promise<Response> {
+  const bytes = Buffer.from(text)
+  let at = 0
+  const body = new ReadableStream<Uint8Array>({
+    pull (controller) {
+      if (at >= bytes.length) {
+        controller.close()
+        return
+      }
+      controller.enqueue(bytes.subarray(at, at += chunk))
+    },
+  })
+  return await fetch(`${url}/v1beta/models/gemini-3-flash-preview:generateContent`, {
+    method: 'POST',
+    headers: { 'x-goog-api-key': key, 'content-type': 'application/json' },
+    body,
+    duplex: 'half',
+  } as RequestInit)
+}
+
+t.test('budget outrun by a chunked body: a prompt too large to keep, sent without a Content-Length, is read for its estimate, not reserved as nothing', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_minute: 450000\n')
+  const holder = await signInWithKey(stack)
+  // 1.5 MB of text (above the 1 MiB a body is kept up to): about 500,000 tokens, over the minute's 450,000.
+  const response = await postChunked(stack.url, holder.key, JSON.stringify({ contents: [{ parts: [{ text: 'fox '.repeat(375_000) }] }] }))
+  t.equal(response.status, 429, 'refused before Google: it cannot fit')
+  t.equal(stack.gemini.requests.length, 0)
+
+  // One that fits (1.08 MB, still above what is kept) is forwarded whole, as sent.
+  stack.gemini.onNext(googleLike(10))
+  const small = JSON.stringify({ contents: [{ parts: [{ text: 'fox '.repeat(270_000) }] }], generationConfig: { maxOutputTokens: 100 } })
+  const admitted = await postChunked(stack.url, holder.key, small)
+  t.equal(admitted.status, 200)
+  await admitted.text()
+  t.equal(stack.gemini.requests.length, 1)
+  t.equal(stack.gemini.requests[0]!.rawBody.length, Buffer.byteLength(small), 'the whole body reached Google')
+})
+
+t.test('a chunked body over Google\'s 20 MB request limit is refused (400) under a token limit, before Google', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_day: 100000000\n')
+  const holder = await signInWithKey(stack)
+  const response = await postChunked(stack.url, holder.key, `{"contents":[{"parts":[{"text":"${'a'.repeat(21 * 1024 * 1024)}"}]}]}`, 1024 * 1024)
+  t.equal(response.status, 400)
+  t.match(await response.json(), { error: { status: 'INVALID_ARGUMENT', message: /20 MB/ } })
+  t.equal(stack.gemini.requests.length, 0)
+})

@@ -1,12 +1,12 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Identity } from '../auth/identity.js'
 import { BadRequestError, ForbiddenError, ModelNotAllowedError, QuotaExceededError, ServiceUnavailableError, withExtras } from '../errors.js'
-import type { RequestBody } from '../proxy/body.js'
+import { readStreamed, type RequestBody } from '../proxy/body.js'
 import type { LimitCheck } from './checks.js'
 import { denialReason } from './metrics.js'
 import { NANO_PER_USD } from './checks.js'
 import { Enforcer, MIN_ANSWER_TOKENS, StoreDownError, type Admitted, type CallEstimate, type Reservation } from './enforcer.js'
-import { DEFAULT_MAX_OUTPUT_TOKENS, GEMINI_BODY, bareModelName, decompressed, jsonObject, type BodyShape, type PromptEstimate } from './request-body.js'
+import { DEFAULT_MAX_OUTPUT_TOKENS, GEMINI_BODY, MAX_DECOMPRESSED_BYTES, bareModelName, decompressed, jsonObject, type BodyShape, type PromptEstimate } from './request-body.js'
 import { modelAllowed } from './rules.js'
 import type { UsageMetadata } from './usage.js'
 
@@ -292,6 +292,14 @@ export async function admitSession (enforcer: Enforcer, identity: Identity): Pro
 function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,
   call: { model: string, generating: boolean, ruleName: string }, body: RequestBody, checks: LimitCheck[], shape: BodyShape): Admission | Promise<Admission> {
   const countsTokens = checks.some((entry) => entry.check.resource !== 'requests')
+  if (countsTokens && body.kind === 'streamed' && request.headers['content-length'] === undefined) {
+    // Too large to keep, and of no declared size: read whole (up to Google's request limit) for its estimate.
+    return readStreamed(body, MAX_DECOMPRESSED_BYTES).then((bytes) => {
+      if (bytes === undefined) throw new BadRequestError(`The request body is larger than ${MAX_DECOMPRESSED_BYTES / 1024 / 1024} MB, the most Google takes in one request.`)
+      request.headers['content-length'] = String(bytes.length)
+      return reserveCall(enforcer, request, reply, identity, call, { kind: 'kept', bytes }, checks, shape)
+    })
+  }
   const encoding = request.headers['content-encoding']
   if (countsTokens && encoding !== undefined && body.kind === 'kept') {
     // A compressed body is read like any other, and forwarded as read (the same JSON, uncompressed,

@@ -1,7 +1,7 @@
 import { promisify } from 'node:util'
 import { brotliDecompress, gunzip, inflate, zstdDecompress, type ZlibOptions } from 'node:zlib'
 
-/** The most a compressed body is decompressed to: Google takes requests of up to 20 MB. */
+/** The most a compressed body is decompressed to, and a body of no declared size read to: Google takes requests of up to 20 MB. */
 export const MAX_DECOMPRESSED_BYTES = 20 * 1024 * 1024
 
 type Decoder = (bytes: Buffer, options: ZlibOptions) => Promise<Buffer>

@@ -22,7 +22,7 @@ async function * replay (kept: Buffer[], rest: AsyncIterator<Buffer>): AsyncGene
 }
 
 /** Reads up to `keepLimit` bytes with plain events (cheaper than an async iterator per request); stopping once more than that arrived. */
-async function readSmall (request: IncomingMessage, keepLimit: number): Promise<{ chunks: Buffer[], overflow: boolean }> {
+async function readSmall (request: Readable, keepLimit: number): Promise<{ chunks: Buffer[], overflow: boolean }> {
   return await new Promise((resolve, reject) => {
     const chunks: Buffer[] = []
     let size = 0
@@ -58,6 +58,18 @@ export async function readRequestBody (request: IncomingMessage, keepLimit: numb
     return { kind: 'streamed', stream: Readable.from(replay(chunks, rest), { objectMode: false }) }
   }
   return { kind: 'kept', bytes: chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks) }
+}
+
+/**
+ * A streamed body read whole into memory, up to `limit` bytes (for a policy that must see its
+ * size before it is forwarded); undefined when it is longer, and the rest is then discarded as it
+ * arrives, so that the client, still sending, gets the answer refusing it.
+ */
+export async function readStreamed (body: { kind: 'streamed', stream: Readable }, limit: number): Promise<Buffer | undefined> {
+  const { chunks, overflow } = await readSmall(body.stream, limit)
+  if (!overflow) return Buffer.concat(chunks)
+  body.stream.resume()
+  return undefined
 }
 
 /** The body to hand to undici for one attempt. */

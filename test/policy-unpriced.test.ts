@@ -138,3 +138,31 @@ t.test('allow-list escape by a model path the policy cannot parse: the model suc
   t.equal(allowed.status, 404)
   t.equal(stack.gemini.requests.length, 1)
 })
+
+t.test('allow-list and budget escape by letter case: Models/, TUNEDMODELS/ and Interactions are read like their lower-case names', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    models: [\'gemini-*-flash*\']\n    tokens_per_day: 100000\n')
+  const holder = await signInWithKey(stack)
+  const post = async (path: string, body: Record<string, unknown>): Promise<Response> => await fetch(`${stack.url}${path}`, {
+    method: 'POST', headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/json' }, body: JSON.stringify(body),
+  })
+  for (const path of ['/v1beta/Models/gemini-3-pro-preview:generateContent', '/v1beta/MODELS/gemini-3-pro-preview:streamGenerateContent', '/v1beta/TunedModels/gemini-3-pro-preview:generateContent']) {
+    const response = await post(path, { contents: [{ parts: [{ text: 'hi' }] }] })
+    t.equal(response.status, 403, `${path}: the model is checked`)
+    t.match(await response.json(), { error: { message: /gemini-3-pro-preview is not allowed/ } })
+  }
+  const interaction = await post('/v1beta/Interactions', { model: 'gemini-3-flash-preview', input: 'hi' })
+  t.equal(interaction.status, 403, 'an interaction in any case is unpriced')
+  t.match(await interaction.json(), { error: { message: /Interactions calls|interactions calls/ } })
+  for (const path of ['/v1beta/Models', '/v1beta/models/', '/v1/MODELS/', '/v1beta/models;x=1']) {
+    const list = await fetch(`${stack.url}${path}`, { headers: { 'x-goog-api-key': holder.key } })
+    t.equal(list.status, 400, `${path}: no unfiltered models.list`)
+    t.match(await list.json(), { error: { status: 'INVALID_ARGUMENT', message: /List models at \/v1(beta)?\/models/ } })
+  }
+  t.equal(stack.gemini.requests.length, 0, 'Google was never asked')
+  // An allowed model, in another case, is reserved for like any call (its output cap lowered to what the day has left).
+  stack.gemini.onNext(answered(200))
+  const allowed = await post('/v1beta/Models/gemini-3-flash-preview:generateContent', { contents: [{ parts: [{ text: 'hi' }] }], generationConfig: { maxOutputTokens: 500000 } })
+  t.equal(allowed.status, 200)
+  t.ok(allowed.headers.get('x-ratelimit-remaining-tokens') !== null, 'it was reserved for')
+  t.equal(stack.gemini.requests.length, 1)
+})

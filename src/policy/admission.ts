@@ -24,20 +24,22 @@ const GENERATING = new Set(['generateContent', 'streamGenerateContent'])
 const EMBEDDING = new Set(['embedContent', 'batchEmbedContents'])
 /** Methods on a model that cost nothing: like `models.get`, only the allow-list applies. */
 const FREE = new Set(['countTokens'])
-const MODEL_CALL = /\/(?:models|tunedModels)\/([^/:;]+)(?::(\w+))?$/
+const MODEL_CALL = /\/(?:models|tunedModels)\/([^/:;]+)(?::(\w+))?$/i
 /**
  * Any path that names a model, in whatever shape: one that is not a model call as above (a
  * trailing slash, a segment or a `;` parameter after the method, a method named twice) is no call
  * the gateway can price, whatever an upstream that reads paths more loosely makes of it.
  */
-const MODEL_NAMED = /\/(?:models|tunedModels)\/([^/:;]+)/
+const MODEL_NAMED = /\/(?:models|tunedModels)\/([^/:;]+)/i
+/** models.list in a shape other than the route that filters it (`/v1beta/Models`, `/v1beta/models/`). */
+const MODEL_LIST = /^\/[^/]+\/(?:models|tunedModels)\/?(?:;.*)?$/i
 /** After the response closed unsettled, how long the usage tap may still report (a compressed body finishing). */
 const SETTLE_GRACE_MS = 1_000
 /** The metric label of a Live session's admission: its model is named only in its first message. */
 const LIVE_LABEL = 'live'
 
 /** Calls that name their model in the body: the OpenAI-compatible surface, cached contents, batches. */
-const MODEL_IN_BODY = /^\/[^/]+\/(?:openai\/|cachedContents|batches)/
+const MODEL_IN_BODY = /^\/[^/]+\/(?:openai\/|cachedContents|batches)/i
 
 function decoded (text: string): string {
   if (!text.includes('%')) return text
@@ -58,7 +60,7 @@ export function modelCall (path: string): { model: string, method?: string } | n
  * Calls on a resource rather than a model that spend: the Interactions API (a model or an agent
  * named in the body), a file search store's import or upload (which embeds), a tuning job.
  */
-const UNPRICED_RESOURCE = /^\/(?:upload\/)?[^/]+\/(?:interactions|tunedModels|fileSearchStores\/[^/]+:(?:importFile|uploadToFileSearchStore))$/
+const UNPRICED_RESOURCE = /^\/(?:upload\/)?[^/]+\/(?:interactions|tunedModels|(fileSearchStores)\/[^/]+:(?:importFile|uploadToFileSearchStore))$/i
 
 /** The `model` a JSON body names (`gemini-3-flash-preview` or `models/…`), or its `agent`; `undefined` when it names none, null when it cannot be read. */
 function modelInBody (body: RequestBody): string | undefined | null {
@@ -174,9 +176,10 @@ const PASS_SETTLE = (): void => {}
  */
 export async function admit (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity, path: string, body: RequestBody): Promise<Admission> {
   const call = modelCall(path)
-  if (call === null && request.method === 'POST' && UNPRICED_RESOURCE.test(path)) {
+  const unpriced = call === null && request.method === 'POST' ? UNPRICED_RESOURCE.exec(path) : null
+  if (unpriced !== null) {
     // A file search store names no model; an interaction names one (or an agent), or is checked as naming none.
-    const model = path.includes('/fileSearchStores/') ? undefined : modelInBody(body) ?? '(none)'
+    const model = unpriced[1] !== undefined ? undefined : modelInBody(body) ?? '(none)'
     return await admitUnpriced(enforcer, reply, identity, { model, what: path.slice(path.lastIndexOf('/') + 1).replace(/^[^:]+(?=:)/, '') }, body)
   }
   const named = call === null ? MODEL_NAMED.exec(path) : null
@@ -186,6 +189,9 @@ export async function admit (enforcer: Enforcer, request: FastifyRequest, reply:
     checkModel(enforcer, identity, model)
   }
   if (call === null) {
+    if (MODEL_LIST.test(path) && (enforcer.ruleFor(identity)?.limits.models !== undefined || identity.keyLimits?.models !== undefined)) {
+      throw new BadRequestError(`List models at ${path.slice(0, path.indexOf('/', 1))}/models: only that list shows the models the gateway's policy allows you.`)
+    }
     checkBodyModel(enforcer, identity, path, body)
     await knownLimitHeaders(enforcer, reply, identity)
     return { body, settle: PASS_SETTLE }

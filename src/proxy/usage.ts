@@ -25,7 +25,7 @@ export function modelLabel (model: string | undefined): string {
 
 /** The model a request path names (`/v1beta/models/gemini-3.8-flash:generateContent`), if any. */
 export function modelInPath (path: string): string | undefined {
-  return /\/(?:models|tunedModels)\/([^/:]+)/.exec(path)?.[1]
+  return /\/(?:models|tunedModels)\/([^/:;]+)/i.exec(path)?.[1]
 }
 
 function emptyCounts (): UsageCounts {

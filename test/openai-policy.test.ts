@@ -2,7 +2,7 @@ import { gzipSync } from 'node:zlib'
 import OpenAI from 'openai'
 import t from 'tap'
 import { signInWithKey } from './helpers/person.js'
-import { eventually, startPolicyStack } from './helpers/policy.js'
+import { contextCacheStack, eventually, startPolicyStack } from './helpers/policy.js'
 
 // Issue 14: the OpenAI-compatible surface is held to the policy like generateContent: checked and
 // reserved before it goes upstream, its output cap lowered to what the budget pays for, settled
@@ -121,4 +121,16 @@ t.test('budget escape by an unpriced OpenAI call: images/generations is refused 
   rate.gemini.onNext((_req, res) => { res.writeHead(200, { 'content-type': 'application/json' }).end('{"created":0,"data":[]}') })
   t.equal((await generateImage(rate.url, caller.key)).status, 200)
   t.equal((await generateImage(rate.url, caller.key)).status, 429, 'the second image of a one-a-minute rule')
+})
+
+t.test('budget outrun by a context cache on the OpenAI-compatible surface: extra_body.google.cached_content reserves the cache\'s tokens', async (t) => {
+  const { stack, key, cache } = await contextCacheStack(t, MODEL)
+  const client = new OpenAI({ apiKey: key, baseURL: `${stack.url}/v1beta/openai/`, maxRetries: 0 })
+  const failed = await client.chat.completions.create({
+    model: MODEL, messages: [{ role: 'user', content: 'summarise' }], max_tokens: 100,
+    // The shape Google's OpenAI-compatible endpoint documents for a context cache.
+    extra_body: { google: { cached_content: await cache(60_000) } },
+  } as OpenAI.ChatCompletionCreateParamsNonStreaming).then(() => undefined, (error: unknown) => error as InstanceType<typeof OpenAI.APIError>)
+  t.equal(failed?.status, 429, 'the cache\'s tokens do not fit the minute')
+  t.equal(stack.gemini.requests.filter((request) => request.path.startsWith('/v1beta/openai/')).length, 0, 'Google was not asked')
 })

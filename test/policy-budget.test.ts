@@ -4,9 +4,9 @@ import { GoogleGenAI } from '@google/genai'
 import t, { type Test } from 'tap'
 import type { RecordedRequest, RequestHandler } from './fixtures/gemini.js'
 import { signInWithKey } from './helpers/person.js'
-import { eventually, startPolicyStack } from './helpers/policy.js'
+import { contextCacheStack, eventually, startPolicyStack } from './helpers/policy.js'
 
-interface Usage { promptTokenCount: number, candidatesTokenCount: number, totalTokenCount: number }
+interface Usage { promptTokenCount: number, candidatesTokenCount: number, totalTokenCount: number, cachedContentTokenCount?: number }
 interface Me {
   limits: Array<{ name: string, limit: number, used: number, remaining: number }>
   policy: { today: { usd: number, byModel: Record<string, { requests: number, prompt: number, output: number, thinking: number, usd: number }> } }
@@ -359,4 +359,34 @@ t.test('a chunked body over Google\'s 20 MB request limit is refused (400) under
   t.equal(response.status, 400)
   t.match(await response.json(), { error: { status: 'INVALID_ARGUMENT', message: /20 MB/ } })
   t.equal(stack.gemini.requests.length, 0)
+})
+
+t.test('budget outrun by a context cache: a call naming cachedContent reserves the cache\'s tokens (Google counts them in the prompt), read from Google', async (t) => {
+  const { stack, key, cache } = await contextCacheStack(t, 'gemini-3-flash-preview')
+  const post = async (path: string, body: Record<string, unknown>): Promise<Response> => await fetch(`${stack.url}${path}`, {
+    method: 'POST', headers: { 'x-goog-api-key': key, 'content-type': 'application/json' }, body: JSON.stringify(body),
+  })
+  const large = await cache(60_000)
+  const generations = (): number => stack.gemini.requests.filter((request) => request.path.endsWith(':generateContent')).length
+
+  for (const field of ['cachedContent', 'cached_content']) {
+    const refused = await post('/v1beta/models/gemini-3-flash-preview:generateContent', { [field]: large, contents: [{ parts: [{ text: 'summarise' }] }], generationConfig: { maxOutputTokens: 100 } })
+    t.equal(refused.status, 429, `${field}: the cache's tokens do not fit the minute`)
+    t.equal(generations(), 0, 'Google was not asked to generate')
+  }
+
+  const small = await cache(500)
+  stack.gemini.onNext(googleLike(10, { usage: { promptTokenCount: 510, cachedContentTokenCount: 500, candidatesTokenCount: 10, totalTokenCount: 520 } }))
+  const admitted = await post('/v1beta/models/gemini-3-flash-preview:generateContent', { cachedContent: small, contents: [{ parts: [{ text: 'summarise' }] }], generationConfig: { maxOutputTokens: 100 } })
+  t.equal(admitted.status, 200, 'a cache that fits is admitted')
+  t.ok(Number(admitted.headers.get('x-ratelimit-remaining-tokens')) <= 20000 - 500 - 100, 'with its tokens reserved')
+  await admitted.text()
+
+  const bad = await post('/v1beta/models/gemini-3-flash-preview:generateContent', { cachedContent: '../models/x', contents: [] })
+  t.equal(bad.status, 400, 'a cachedContent that names no cache is refused')
+
+  // Making a cache is billed for its tokens when it is made: unpriced, like :predict, under a token limit.
+  const made = await post('/v1beta/cachedContents', { model: 'models/gemini-3-flash-preview', contents: [{ parts: [{ text: 'word '.repeat(10) }] }] })
+  t.equal(made.status, 403)
+  t.match(await made.json(), { error: { status: 'PERMISSION_DENIED', message: /cachedContents calls/ } })
 })

@@ -1,4 +1,4 @@
-import { estimatePrompt, promptFields, type BodyShape } from '../policy/request-body.js'
+import { estimatePrompt, objectAt, promptFields, type BodyShape } from '../policy/request-body.js'
 
 /** Parts of a message that are not text: each is reserved as one image. */
 const NON_TEXT = ['image_url', 'input_audio', 'file']
@@ -12,6 +12,9 @@ const CHAT_PROMPT = promptFields({
   // `n` choices, each up to the cap.
   candidates: (body) => body.n,
   capKeys: [...OUTPUT_CAPS, 'n'],
+  // A context cache, as Google's endpoint takes one: its tokens are in the prompt.
+  cached: (body) => objectAt(objectAt(body, 'extra_body') ?? {}, 'google')?.cached_content,
+  cacheKeys: ['cached_content'],
 })
 
 const EMBEDDINGS_PROMPT = promptFields({ prompt: (body) => [body.input], nonText: NON_TEXT, maxOutput: () => undefined, candidates: () => undefined, capKeys: [] })

@@ -58,9 +58,10 @@ export function modelCall (path: string): { model: string, method?: string } | n
 
 /**
  * Calls on a resource rather than a model that spend: the Interactions API (a model or an agent
- * named in the body), a file search store's import or upload (which embeds), a tuning job.
+ * named in the body), a file search store's import or upload (which embeds), a tuning job, a
+ * context cache (its tokens billed when it is made).
  */
-const UNPRICED_RESOURCE = /^\/(?:upload\/)?[^/]+\/(?:interactions|tunedModels|(fileSearchStores)\/[^/]+:(?:importFile|uploadToFileSearchStore))$/i
+const UNPRICED_RESOURCE = /^\/(?:upload\/)?[^/]+\/(?:interactions|tunedModels|cachedContents|(fileSearchStores)\/[^/]+:(?:importFile|uploadToFileSearchStore))$/i
 
 /** The `model` a JSON body names (`gemini-3-flash-preview` or `models/…`), or its `agent`; `undefined` when it names none, null when it cannot be read. */
 function modelInBody (body: RequestBody): string | undefined | null {
@@ -322,7 +323,16 @@ function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: Fastif
 
 function reserveEstimated (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,
   call: { model: string, generating: boolean, ruleName: string }, body: RequestBody, countsTokens: boolean, shape: BodyShape): Admission | Promise<Admission> {
-  const estimate = countsTokens ? shape.estimate(body.kind === 'kept' ? body.bytes : undefined, Number(request.headers['content-length'] ?? 0)) : { promptTokens: 0 }
+  const estimate: PromptEstimate = countsTokens ? shape.estimate(body.kind === 'kept' ? body.bytes : undefined, Number(request.headers['content-length'] ?? 0)) : { promptTokens: 0 }
+  if (estimate.cachedContent !== undefined && enforcer.contextCaches !== undefined) {
+    // Google counts a context cache's tokens in the prompt of every call that names it.
+    return enforcer.contextCaches.tokens(identity, estimate.cachedContent).then((cached) => reserveFor(enforcer, request, reply, identity, call, body, countsTokens, shape, { ...estimate, promptTokens: estimate.promptTokens + cached }))
+  }
+  return reserveFor(enforcer, request, reply, identity, call, body, countsTokens, shape, estimate)
+}
+
+function reserveFor (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,
+  call: { model: string, generating: boolean, ruleName: string }, body: RequestBody, countsTokens: boolean, shape: BodyShape, estimate: PromptEstimate): Admission | Promise<Admission> {
   // Only a body in hand, in plain JSON (or not read yet), can be rewritten: any other must fit whole.
   const rewritable = (estimate.json !== undefined || estimate.unread === true) && request.headers['content-encoding'] === undefined
   // Each answer asked for (candidateCount, n) may be as long as the cap: the call's output is their sum.

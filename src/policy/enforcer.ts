@@ -5,6 +5,7 @@ import { LocalQuota, reservedAmounts, type QuotaAnswer, type QuotaRequest, type 
 import type { Store } from '../store/store.js'
 import { checksFor, personBase, type LimitCheck } from './checks.js'
 import type { PolicyMetrics } from './metrics.js'
+import type { ContextCaches } from './context-caches.js'
 import { Calendar } from './periods.js'
 import { PriceTable, type BilledTokens } from './prices.js'
 import { matchRule, type AppliedRule } from './rules.js'
@@ -64,6 +65,8 @@ export class Enforcer {
   #lastWarning = 0
   /** How many replicas share the store: each one's part of every limit while it is down. */
   replicas = 1
+  /** The sizes of the context caches calls name (set by the plugin, which reads them from Google). */
+  contextCaches: ContextCaches | undefined
 
   constructor (private readonly config: Config, private readonly store: Store, readonly metrics: PolicyMetrics, private readonly log: FastifyBaseLogger) {
     this.calendar = new Calendar(config.policyTimezone)

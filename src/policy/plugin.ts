@@ -5,12 +5,14 @@ import type { Identity } from '../auth/identity.js'
 import type { RequestBody } from '../proxy/body.js'
 import { createUpstreamPool } from '../proxy/upstream.js'
 import { admit, admitModelCall, admitSession, admitUnpriced, checkModel, type Admission, type TurnCharge } from './admission.js'
+import { ContextCaches } from './context-caches.js'
 import { Enforcer } from './enforcer.js'
 import { PolicyMetrics } from './metrics.js'
 import { modelsListRoutes } from './models-route.js'
 import { widerThan } from './rules.js'
 import type { BodyShape } from './request-body.js'
 import type { UsageMetadata } from './usage.js'
+import { upstreamGet } from './upstream-get.js'
 import { policySection, policyView } from './views.js'
 
 export type { Admission, TurnCharge } from './admission.js'
@@ -119,9 +121,13 @@ export default fp(async function policyPlugin (app) {
   })
   app.statusSections.push(async (identity) => policySection(await policyView(enforcer, identity)))
 
-  if (app.config.policy.length > 0) {
-    const pool = await createUpstreamPool(app.config.upstream)
-    app.addHook('onClose', async () => { await pool.close() })
-    modelsListRoutes(app, pool, enforcer)
-  }
+  // The policy's own reads from Google: models.list (filtered) and the size of a context cache a call names.
+  const pool = await createUpstreamPool(app.config.upstream)
+  app.addHook('onClose', async () => { await pool.close() })
+  enforcer.contextCaches = new ContextCaches(async (identity, name) => {
+    const { statusCode, text } = await upstreamGet(app, pool, identity, { path: `/v1beta/${name}`, id: randomUUID() })
+    const tokens = statusCode === 200 ? (JSON.parse(text) as { usageMetadata?: { totalTokenCount?: unknown } }).usageMetadata?.totalTokenCount : undefined
+    return { status: statusCode, ...(typeof tokens === 'number' ? { tokens } : {}) }
+  })
+  if (app.config.policy.length > 0) modelsListRoutes(app, pool, enforcer)
 }, { name: 'gemgate-policy', dependencies: ['gemgate-keys', 'gemgate-me', 'gemgate-status', 'gemgate-metrics'] })

@@ -39,6 +39,8 @@ export interface PromptEstimate {
   json?: Record<string, unknown>
   /** Estimated by its size, not parsed: {@link jsonObject} reads it if its output cap must be set. */
   unread?: true
+  /** The context cache the body names (`cachedContents/…`): its tokens are part of the prompt. */
+  cachedContent?: unknown
 }
 
 /** Where a body shape keeps its prompt and its output cap. */
@@ -51,16 +53,18 @@ export interface PromptFields {
   maxOutput: (body: Record<string, unknown>) => unknown
   /** How many answers the body asks for, as it names it: each may be as long as the cap. */
   candidates: (body: Record<string, unknown>) => unknown
+  /** The context cache the body names, if its shape can name one. */
+  cached?: (body: Record<string, unknown>) => unknown
   /**
-   * Matches a body that may hold a part that is not text or an output cap: a key of either, or a
+   * Matches a body that may hold a part that is not text, an output cap or a context cache: a key of one, or a
    * `\u` escape (which could spell one). Only such a body is parsed for its estimate.
    */
   mustRead: RegExp
 }
 
 /** A body shape's fields, by the keys of its non-text parts and of its output caps. */
-export function promptFields (fields: Pick<PromptFields, 'prompt' | 'maxOutput' | 'candidates'> & { nonText: readonly string[], capKeys: readonly string[] }): PromptFields {
-  const keys = [...fields.nonText, ...fields.capKeys].map((key) => key.replace(/[^\w]/g, '\\$&'))
+export function promptFields (fields: Pick<PromptFields, 'prompt' | 'maxOutput' | 'candidates' | 'cached'> & { nonText: readonly string[], capKeys: readonly string[], cacheKeys?: readonly string[] }): PromptFields {
+  const keys = [...fields.nonText, ...fields.capKeys, ...fields.cacheKeys ?? []].map((key) => key.replace(/[^\w]/g, '\\$&'))
   return { ...fields, nonText: new Set(fields.nonText), mustRead: new RegExp(`"(?:${keys.join('|')})"|\\\\u`) }
 }
 
@@ -71,7 +75,8 @@ const CONFIG_FIELDS = ['generationConfig', 'generation_config'] as const
 const CAP_FIELDS = ['maxOutputTokens', 'max_output_tokens'] as const
 const CANDIDATE_FIELDS = ['candidateCount', 'candidate_count'] as const
 
-function objectAt (body: Record<string, unknown>, field: string): Record<string, unknown> | undefined {
+/** The object a body holds at `field`, or undefined when it holds none there. */
+export function objectAt (body: Record<string, unknown>, field: string): Record<string, unknown> | undefined {
   const value = body[field]
   return typeof value === 'object' && value !== null && !Array.isArray(value) ? value as Record<string, unknown> : undefined
 }
@@ -102,6 +107,8 @@ export const GEMINI_PROMPT: PromptFields = promptFields({
   maxOutput: (body) => largestInConfig(body, CAP_FIELDS),
   candidates: (body) => largestInConfig(body, CANDIDATE_FIELDS),
   capKeys: [...CAP_FIELDS, ...CANDIDATE_FIELDS],
+  cached: (body) => body.cachedContent ?? body.cached_content,
+  cacheKeys: ['cachedContent', 'cached_content'],
 })
 
 function textBytes (value: unknown, counts: { text: number, parts: number }, nonText: ReadonlySet<string>): void {
@@ -138,10 +145,12 @@ export function estimatePrompt (bytes: Buffer | undefined, declaredLength: numbe
   textBytes(fields.prompt(body), counts, fields.nonText)
   const max = fields.maxOutput(body)
   const candidates = fields.candidates(body)
+  const cached = fields.cached?.(body)
   return {
     promptTokens: Math.ceil(counts.text / BYTES_PER_TOKEN) + counts.parts * NON_TEXT_PART_TOKENS,
     ...(positiveInteger(max) ? { maxOutputTokens: max } : {}),
     ...(positiveInteger(candidates) ? { candidates } : {}),
+    ...(cached === undefined || cached === null ? {} : { cachedContent: cached }),
     json: body,
   }
 }

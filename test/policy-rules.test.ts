@@ -1,6 +1,6 @@
 import { GoogleGenAI } from '@google/genai'
 import t from 'tap'
-import { keyHeaders, signInWithKey } from './helpers/person.js'
+import { keyHeaders, signInWithKey, startProxyStack } from './helpers/person.js'
 import { startPolicyStack } from './helpers/policy.js'
 
 const POLICY = `
@@ -89,4 +89,19 @@ t.test('a key narrower than its owner: its own models and limits; never wider', 
   t.match(body.error.details[0], { '@type': 'type.googleapis.com/google.rpc.QuotaFailure', violations: [{ subject: 'key', quotaId: 'requests_per_minute-per-key' }] })
   const me = await (await fetch(`${stack.url}/auth/me`, { headers: { 'x-goog-api-key': key } })).json() as Me
   t.same(me.limits.map((limit) => `${limit.scope}:${limit.name}:${limit.limit}`), ['person:requests_per_minute:2', 'key:requests_per_minute:1'], '/auth/me shows both')
+})
+
+t.test('allow-list escape by models.list: a key\'s own models filter the list on a gateway with no policy rule too', async (t) => {
+  const stack = await startProxyStack(t)
+  const holder = await signInWithKey(stack)
+  const created = await holder.browser.fetch('/auth/keys', {
+    method: 'POST',
+    headers: { origin: stack.url, 'content-type': 'application/json' },
+    body: JSON.stringify({ name: 'flash only', limits: { models: ['gemini-2.5-flash'] } }),
+  })
+  t.equal(created.status, 201)
+  const ai = new GoogleGenAI({ apiKey: (await created.json() as { key: string }).key, httpOptions: { baseUrl: stack.url } })
+  const names: string[] = []
+  for await (const model of await ai.models.list()) names.push(model.name ?? '')
+  t.same(names, ['models/gemini-2.5-flash'], 'only the key\'s model')
 })

@@ -32,7 +32,7 @@ const MODEL_CALL = /\/(?:models|tunedModels)\/([^/:;]+)(?::(\w+))?$/i
  */
 const MODEL_NAMED = /\/(?:models|tunedModels)\/([^/:;]+)/i
 /** models.list in a shape other than the route that filters it (`/v1beta/Models`, `/v1beta/models/`). */
-const MODEL_LIST = /^\/[^/]+\/(?:models|tunedModels)\/?(?:;.*)?$/i
+const MODEL_LIST = /^\/[^/]+\/models\/?(?:;.*)?$/i
 /** After the response closed unsettled, how long the usage tap may still report (a compressed body finishing). */
 const SETTLE_GRACE_MS = 1_000
 /** The metric label of a Live session's admission: its model is named only in its first message. */

@@ -10,7 +10,7 @@ import { Enforcer } from './enforcer.js'
 import { PolicyMetrics } from './metrics.js'
 import { modelsListRoutes } from './models-route.js'
 import { widerThan } from './rules.js'
-import type { BodyShape } from './request-body.js'
+import { jsonObject, type BodyShape } from './request-body.js'
 import type { UsageMetadata } from './usage.js'
 import { upstreamGet } from './upstream-get.js'
 import { policySection, policyView } from './views.js'
@@ -126,8 +126,12 @@ export default fp(async function policyPlugin (app) {
   app.addHook('onClose', async () => { await pool.close() })
   enforcer.contextCaches = new ContextCaches(async (identity, name) => {
     const { statusCode, text } = await upstreamGet(app, pool, identity, { path: `/v1beta/${name}`, id: randomUUID() })
-    const tokens = statusCode === 200 ? (JSON.parse(text) as { usageMetadata?: { totalTokenCount?: unknown } }).usageMetadata?.totalTokenCount : undefined
-    return { status: statusCode, ...(typeof tokens === 'number' ? { tokens } : {}) }
+    const usage = statusCode === 200 ? jsonObject(Buffer.from(text))?.usageMetadata as { totalTokenCount?: unknown } | undefined : undefined
+    // An int32 in Google's JSON is a number (a string of digits is read too).
+    const raw = usage?.totalTokenCount
+    const tokens = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : Number.NaN
+    return { status: statusCode, ...(Number.isSafeInteger(tokens) && tokens >= 0 ? { tokens } : {}) }
   })
-  if (app.config.policy.length > 0) modelsListRoutes(app, pool, enforcer)
+  // Always: a key may carry its own models without any rule.
+  modelsListRoutes(app, pool, enforcer)
 }, { name: 'gemgate-policy', dependencies: ['gemgate-keys', 'gemgate-me', 'gemgate-status', 'gemgate-metrics'] })

@@ -134,3 +134,14 @@ t.test('budget outrun by a context cache on the OpenAI-compatible surface: extra
   t.equal(failed?.status, 429, 'the cache\'s tokens do not fit the minute')
   t.equal(stack.gemini.requests.filter((request) => request.path.startsWith('/v1beta/openai/')).length, 0, 'Google was not asked')
 })
+
+t.test('allow-list escape by the OpenAI-compatible models.list: it shows only the models the caller may use, like Gemini\'s own', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    models: [\'gemini-2.5-flash\']\n')
+  const holder = await signInWithKey(stack)
+  const client = new OpenAI({ apiKey: holder.key, baseURL: `${stack.url}/v1beta/openai/`, maxRetries: 0 })
+  const ids: string[] = []
+  for await (const model of await client.models.list()) ids.push(model.id)
+  t.same(ids, ['models/gemini-2.5-flash'])
+  const retrieved = await client.models.retrieve('gemini-3-pro-preview').then(() => undefined, (error: unknown) => error as InstanceType<typeof OpenAI.APIError>)
+  t.equal(retrieved?.status, 403, 'and retrieving another is refused')
+})

@@ -13,6 +13,9 @@ import { bareModelName, jsonObject } from '../policy/request-body.js'
 import { METERED_CALLS } from './budget.js'
 import { OpenAiUsageReader } from './usage.js'
 
+/** The OpenAI-compatible models.list. */
+const MODEL_LIST = /^\/[^/]+\/openai\/models\/?$/i
+
 /** OpenAI-compatible calls that cost nothing even when posted: uploading a file (a batch's input). */
 const FREE_CALLS = /^files(?:\/|$)/
 
@@ -168,6 +171,15 @@ export default async function openAiPlugin (app: FastifyInstance): Promise<void>
     }
     reply.hijack()
     app.finishHeaders(request, reply)
+    if (request.method === 'GET' && head.statusCode === 200 && MODEL_LIST.test(upstreamTarget(request.raw.url ?? '').path)) {
+      // models.list shows only the models the policy lets this caller use, like Gemini's own.
+      const list = jsonObject(await exchange.read())
+      const data = Array.isArray(list?.data) ? list.data as Array<{ id?: unknown }> : []
+      const body = JSON.stringify({ ...list, data: data.filter((model) => typeof model.id === 'string' && app.policy.allows(identity, model.id)) })
+      response.writeHead(200, { ...responseHeaders(reply, head, true), 'content-length': Buffer.byteLength(body) })
+      response.end(body)
+      return
+    }
     response.writeHead(head.statusCode, responseHeaders(reply, head, prepared.strip))
     if (request.method === 'HEAD' || NO_BODY_STATUSES.has(head.statusCode)) {
       exchange.discard()

@@ -2,8 +2,6 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import { UnauthenticatedError } from '../errors.js'
 import { upstreamTarget } from '../proxy/target.js'
-import type { Enforcer } from './enforcer.js'
-import { modelAllowed } from './rules.js'
 import { upstreamGet } from './upstream-get.js'
 
 /** The API versions whose models.list answers are filtered. */
@@ -15,7 +13,7 @@ interface ModelList { models?: Array<{ name?: unknown }>, [other: string]: unkno
  * models.list through the policy: the upstream's list with only the models this caller may use
  * (the rule's globs and the key's own). models.get of a disallowed model is refused at admission.
  */
-export function modelsListRoutes (app: FastifyInstance, pool: Dispatcher, enforcer: Enforcer): void {
+export function modelsListRoutes (app: FastifyInstance, pool: Dispatcher): void {
   const handler = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const identity = await app.identify(request)
     if (identity === null) throw new UnauthenticatedError(`Not signed in: sign in at ${app.config.publicUrl}/auth/login, or send a gateway key in x-goog-api-key.`)
@@ -24,9 +22,8 @@ export function modelsListRoutes (app: FastifyInstance, pool: Dispatcher, enforc
     reply.code(statusCode).header('content-type', 'application/json; charset=UTF-8').header('cache-control', 'private, no-store')
     if (statusCode !== 200) return await reply.send(text)
     const list = JSON.parse(text) as ModelList
-    const globs = enforcer.ruleFor(identity)?.limits.models
-    const allowed = (name: unknown): boolean => typeof name === 'string' && modelAllowed(name.replace(/^models\//, ''), globs, identity.keyLimits?.models)
-    await reply.send({ ...list, models: (list.models ?? []).filter((model) => allowed(model.name)) })
+    await reply.send({ ...list, models: (list.models ?? []).filter((model) => typeof model.name === 'string' && app.policy.allows(identity, model.name)) })
   }
-  for (const version of VERSIONS) app.get(`${version}/models`, handler)
+  // CORS like every API route: a listed origin may list models too.
+  for (const version of VERSIONS) app.get(`${version}/models`, { config: { cors: true } }, handler)
 }

@@ -9,8 +9,8 @@ import { ContextCaches } from './context-caches.js'
 import { Enforcer } from './enforcer.js'
 import { PolicyMetrics } from './metrics.js'
 import { modelsListRoutes } from './models-route.js'
-import { widerThan } from './rules.js'
-import { jsonObject, type BodyShape } from './request-body.js'
+import { modelAllowed, widerThan } from './rules.js'
+import { bareModelName, jsonObject, type BodyShape } from './request-body.js'
 import type { UsageMetadata } from './usage.js'
 import { upstreamGet } from './upstream-get.js'
 import { policySection, policyView } from './views.js'
@@ -56,6 +56,8 @@ export interface Policy {
   admitSession: (identity: Identity) => Promise<TurnCharge>
   /** Throws 403 (ModelNotAllowedError) when `identity` may not use `model`: for calls that name it outside a path (a Live setup). */
   checkModel: (identity: Identity, model: string) => void
+  /** Whether `identity` may use `model` (`gemini-…` or `models/gemini-…`): for lists of models. */
+  allows: (identity: Identity, model: string) => boolean
   /** The name of a budget `identity` has used up (a Live session then ends), or undefined. */
   exhaustedBudget: (identity: Identity) => Promise<string | undefined>
   readonly enforcer: Enforcer
@@ -104,6 +106,7 @@ export default fp(async function policyPlugin (app) {
     admitSession: async (identity) => await admitSession(enforcer, identity),
     recordUsage: (identity, model, usage) => { enforcer.settle(identity, model, usage) },
     checkModel: (identity, model) => { checkModel(enforcer, identity, model) },
+    allows: (identity, model) => modelAllowed(bareModelName(model) ?? model, enforcer.ruleFor(identity)?.limits.models, identity.keyLimits?.models),
     exhaustedBudget: async (identity) => {
       // Usage recorded a moment ago is still in the settle batch: count it first.
       await enforcer.settlements.flush()
@@ -133,5 +136,5 @@ export default fp(async function policyPlugin (app) {
     return { status: statusCode, ...(Number.isSafeInteger(tokens) && tokens >= 0 ? { tokens } : {}) }
   })
   // Always: a key may carry its own models without any rule.
-  modelsListRoutes(app, pool, enforcer)
+  modelsListRoutes(app, pool)
 }, { name: 'gemgate-policy', dependencies: ['gemgate-keys', 'gemgate-me', 'gemgate-status', 'gemgate-metrics'] })

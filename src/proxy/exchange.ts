@@ -96,6 +96,14 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
     else if (this.#ended) sink.end()
   }
 
+  /** The whole body, for an answer the gateway reads before it is sent on (a small one). */
+  async read (): Promise<Buffer> {
+    return await new Promise((resolve, reject) => {
+      const chunks: Buffer[] = []
+      this.pipe({ data: (chunk) => chunks.push(chunk) > 0, end: () => { resolve(Buffer.concat(chunks)) }, error: reject })
+    })
+  }
+
   /** Drops the body; the connection is reused once it has been read. */
   discard (): void {
     this.pipe(DISCARD)

@@ -2,6 +2,7 @@ import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Identity } from '../auth/identity.js'
 import { BadRequestError, ForbiddenError, ModelNotAllowedError, QuotaExceededError, ServiceUnavailableError, withExtras } from '../errors.js'
 import { readStreamed, type RequestBody } from '../proxy/body.js'
+import { MODEL_IN_PATH } from '../proxy/usage.js'
 import type { LimitCheck } from './checks.js'
 import { denialReason } from './metrics.js'
 import { NANO_PER_USD } from './checks.js'
@@ -24,13 +25,13 @@ const GENERATING = new Set(['generateContent', 'streamGenerateContent'])
 const EMBEDDING = new Set(['embedContent', 'batchEmbedContents'])
 /** Methods on a model that cost nothing: like `models.get`, only the allow-list applies. */
 const FREE = new Set(['countTokens'])
-const MODEL_CALL = /\/(?:models|tunedModels)\/([^/:;]+)(?::(\w+))?$/i
 /**
- * Any path that names a model, in whatever shape: one that is not a model call as above (a
- * trailing slash, a segment or a `;` parameter after the method, a method named twice) is no call
- * the gateway can price, whatever an upstream that reads paths more loosely makes of it.
+ * Any path that names a model, in whatever shape (MODEL_IN_PATH); one that is not a model call,
+ * the model and at most a method at its end (not a trailing slash, a segment or a `;` parameter
+ * after the method, a method named twice), is no call the gateway can price, whatever an upstream
+ * that reads paths more loosely makes of it.
  */
-const MODEL_NAMED = /\/(?:models|tunedModels)\/([^/:;]+)/i
+const MODEL_CALL = new RegExp(`${MODEL_IN_PATH.source}(?::(\\w+))?$`, 'i')
 /** models.list in a shape other than the route that filters it (`/v1beta/Models`, `/v1beta/models/`). */
 const MODEL_LIST = /^\/[^/]+\/models\/?(?:;.*)?$/i
 /** After the response closed unsettled, how long the usage tap may still report (a compressed body finishing). */
@@ -183,7 +184,7 @@ export async function admit (enforcer: Enforcer, request: FastifyRequest, reply:
     const model = unpriced[1] !== undefined ? undefined : modelInBody(body) ?? '(none)'
     return await admitUnpriced(enforcer, reply, identity, { model, what: path.slice(path.lastIndexOf('/') + 1).replace(/^[^:]+(?=:)/, '') }, body)
   }
-  const named = call === null ? MODEL_NAMED.exec(path) : null
+  const named = call === null ? MODEL_IN_PATH.exec(path) : null
   if (named !== null) {
     const model = decoded(named[1]!)
     if (request.method === 'POST') return await admitUnpriced(enforcer, reply, identity, { model, what: `models/${model}${path.slice(named.index + named[0].length)}` }, body)

@@ -1,13 +1,22 @@
 import type { Identity } from '../auth/identity.js'
 import { BadRequestError, ServiceUnavailableError } from '../errors.js'
+import { googleInteger, jsonObject } from './request-body.js'
 
 /** A context cache's name as the Gemini API gives it. */
 const CACHE_NAME = /^cachedContents\/[\w-]+$/
 /** Cache sizes this replica remembers (a cache's contents never change; its name is never reused). */
 const MAX_KNOWN = 10_000
 
-/** What Google answered about a cache: its status, and its size when it said. */
-export interface CacheAnswer { status: number, tokens?: number }
+/** What Google answered about a cache (`GET cachedContents/…`): its status and body. */
+export interface CacheAnswer { statusCode: number, text: string }
+
+/** A cache's size from Google's answer (`usageMetadata.totalTokenCount`), when it gives one. */
+function tokensOf (answer: CacheAnswer): number | undefined {
+  if (answer.statusCode !== 200) return undefined
+  const usage = jsonObject(Buffer.from(answer.text))?.usageMetadata as { totalTokenCount?: unknown } | undefined
+  const tokens = googleInteger(usage?.totalTokenCount)
+  return tokens !== undefined && Number.isSafeInteger(tokens) && tokens >= 0 ? tokens : undefined
+}
 
 /**
  * How many tokens a context cache holds, as Google reports it: a call naming one is billed for
@@ -27,12 +36,13 @@ export class ContextCaches {
     const known = this.#tokens.get(name)
     if (known !== undefined) return known
     const answer = await this.read(identity, name)
-    if (answer.status === 200 && answer.tokens !== undefined) {
+    const tokens = tokensOf(answer)
+    if (tokens !== undefined) {
       if (this.#tokens.size >= MAX_KNOWN) this.#tokens.clear()
-      this.#tokens.set(name, answer.tokens)
-      return answer.tokens
+      this.#tokens.set(name, tokens)
+      return tokens
     }
-    if (answer.status === 403 || answer.status === 404) return 0
-    throw new ServiceUnavailableError(`The context cache ${name} could not be read to reserve for its tokens (Google answered ${answer.status}); try again shortly.`)
+    if (answer.statusCode === 403 || answer.statusCode === 404) return 0
+    throw new ServiceUnavailableError(`The context cache ${name} could not be read to reserve for its tokens (Google answered ${answer.statusCode}); try again shortly.`)
   }
 }

@@ -10,7 +10,7 @@ import { Enforcer } from './enforcer.js'
 import { PolicyMetrics } from './metrics.js'
 import { modelsListRoutes } from './models-route.js'
 import { modelAllowed, widerThan } from './rules.js'
-import { bareModelName, jsonObject, type BodyShape } from './request-body.js'
+import { bareModelName, type BodyShape } from './request-body.js'
 import type { UsageMetadata } from './usage.js'
 import { upstreamGet } from './upstream-get.js'
 import { policySection, policyView } from './views.js'
@@ -127,14 +127,7 @@ export default fp(async function policyPlugin (app) {
   // The policy's own reads from Google: models.list (filtered) and the size of a context cache a call names.
   const pool = await createUpstreamPool(app.config.upstream)
   app.addHook('onClose', async () => { await pool.close() })
-  enforcer.contextCaches = new ContextCaches(async (identity, name) => {
-    const { statusCode, text } = await upstreamGet(app, pool, identity, { path: `/v1beta/${name}`, id: randomUUID() })
-    const usage = statusCode === 200 ? jsonObject(Buffer.from(text))?.usageMetadata as { totalTokenCount?: unknown } | undefined : undefined
-    // An int32 in Google's JSON is a number (a string of digits is read too).
-    const raw = usage?.totalTokenCount
-    const tokens = typeof raw === 'number' ? raw : typeof raw === 'string' && /^\d+$/.test(raw) ? Number(raw) : Number.NaN
-    return { status: statusCode, ...(Number.isSafeInteger(tokens) && tokens >= 0 ? { tokens } : {}) }
-  })
+  enforcer.contextCaches = new ContextCaches(async (identity, name) => await upstreamGet(app, pool, identity, { path: `/v1beta/${name}`, id: randomUUID() }))
   // Always: a key may carry its own models without any rule.
   modelsListRoutes(app, pool)
 }, { name: 'gemgate-policy', dependencies: ['gemgate-keys', 'gemgate-me', 'gemgate-status', 'gemgate-metrics'] })

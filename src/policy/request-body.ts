@@ -89,7 +89,7 @@ function largestInConfig (body: Record<string, unknown>, names: readonly string[
     if (config === undefined) continue
     for (const name of names) {
       const value = config[name]
-      const cap = typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : value
+      const cap = googleInteger(value)
       if (typeof cap === 'number' && (largest === undefined || cap > largest)) largest = cap
     }
   }
@@ -153,6 +153,12 @@ export function estimatePrompt (bytes: Buffer | undefined, declaredLength: numbe
     ...(cached === undefined || cached === null ? {} : { cachedContent: cached }),
     json: body,
   }
+}
+
+/** An integer as Google's JSON gives it: a number, or (int64, and int32 as parsers take it) a string of digits; undefined otherwise. */
+export function googleInteger (value: unknown): number | undefined {
+  if (typeof value === 'number') return value
+  return typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : undefined
 }
 
 const positiveInteger = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value > 0

@@ -23,9 +23,12 @@ export function modelLabel (model: string | undefined): string {
   return model !== undefined && MODEL_NAME.test(model) ? model : 'other'
 }
 
+/** Where a request path names a model (`/v1beta/models/gemini-3.8-flash…`): the model is its first group. */
+export const MODEL_IN_PATH = /\/(?:models|tunedModels)\/([^/:;]+)/i
+
 /** The model a request path names (`/v1beta/models/gemini-3.8-flash:generateContent`), if any. */
 export function modelInPath (path: string): string | undefined {
-  return /\/(?:models|tunedModels)\/([^/:;]+)/i.exec(path)?.[1]
+  return MODEL_IN_PATH.exec(path)?.[1]
 }
 
 function emptyCounts (): UsageCounts {

@@ -3,6 +3,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import type { Identity } from '../auth/identity.js'
 import type { Admission } from '../policy/plugin.js'
+import { isWrite } from '../policy/admission.js'
 import { trackStreamedAnswer } from '../connections/streams.js'
 import { BadRequestError, UnauthenticatedError } from '../errors.js'
 import type { BodySink, UpstreamExchange, UpstreamHead } from '../proxy/exchange.js'
@@ -92,7 +93,8 @@ export default async function openAiPlugin (app: FastifyInstance): Promise<void>
   /**
    * Chat completions and embeddings are reserved ahead like generateContent (RPM, tokens and
    * cost; their output cap lowered to what the budgets pay for). Any other POST (images, batches)
-   * cannot be priced ahead: a request against the rates, refused under a token or dollar limit.
+   * cannot be priced ahead, nor any other write (PUT, PATCH): a request against the rates, refused
+   * under a token or dollar limit.
    * The rest (models, files) only have their model checked, and are charged once their usage is
    * known.
    */
@@ -101,7 +103,7 @@ export default async function openAiPlugin (app: FastifyInstance): Promise<void>
     const body = request.body === undefined ? { kind: 'none' as const } : { kind: 'kept' as const, bytes: request.body }
     const call = path.replace(/^\/[^/]+\/openai\//, '')
     const metered = METERED_CALLS[call]
-    if (metered === undefined && request.method === 'POST' && !FREE_CALLS.test(call)) {
+    if (metered === undefined && isWrite(request.method) && !FREE_CALLS.test(call)) {
       // A body without a readable model is checked as none: under an allow-list, refused.
       return await app.policy.admitUnpriced(reply, identity, { model: modelOf(request.body) ?? '(none)', what: `openai/${call}` }, body)
     }

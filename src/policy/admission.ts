@@ -34,10 +34,30 @@ const FREE = new Set(['countTokens'])
 const MODEL_CALL = new RegExp(`${MODEL_IN_PATH.source}(?::(\\w+))?$`, 'i')
 /** models.list in a shape other than the route that filters it (`/v1beta/Models`, `/v1beta/models/`). */
 const MODEL_LIST = /^\/[^/]+\/models\/?(?:;.*)?$/i
+/** A JSON request body's media type, with or without parameters. */
+const JSON_TYPE = /^application\/json\s*(?:;|$)/i
 /** After the response closed unsettled, how long the usage tap may still report (a compressed body finishing). */
 const SETTLE_GRACE_MS = 1_000
 /** The metric label of a Live session's admission: its model is named only in its first message. */
 const LIVE_LABEL = 'live'
+
+/**
+ * Writes on a resource that cost nothing: uploading or registering a file, making an empty corpus
+ * or file search store, cancelling a long-running operation. Any other write on a route the
+ * gateway does not know (Google's `dynamic/…` model routes, `environments:create`, a batch's
+ * PATCH, a collection added after this gateway was built) is unpriced: refused under a token or
+ * dollar limit. The OpenAI-compatible surface (/v1beta/openai/) sorts its own writes and asks
+ * here only about its file uploads; the same calls in another spelling (/v1/openai/,
+ * /v1beta/OpenAI/) reach the Gemini proxy, and are unknown writes here.
+ */
+const FREE_WRITE = /^\/(?:upload\/)?[^/]+\/(?:files(?::register)?|corpora|fileSearchStores)$|:cancel$|^\/[^/]+\/openai\/files(?:\/|$)/i
+/** A `dynamic/{id}` route of Google's: a model call whose model the gateway cannot know. */
+const DYNAMIC_ROUTE = /^\/[^/]+\/(dynamic\/[^/:;]+)/i
+/** Methods that change nothing upstream, so spend nothing; any other may (Google serves an unknown one as it will). */
+const READS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS'])
+
+/** True for a request that may spend: any method but a read. */
+export const isWrite = (method: string): boolean => !READS.has(method)
 
 /** Calls that name their model in the body: the OpenAI-compatible surface, cached contents, batches. */
 const MODEL_IN_BODY = /^\/[^/]+\/(?:openai\/|cachedContents|batches)/i
@@ -190,6 +210,11 @@ export async function admit (enforcer: Enforcer, request: FastifyRequest, reply:
     if (request.method === 'POST') return await admitUnpriced(enforcer, reply, identity, { model, what: `models/${model}${path.slice(named.index + named[0].length)}` }, body)
     checkModel(enforcer, identity, model)
   }
+  if (call === null && isWrite(request.method) && !FREE_WRITE.test(path)) {
+    const inBody = modelInBody(body)
+    const model = DYNAMIC_ROUTE.exec(path)?.[1] ?? (inBody === null ? '(a body too large to check)' : inBody)
+    return await admitUnpriced(enforcer, reply, identity, { model, what: path.replace(/^\/(?:upload\/)?[^/]+\//, '') }, body)
+  }
   if (call === null) {
     if (MODEL_LIST.test(path) && (enforcer.ruleFor(identity)?.limits.models !== undefined || identity.keyLimits?.models !== undefined)) {
       throw new BadRequestError(`List models at ${path.slice(0, path.indexOf('/', 1))}/models: only that list shows the models the gateway's policy allows you.`)
@@ -300,20 +325,28 @@ export async function admitSession (enforcer: Enforcer, identity: Identity): Pro
 function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,
   call: { model: string, generating: boolean, ruleName: string }, body: RequestBody, checks: LimitCheck[], shape: BodyShape): Admission | Promise<Admission> {
   const countsTokens = checks.some((entry) => entry.check.resource !== 'requests')
-  if (countsTokens && body.kind === 'streamed' && request.headers['content-length'] === undefined) {
-    // Too large to keep, and of no declared size: read whole (up to Google's request limit) for its estimate.
+  if (countsTokens && !JSON_TYPE.test(request.headers['content-type'] ?? 'application/json')) {
+    // Google also takes protobuf (binary, or JSPB's positional arrays), which names its output cap and answer count where no JSON reader looks.
+    throw new BadRequestError('Under a token or dollar limit the gateway reads a call\'s cost from its body: send it as JSON (Content-Type: application/json).')
+  }
+  const encoding = request.headers['content-encoding']
+  if (countsTokens && body.kind === 'streamed' && (request.headers['content-length'] === undefined || encoding !== undefined)) {
+    // Too large to keep, and of no declared size or compressed (its size says nothing of its
+    // prompt): read whole (up to Google's request limit) for its estimate.
     return readStreamed(body, MAX_DECOMPRESSED_BYTES).then((bytes) => {
       if (bytes === undefined) throw new BadRequestError(`The request body is larger than ${MAX_DECOMPRESSED_BYTES / 1024 / 1024} MB, the most Google takes in one request.`)
       request.headers['content-length'] = String(bytes.length)
       return reserveCall(enforcer, request, reply, identity, call, { kind: 'kept', bytes }, checks, shape)
     })
   }
-  const encoding = request.headers['content-encoding']
   if (countsTokens && encoding !== undefined && body.kind === 'kept') {
     // A compressed body is read like any other, and forwarded as read (the same JSON, uncompressed,
-    // so its cap can be lowered too); one that cannot be decompressed must fit whole.
+    // so its cap can be lowered too). One the gateway cannot decompress (another encoding, two in
+    // a row, a broken one) is refused: its size says nothing of the prompt Google would read.
     return decompressed(body.bytes, encoding).then((bytes) => {
-      if (bytes === undefined) return reserveEstimated(enforcer, request, reply, identity, call, body, countsTokens, shape)
+      if (bytes === undefined) {
+        throw new BadRequestError(`Under a token or dollar limit the gateway reads a call's cost from its body, and cannot decompress this one: send it uncompressed, or in one of gzip, deflate, br or zstd, at most ${MAX_DECOMPRESSED_BYTES / 1024 / 1024} MB once decompressed.`)
+      }
       delete request.headers['content-encoding']
       request.headers['content-length'] = String(bytes.length)
       return reserveEstimated(enforcer, request, reply, identity, call, { kind: 'kept', bytes }, countsTokens, shape)

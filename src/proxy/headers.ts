@@ -14,13 +14,15 @@ const HOP_BY_HOP = new Set([
 /**
  * What the client sends that the upstream must not see: its credentials (the gateway injects
  * its own), the gateway's cookies, forwarding headers (the upstream is not told about the
- * client), what only concerns the hop to the gateway, and a field mask (it could leave out the
- * usage the gateway meters an answer by, like the `fields` parameter: proxy/target.ts).
+ * client), what only concerns the hop to the gateway, a field mask (it could leave out the
+ * usage the gateway meters an answer by, like the `fields` parameter: proxy/target.ts), and a
+ * method override (Google serves a GET carrying `X-HTTP-Method-Override: POST` as a POST, which
+ * the gateway's policy would have admitted as a GET; the usual other spellings go too).
  */
 const CLIENT_ONLY = new Set([
   'host', 'authorization', 'x-goog-api-key', 'cookie', 'x-goog-user-project', 'x-goog-iam-authorization-token',
   'x-goog-iam-authority-selector', 'x-gemgate-assertion', 'forwarded', 'x-real-ip', 'expect', 'x-request-id',
-  'x-goog-fieldmask',
+  'x-goog-fieldmask', 'x-http-method-override', 'x-http-method', 'x-method-override',
 ])
 
 /**

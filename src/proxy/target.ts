@@ -4,11 +4,22 @@ import { BadRequestError } from '../errors.js'
 export const API_PREFIXES = ['/v1beta/', '/v1/', '/v1alpha/', '/upload/'] as const
 
 /**
- * Query parameters never forwarded: those that carry a credential (Google reads `key` and
- * `access_token`), and a field mask (`fields`), which could leave out of an answer the usage the
- * gateway meters it by; without one the answer is the whole one, a superset of the masked.
+ * Query parameters never forwarded (Google reads each also with a `$` before it): those that
+ * carry a credential (`key`, `access_token`); a field mask (`fields`), which could leave out of an
+ * answer the usage the gateway meters it by (without one the answer is the whole one, a superset
+ * of the masked); and Google's overrides of what the gateway decides by or sets itself: the
+ * method (`$httpMethod`: the policy would admit a GET that Google serves as a POST), the content
+ * type (`$ct`: a body the policy reads as JSON that Google reads as protobuf) and the quota
+ * project (`userProject`, X-Goog-User-Project's twin). Names are compared in lower case.
  */
-const DROPPED_PARAMS = new Set(['key', 'access_token', 'oauth_token', 'fields'])
+const DROPPED_PARAMS = new Set(['key', 'access_token', 'oauth_token', 'fields', 'httpmethod', 'ct', 'userproject'])
+
+/**
+ * Google's own ephemeral tokens (`auth_tokens`, on any version): one would open a Live session
+ * straight to Google, past the gateway's policy and audit. The gateway mints its own at
+ * POST /v1alpha/auth_tokens (src/ephemeral), a route of its own that never reaches here.
+ */
+const GOOGLE_EPHEMERAL_TOKENS = /^\/(?:upload\/)?[^/]+\/auth_tokens(?:$|[/:;])/i
 
 /**
  * Characters that may not appear percent-encoded in a path: they would change its shape once
@@ -59,6 +70,9 @@ function checkPath (path: string): void {
     if (segment === '' && index < segments.length - 1) refuse('it contains an empty segment')
   }
   if (!isApiPath(path)) refuse(`it is not under ${API_PREFIXES.join(', ')}`)
+  if (GOOGLE_EPHEMERAL_TOKENS.test(path)) {
+    throw new BadRequestError('Ephemeral tokens are the gateway\'s own: mint one with POST /v1alpha/auth_tokens (a token from Google would bypass the gateway).')
+  }
 }
 
 function isDroppedParam (pair: string): boolean {

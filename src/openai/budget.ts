@@ -26,10 +26,45 @@ function withMaxTokens (json: Record<string, unknown>, tokens: number, candidate
   return Buffer.from(JSON.stringify({ ...json, ...lowered, ...(candidates === undefined ? {} : { n: candidates }) }))
 }
 
+type Part = Record<string, unknown>
+
+/** A data URL's media inline (`data:audio/wav;base64,…`), any other URL as a file Google reads (`https://…`, a YouTube link). */
+function mediaPart (url: unknown): Part {
+  const data = typeof url === 'string' ? /^data:([^;,]*)[^,]*,/.exec(url) : null
+  if (data !== null) return { inlineData: { mimeType: data[1], data: (url as string).slice(data[0].length) } }
+  return { fileData: { fileUri: String(url) } }
+}
+
+/** One content part of a chat message in Gemini's shape; text for any part that is not media (the local estimate counts it too). */
+function geminiPart (part: unknown): Part {
+  const { type, text } = (part ?? {}) as Record<string, unknown>
+  const { image_url: image, input_audio: audio, file } = (part ?? {}) as Record<string, Record<string, unknown> | undefined>
+  if (type === 'image_url') return mediaPart(image?.url)
+  if (type === 'input_audio') return { inlineData: { mimeType: `audio/${String(audio?.format ?? 'wav')}`, data: audio?.data } }
+  if (type === 'file') return file?.file_data !== undefined ? mediaPart(file.file_data) : { fileData: { fileUri: String(file?.file_id) } }
+  return { text: typeof text === 'string' ? text : JSON.stringify(part) }
+}
+
+/**
+ * A chat completion's messages as a GenerateContentRequest, for Google's countTokens to count its
+ * media (images, audio, files) as it counts them in a generation: inline data stays inline, a URL
+ * is a file Google reads. Text is carried along; the estimate from bytes stands where it is higher.
+ */
+function countableChat (json: Record<string, unknown>): Record<string, unknown> | undefined {
+  const messages = Array.isArray(json.messages) ? json.messages as Array<Record<string, unknown>> : []
+  const contents = messages.map((message) => {
+    const content = message.content
+    const parts = typeof content === 'string' ? [{ text: content }] : Array.isArray(content) ? content.map(geminiPart) : []
+    return { role: message.role === 'assistant' ? 'model' : 'user', parts: parts.filter((part) => part.text !== '') }
+  }).filter((content) => content.parts.length > 0)
+  return contents.length === 0 ? undefined : { contents }
+}
+
 /** `chat/completions`: the messages are the prompt, `max_completion_tokens` or `max_tokens` the output cap. */
 export const CHAT_BODY: BodyShape = {
   estimate: (bytes, declaredLength) => estimatePrompt(bytes, declaredLength, CHAT_PROMPT),
   withMaxOutput: withMaxTokens,
+  countable: countableChat,
 }
 
 /** `embeddings`: the input is the prompt; there is no output to cap. */

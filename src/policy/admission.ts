@@ -330,9 +330,10 @@ function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: Fastif
     throw new BadRequestError('Under a token or dollar limit the gateway reads a call\'s cost from its body: send it as JSON (Content-Type: application/json).')
   }
   const encoding = request.headers['content-encoding']
-  if (countsTokens && body.kind === 'streamed' && (request.headers['content-length'] === undefined || encoding !== undefined)) {
-    // Too large to keep, and of no declared size or compressed (its size says nothing of its
-    // prompt): read whole (up to Google's request limit) for its estimate.
+  if (countsTokens && body.kind === 'streamed') {
+    // Too large to keep for a retry: read whole (up to Google's request limit) for its estimate
+    // all the same. Its size alone says nothing of a compressed prompt, nor of the media a file
+    // reference in it brings (a link to an hour of video is about a million tokens).
     return readStreamed(body, MAX_DECOMPRESSED_BYTES).then((bytes) => {
       if (bytes === undefined) throw new BadRequestError(`The request body is larger than ${MAX_DECOMPRESSED_BYTES / 1024 / 1024} MB, the most Google takes in one request.`)
       request.headers['content-length'] = String(bytes.length)
@@ -358,11 +359,15 @@ function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: Fastif
 function reserveEstimated (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,
   call: { model: string, generating: boolean, ruleName: string }, body: RequestBody, countsTokens: boolean, shape: BodyShape): Admission | Promise<Admission> {
   const estimate: PromptEstimate = countsTokens ? shape.estimate(body.kind === 'kept' ? body.bytes : undefined, Number(request.headers['content-length'] ?? 0)) : { promptTokens: 0 }
-  if (estimate.cachedContent !== undefined && enforcer.contextCaches !== undefined) {
-    // Google counts a context cache's tokens in the prompt of every call that names it.
-    return enforcer.contextCaches.tokens(identity, estimate.cachedContent).then((cached) => reserveFor(enforcer, request, reply, identity, call, body, countsTokens, shape, { ...estimate, promptTokens: estimate.promptTokens + cached }))
-  }
-  return reserveFor(enforcer, request, reply, identity, call, body, countsTokens, shape, estimate)
+  // Media's tokens cannot be told from its bytes: Google counts them (a generation's; an
+  // embedding's parts stay estimated). The estimate stands when it is higher.
+  const countable = estimate.media === true && call.generating && estimate.json !== undefined ? shape.countable?.(estimate.json) : undefined
+  const counted = countable === undefined ? undefined : enforcer.mediaPrompts?.tokens(identity, call.model, countable)
+  // Google counts a context cache's tokens in the prompt of every call that names it.
+  const cached = estimate.cachedContent === undefined ? undefined : enforcer.contextCaches?.tokens(identity, estimate.cachedContent)
+  if (counted === undefined && cached === undefined) return reserveFor(enforcer, request, reply, identity, call, body, countsTokens, shape, estimate)
+  return Promise.all([counted, cached]).then(([media, cache]) => reserveFor(enforcer, request, reply, identity, call, body, countsTokens, shape,
+    { ...estimate, promptTokens: Math.max(estimate.promptTokens, media ?? 0) + (cache ?? 0) }))
 }
 
 function reserveFor (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,

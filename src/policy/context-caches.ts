@@ -1,17 +1,16 @@
 import type { Identity } from '../auth/identity.js'
 import { BadRequestError, ServiceUnavailableError } from '../errors.js'
 import { googleInteger, jsonObject } from './request-body.js'
+import type { UpstreamAnswer } from './upstream-call.js'
 
 /** A context cache's name as the Gemini API gives it. */
 const CACHE_NAME = /^cachedContents\/[\w-]+$/
 /** Cache sizes this replica remembers (a cache's contents never change; its name is never reused). */
 const MAX_KNOWN = 10_000
 
-/** What Google answered about a cache (`GET cachedContents/…`): its status and body. */
-export interface CacheAnswer { statusCode: number, text: string }
 
 /** A cache's size from Google's answer (`usageMetadata.totalTokenCount`), when it gives one. */
-function tokensOf (answer: CacheAnswer): number | undefined {
+function tokensOf (answer: UpstreamAnswer): number | undefined {
   if (answer.statusCode !== 200) return undefined
   const usage = jsonObject(Buffer.from(answer.text))?.usageMetadata as { totalTokenCount?: unknown } | undefined
   const tokens = googleInteger(usage?.totalTokenCount)
@@ -26,7 +25,7 @@ function tokensOf (answer: CacheAnswer): number | undefined {
 export class ContextCaches {
   readonly #tokens = new Map<string, number>()
 
-  constructor (private readonly read: (identity: Identity, name: string) => Promise<CacheAnswer>) {}
+  constructor (private readonly read: (identity: Identity, name: string) => Promise<UpstreamAnswer>) {}
 
   /** The tokens of the cache `name`; 0 for one Google does not show the caller (the call will fail there too). */
   async tokens (identity: Identity, name: unknown): Promise<number> {

@@ -6,6 +6,7 @@ import type { Store } from '../store/store.js'
 import { checksFor, personBase, type LimitCheck } from './checks.js'
 import type { PolicyMetrics } from './metrics.js'
 import type { ContextCaches } from './context-caches.js'
+import type { MediaPrompts } from './media-prompts.js'
 import { Calendar } from './periods.js'
 import { PriceTable, type BilledTokens } from './prices.js'
 import { matchRule, type AppliedRule } from './rules.js'
@@ -67,6 +68,8 @@ export class Enforcer {
   replicas = 1
   /** The sizes of the context caches calls name (set by the plugin, which reads them from Google). */
   contextCaches: ContextCaches | undefined
+  /** Google's count of the prompts of calls that hold media (set by the plugin, which asks Google). */
+  mediaPrompts: MediaPrompts | undefined
 
   constructor (private readonly config: Config, private readonly store: Store, readonly metrics: PolicyMetrics, private readonly log: FastifyBaseLogger) {
     this.calendar = new Calendar(config.policyTimezone)

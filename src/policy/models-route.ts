@@ -2,7 +2,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Dispatcher } from 'undici'
 import { UnauthenticatedError } from '../errors.js'
 import { upstreamTarget } from '../proxy/target.js'
-import { upstreamGet } from './upstream-get.js'
+import { upstreamCall } from './upstream-call.js'
 
 /** The API versions whose models.list answers are filtered. */
 const VERSIONS = ['/v1beta', '/v1', '/v1alpha'] as const
@@ -18,7 +18,7 @@ export function modelsListRoutes (app: FastifyInstance, pool: Dispatcher): void 
     const identity = await app.identify(request)
     if (identity === null) throw new UnauthenticatedError(`Not signed in: sign in at ${app.config.publicUrl}/auth/login, or send a gateway key in x-goog-api-key.`)
     const target = upstreamTarget(request.raw.url ?? '')
-    const { statusCode, text } = await upstreamGet(app, pool, identity, { path: target.path + target.search, id: request.id, headers: request.headers })
+    const { statusCode, text } = await upstreamCall(app, pool, identity, { path: target.path + target.search, id: request.id, headers: request.headers })
     reply.code(statusCode).header('content-type', 'application/json; charset=UTF-8').header('cache-control', 'private, no-store')
     if (statusCode !== 200) return await reply.send(text)
     const list = JSON.parse(text) as ModelList

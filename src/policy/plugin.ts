@@ -6,13 +6,14 @@ import type { RequestBody } from '../proxy/body.js'
 import { createUpstreamPool } from '../proxy/upstream.js'
 import { admit, admitModelCall, admitSession, admitUnpriced, checkModel, type Admission, type TurnCharge } from './admission.js'
 import { ContextCaches } from './context-caches.js'
+import { MediaPrompts } from './media-prompts.js'
 import { Enforcer } from './enforcer.js'
 import { PolicyMetrics } from './metrics.js'
 import { modelsListRoutes } from './models-route.js'
 import { modelAllowed, widerThan } from './rules.js'
 import { bareModelName, type BodyShape } from './request-body.js'
 import type { UsageMetadata } from './usage.js'
-import { upstreamGet } from './upstream-get.js'
+import { upstreamCall } from './upstream-call.js'
 import { policySection, policyView } from './views.js'
 
 export type { Admission, TurnCharge } from './admission.js'
@@ -124,10 +125,12 @@ export default fp(async function policyPlugin (app) {
   })
   app.statusSections.push(async (identity) => policySection(await policyView(enforcer, identity)))
 
-  // The policy's own reads from Google: models.list (filtered) and the size of a context cache a call names.
+  // The policy's own calls to Google: models.list (filtered), the size of a context cache a call
+  // names, and the prompt of a call that holds media.
   const pool = await createUpstreamPool(app.config.upstream)
   app.addHook('onClose', async () => { await pool.close() })
-  enforcer.contextCaches = new ContextCaches(async (identity, name) => await upstreamGet(app, pool, identity, { path: `/v1beta/${name}`, id: randomUUID() }))
+  enforcer.contextCaches = new ContextCaches(async (identity, name) => await upstreamCall(app, pool, identity, { path: `/v1beta/${name}`, id: randomUUID() }))
+  enforcer.mediaPrompts = new MediaPrompts(async (identity, path, json) => await upstreamCall(app, pool, identity, { path, id: randomUUID(), json }))
   // Always: a key may carry its own models without any rule.
   modelsListRoutes(app, pool)
 }, { name: 'gemgate-policy', dependencies: ['gemgate-keys', 'gemgate-me', 'gemgate-status', 'gemgate-metrics'] })

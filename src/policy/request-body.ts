@@ -41,6 +41,8 @@ export interface PromptEstimate {
   unread?: true
   /** The context cache the body names (`cachedContents/…`): its tokens are part of the prompt. */
   cachedContent?: unknown
+  /** The body holds a part that is not text (an image, audio, video, a file): its tokens cannot be told from its bytes. */
+  media?: true
 }
 
 /** Where a body shape keeps its prompt and its output cap. */
@@ -151,6 +153,7 @@ export function estimatePrompt (bytes: Buffer | undefined, declaredLength: numbe
     ...(positiveInteger(max) ? { maxOutputTokens: max } : {}),
     ...(positiveInteger(candidates) ? { candidates } : {}),
     ...(cached === undefined || cached === null ? {} : { cachedContent: cached }),
+    ...(counts.parts > 0 ? { media: true as const } : {}),
     json: body,
   }
 }
@@ -197,7 +200,9 @@ export interface BodyShape {
   estimate: (bytes: Buffer | undefined, declaredLength: number) => PromptEstimate
   /** The body with its output cap set to `tokens` for each answer (and how many, `candidates`, when given). */
   withMaxOutput: (json: Record<string, unknown>, tokens: number, candidates?: number) => Buffer
+  /** The body as a GenerateContentRequest, for Google's countTokens to count its media; undefined when it holds nothing to count. */
+  countable?: (json: Record<string, unknown>) => Record<string, unknown> | undefined
 }
 
 /** Gemini's generateContent body: `contents`, `generationConfig.maxOutputTokens`. */
-export const GEMINI_BODY: BodyShape = { estimate: estimatePrompt, withMaxOutput: withMaxOutputTokens }
+export const GEMINI_BODY: BodyShape = { estimate: estimatePrompt, withMaxOutput: withMaxOutputTokens, countable: (json) => json }

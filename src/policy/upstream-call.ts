@@ -1,0 +1,38 @@
+import type { FastifyInstance } from 'fastify'
+import type { Dispatcher } from 'undici'
+import type { IncomingHttpHeaders } from 'node:http'
+import type { Identity } from '../auth/identity.js'
+import { upstreamRequestHeaders } from '../proxy/headers.js'
+
+/** What the upstream answered: its status and body. */
+export interface UpstreamAnswer { statusCode: number, text: string }
+
+/** A call the policy makes to the upstream itself: a GET, or a POST of a JSON body. */
+export interface UpstreamAsk {
+  path: string
+  id: string
+  headers?: IncomingHttpHeaders
+  /** JSON to POST; without it, a GET. */
+  json?: unknown
+}
+
+/**
+ * A call to the upstream with `identity`'s access token, refreshed and tried once more when the
+ * upstream refuses it (401); the answer read whole, asked for plain (it is read here).
+ */
+export async function upstreamCall (app: FastifyInstance, pool: Dispatcher, identity: Identity, ask: UpstreamAsk): Promise<UpstreamAnswer> {
+  const body = ask.json === undefined ? null : JSON.stringify(ask.json)
+  for (const force of [false, true]) {
+    const headers = upstreamRequestHeaders(ask.headers ?? {}, {
+      accessToken: await app.vault.accessToken(identity.personId, { force }),
+      requestId: ask.id,
+      quotaProject: app.config.upstream.quotaProject,
+    })
+    delete headers['accept-encoding']
+    if (body !== null) headers['content-type'] = 'application/json'
+    const answer = await pool.request({ method: body === null ? 'GET' : 'POST', path: ask.path, headers, body })
+    if (answer.statusCode !== 401 || force) return { statusCode: answer.statusCode, text: await answer.body.text() }
+    await answer.body.dump()
+  }
+  throw new Error('unreachable')
+}

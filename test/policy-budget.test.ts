@@ -389,4 +389,12 @@ t.test('budget outrun by a context cache: a call naming cachedContent reserves t
   const made = await post('/v1beta/cachedContents', { model: 'models/gemini-3-flash-preview', contents: [{ parts: [{ text: 'word '.repeat(10) }] }] })
   t.equal(made.status, 403)
   t.match(await made.json(), { error: { status: 'PERMISSION_DENIED', message: /cachedContents calls/ } })
+
+  // A cache whose size Google does not give (an error, here) is not sent unreserved.
+  stack.gemini.onNext((_req, res) => { res.writeHead(500, { 'content-type': 'application/json' }).end('{"error":{"code":500,"status":"INTERNAL"}}') })
+  const before = generations()
+  const unread = await post('/v1beta/models/gemini-3-flash-preview:generateContent', { cachedContent: 'cachedContents/not-read-yet', contents: [{ parts: [{ text: 'summarise' }] }] })
+  t.equal(unread.status, 503)
+  t.match(await unread.json(), { error: { status: 'UNAVAILABLE', message: /could not be read/ } })
+  t.equal(generations(), before, 'Google was not asked to generate')
 })

@@ -23,6 +23,8 @@ const UNKNOWN_WRITES: Array<[string, string]> = [
   ['POST', '/v1beta/Dynamic/some-route:generateContent'],
   ['POST', '/v1beta/environments:create'],
   ['PATCH', '/v1beta/batches/b-1:updateGenerateContentBatch'],
+  // A context cache's storage is billed by the hour it is kept: a longer TTL spends.
+  ['PATCH', '/v1beta/cachedContents/c-1'],
   ['PUT', '/v1beta/someFutureCollection/x:generate'],
   ['POST', '/v1/someFutureCollection'],
   // The OpenAI-compatible surface in a spelling its own route does not take reaches the Gemini proxy.

@@ -3,8 +3,8 @@
 // goes to /dev/null). Seeds one person the way a sign-in would leave them: a profile, tokens with
 // a far-future expiry, a gateway key and a session, and reports them to bench/run.ts.
 import { join } from 'node:path'
-import { monitorEventLoopDelay, PerformanceObserver } from 'node:perf_hooks'
 import { pathToFileURL } from 'node:url'
+import { reportEventLoop } from './event-loop.mjs'
 
 const build = process.env.BENCH_BUILD
 const load = async (path) => await import(pathToFileURL(join(build, path)).href)
@@ -36,26 +36,7 @@ const sessionId = await app.sessions.create(personId)
 const freeKey = process.env.BENCH_FREE_PERSON === undefined ? undefined : (await seed('bench-free-user', process.env.BENCH_FREE_PERSON, 'Bench (no limits)')).key
 process.send({ port: app.server.address().port, key, freeKey, cookie: `${app.cookieNames.session}=${app.signCookie(sessionId)}` })
 // The longest the event loop was held, per bench phase: bench/run.ts asks for it and resets it.
-const loop = monitorEventLoopDelay({ resolution: 5 })
-loop.enable()
-// Garbage-collection pauses over the same span, on stderr (the bench's output): the first suspect of a stall.
-const GC_KINDS = { 1: 'scavenge', 2: 'mark-compact', 4: 'incremental', 8: 'weak-callbacks' }
-let gc = { count: 0, totalMs: 0, maxMs: 0, maxKind: '' }
-new PerformanceObserver((list) => {
-  for (const entry of list.getEntries()) {
-    gc.count++
-    gc.totalMs += entry.duration
-    if (entry.duration > gc.maxMs) gc = { ...gc, maxMs: entry.duration, maxKind: GC_KINDS[entry.detail?.kind] ?? String(entry.detail?.kind) }
-  }
-}).observe({ entryTypes: ['gc'] })
-process.on('message', (message) => {
-  if (message?.type !== 'event-loop') return
-  const maxMs = Math.round(loop.max / 1e5) / 10
-  process.send({ type: 'event-loop', maxMs, p99Ms: Math.round(loop.percentile(99) / 1e5) / 10 })
-  if (gc.count > 0) process.stderr.write(`gateway: event loop max ${maxMs} ms; gc ${gc.count} pauses, ${Math.round(gc.totalMs)} ms in all, longest ${gc.maxMs.toFixed(1)} ms (${gc.maxKind}); heap ${Math.round(process.memoryUsage().heapUsed / 1e6)} MB\n`)
-  loop.reset()
-  gc = { count: 0, totalMs: 0, maxMs: 0, maxKind: '' }
-})
+reportEventLoop('gateway')
 const stop = () => { app.close().finally(() => process.exit(0)) }
 process.on('disconnect', stop)
 process.on('SIGTERM', stop)

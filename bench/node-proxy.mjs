@@ -3,6 +3,7 @@
 // both ways, nothing else: no auth, no log line, no metrics. Started by bench/run.ts.
 import { createServer } from 'node:http'
 import { Pool } from 'undici'
+import { reportEventLoop } from './event-loop.mjs'
 
 const upstream = new URL(process.env.BENCH_UPSTREAM_URL)
 const pool = new Pool(upstream.origin, { connections: null, keepAliveTimeout: 30_000 })
@@ -31,6 +32,8 @@ const server = createServer((request, response) => {
   })
 })
 server.keepAliveTimeout = 72_000
+// Its event-loop delay, per phase: the baseline for the gateway's (a process saturated by wrk's 50 connections waits for each batch of them).
+reportEventLoop('node minimal proxy')
 server.listen(0, '127.0.0.1', () => process.send({ port: server.address().port }))
 const stop = () => { server.close(); pool.close().finally(() => process.exit(0)) }
 process.on('disconnect', stop)

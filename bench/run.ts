@@ -131,6 +131,11 @@ function gatewayScript (pin: string[], env: NodeJS.ProcessEnv, flags: string[] =
 }
 
 /** Stops every child, and waits (a few seconds at most) until they are gone. */
+/** A process's event-loop figures per phase, as printed. */
+function loopFigures (loops: Record<string, { maxMs: number, p99Ms: number }>): string {
+  return Object.entries(loops).map(([phase, loop]) => `${phase} max ${loop.maxMs} ms (p99 ${loop.p99Ms})`).join(', ')
+}
+
 async function cleanup (): Promise<void> {
   const running = children.filter((child) => child.exitCode === null && child.signalCode === null)
   for (const child of running) {
@@ -157,6 +162,8 @@ interface Results {
   burst: Record<string, ThroughputResult>
   /** The gateway's event-loop delay during each phase (max and p99, ms). */
   eventLoop: Record<string, { maxMs: number, p99Ms: number }>
+  /** The same for Node's minimal proxy, in the phases it is measured in (throughput, latency): the baseline. */
+  nodeProxyEventLoop: Record<string, { maxMs: number, p99Ms: number }>
   ratios: Record<string, number>
 }
 
@@ -226,16 +233,19 @@ async function main (): Promise<void> {
   const nodeProxyUrl = `http://127.0.0.1:${(await message<{ port: number }>(nodeProxy, 'the node proxy')).port}`
 
   /**
-   * The gateway's event-loop delay (max and p99, ms) per phase, sampled only while the gateway
-   * is measured: it is paused (SIGSTOP) while the others are, and that pause is no stall of its own.
+   * The event-loop delay (max and p99, ms) per phase of the gateway and of Node's minimal proxy
+   * (its baseline: a process saturated by wrk's connections waits for each batch of them), each
+   * sampled only while it is measured: it is paused (SIGSTOP) while the others are, and that
+   * pause is no stall of its own.
    */
   const eventLoop: Record<string, { maxMs: number, p99Ms: number }> = {}
+  const nodeProxyEventLoop: Record<string, { maxMs: number, p99Ms: number }> = {}
   let phase = 'held'
-  async function gatewayLoop (): Promise<{ maxMs: number, p99Ms: number }> {
+  async function loopOf (child: ChildProcess): Promise<{ maxMs: number, p99Ms: number }> {
     // A plain listener, not message(): that one waits for an exit too, and would leave a listener per call.
     return await new Promise((resolve) => {
-      gateway.once('message', resolve)
-      gateway.send({ type: 'event-loop' })
+      child.once('message', resolve)
+      child.send({ type: 'event-loop' })
     })
   }
 
@@ -286,16 +296,16 @@ async function main (): Promise<void> {
   async function alone<T> (name: string, measure: () => Promise<T>): Promise<T> {
     const paused = Object.entries(proxies).filter(([key]) => key !== owner(name)).map(([, child]) => child)
     for (const child of paused) child.kill('SIGSTOP')
-    const measured = owner(name) === 'gateway'
+    const sampled = ({ gateway: { child: gateway, loops: eventLoop }, node: { child: nodeProxy, loops: nodeProxyEventLoop } } as const)[owner(name) as 'gateway' | 'node']
     try {
-      // Starts the gateway's event-loop figures afresh, past the delay its own pause left.
-      if (measured) await gatewayLoop()
+      // Starts the event-loop figures afresh, past the delay the process's own pause left.
+      if (sampled !== undefined) await loopOf(sampled.child)
       return await measure()
     } finally {
-      if (measured) {
-        const loop = await gatewayLoop()
-        const before = eventLoop[phase]
-        eventLoop[phase] = { maxMs: Math.max(loop.maxMs, before?.maxMs ?? 0), p99Ms: Math.max(loop.p99Ms, before?.p99Ms ?? 0) }
+      if (sampled !== undefined) {
+        const loop = await loopOf(sampled.child)
+        const before = sampled.loops[phase]
+        sampled.loops[phase] = { maxMs: Math.max(loop.maxMs, before?.maxMs ?? 0), p99Ms: Math.max(loop.p99Ms, before?.p99Ms ?? 0) }
       }
       for (const child of paused) child.kill('SIGCONT')
     }
@@ -423,6 +433,7 @@ async function main (): Promise<void> {
     held,
     burst,
     eventLoop,
+    nodeProxyEventLoop,
     ratios: {
       keyVsNodeProxy: ratio(rps('gateway, key'), rps('node minimal proxy')),
       keyVsNginx: ratio(rps('gateway, key'), rps('nginx')),
@@ -477,7 +488,8 @@ function print (results: Results): void {
     ...heldLines(results.held),
     ...Object.entries(results.burst).map(([when, r]) => `gateway, key, ${when} the burst: ${r.requestsPerSecond} req/s, p99 ${r.p99Ms} ms, ${r.failures} failed`),
     '',
-    `gateway event loop, per phase: ${Object.entries(results.eventLoop).map(([phase, loop]) => `${phase} max ${loop.maxMs} ms (p99 ${loop.p99Ms})`).join(', ')}`,
+    `gateway event loop, per phase: ${loopFigures(results.eventLoop)}`,
+    `node minimal proxy event loop (the baseline), per phase: ${loopFigures(results.nodeProxyEventLoop)}`,
     '',
     `ratios: ${JSON.stringify(results.ratios)}`,
     `written to ${join(RESULTS, 'latest.json')}`,

@@ -1,14 +1,15 @@
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import type { Identity } from '../auth/identity.js'
-import { BadRequestError, ForbiddenError, ModelNotAllowedError, QuotaExceededError, ServiceUnavailableError, withExtras } from '../errors.js'
+import { BadRequestError, ForbiddenError, ModelNotAllowedError, ServiceUnavailableError, withExtras } from '../errors.js'
 import { readStreamed, type RequestBody } from '../proxy/body.js'
 import { MODEL_IN_PATH } from '../proxy/usage.js'
 import type { LimitCheck } from './checks.js'
 import { denialReason } from './metrics.js'
-import { NANO_PER_USD } from './checks.js'
 import { Enforcer, MIN_ANSWER_TOKENS, StoreDownError, type Admitted, type CallEstimate, type Reservation } from './enforcer.js'
 import { DEFAULT_MAX_OUTPUT_TOKENS, GEMINI_BODY, MAX_DECOMPRESSED_BYTES, bareModelName, decompressed, jsonObject, type BodyShape, type PromptEstimate } from './request-body.js'
 import { modelAllowed } from './rules.js'
+import { describeLimit, quotaExceeded, rateLimitHeaders } from './answers.js'
+import { DYNAMIC_ROUTE, EMBEDDING, FREE, FREE_WRITE, GENERATING, MODEL_IN_BODY, MODEL_LIST, UNPRICED_RESOURCE, decoded, isWrite, modelCall } from './routes.js'
 import type { UsageMetadata } from './usage.js'
 
 /** What the proxy does with an admitted call: forward `body`, and settle once the usage is known. */
@@ -19,70 +20,12 @@ export interface Admission {
   settle: (usage: UsageMetadata, modelVersion?: string) => void
 }
 
-/** Calls that produce output: their maxOutputTokens is reserved, and may be lowered. */
-const GENERATING = new Set(['generateContent', 'streamGenerateContent'])
-/** Calls that cost tokens but produce no output tokens. */
-const EMBEDDING = new Set(['embedContent', 'batchEmbedContents'])
-/** Methods on a model that cost nothing: like `models.get`, only the allow-list applies. */
-const FREE = new Set(['countTokens'])
-/**
- * Any path that names a model, in whatever shape (MODEL_IN_PATH); one that is not a model call,
- * the model and at most a method at its end (not a trailing slash, a segment or a `;` parameter
- * after the method, a method named twice), is no call the gateway can price, whatever an upstream
- * that reads paths more loosely makes of it.
- */
-const MODEL_CALL = new RegExp(`${MODEL_IN_PATH.source}(?::(\\w+))?$`, 'i')
-/** models.list in a shape other than the route that filters it (`/v1beta/Models`, `/v1beta/models/`). */
-const MODEL_LIST = /^\/[^/]+\/models\/?(?:;.*)?$/i
 /** A JSON request body's media type, with or without parameters. */
 const JSON_TYPE = /^application\/json\s*(?:;|$)/i
 /** After the response closed unsettled, how long the usage tap may still report (a compressed body finishing). */
 const SETTLE_GRACE_MS = 1_000
 /** The metric label of a Live session's admission: its model is named only in its first message. */
 const LIVE_LABEL = 'live'
-
-/**
- * Writes on a resource that cost nothing: uploading or registering a file, making an empty corpus
- * or file search store, cancelling a long-running operation. Any other write on a route the
- * gateway does not know (Google's `dynamic/…` model routes, `environments:create`, a batch's
- * PATCH, a collection added after this gateway was built) is unpriced: refused under a token or
- * dollar limit. The OpenAI-compatible surface (/v1beta/openai/) sorts its own writes and asks
- * here only about its file uploads; the same calls in another spelling (/v1/openai/,
- * /v1beta/OpenAI/) reach the Gemini proxy, and are unknown writes here.
- */
-const FREE_WRITE = /^\/(?:upload\/)?[^/]+\/(?:files(?::register)?|corpora|fileSearchStores)$|:cancel$|^\/[^/]+\/openai\/files(?:\/|$)/i
-/** A `dynamic/{id}` route of Google's: a model call whose model the gateway cannot know. */
-const DYNAMIC_ROUTE = /^\/[^/]+\/(dynamic\/[^/:;]+)/i
-/** Methods that change nothing upstream, so spend nothing; any other may (Google serves an unknown one as it will). */
-const READS = new Set(['GET', 'HEAD', 'DELETE', 'OPTIONS'])
-
-/** True for a request that may spend: any method but a read. */
-export const isWrite = (method: string): boolean => !READS.has(method)
-
-/** Calls that name their model in the body: the OpenAI-compatible surface, cached contents, batches. */
-const MODEL_IN_BODY = /^\/[^/]+\/(?:openai\/|cachedContents|batches)/i
-
-function decoded (text: string): string {
-  if (!text.includes('%')) return text
-  try {
-    return decodeURIComponent(text)
-  } catch {
-    return text
-  }
-}
-
-/** The model a path names and the method it calls (`/v1beta/models/gemini-3-flash-preview:generateContent`). */
-export function modelCall (path: string): { model: string, method?: string } | null {
-  const match = MODEL_CALL.exec(path)
-  return match === null ? null : { model: decoded(match[1]!), ...(match[2] === undefined ? {} : { method: match[2] }) }
-}
-
-/**
- * Calls on a resource rather than a model that spend: the Interactions API (a model or an agent
- * named in the body), a file search store's import or upload (which embeds), a tuning job, a
- * context cache (its tokens billed when it is made).
- */
-const UNPRICED_RESOURCE = /^\/(?:upload\/)?[^/]+\/(?:interactions|tunedModels|cachedContents|(fileSearchStores)\/[^/]+:(?:importFile|uploadToFileSearchStore))$/i
 
 /** The `model` a JSON body names (`gemini-3-flash-preview` or `models/…`), or its `agent`; `undefined` when it names none, null when it cannot be read. */
 function modelInBody (body: RequestBody): string | undefined | null {
@@ -111,74 +54,6 @@ function checkBodyModel (enforcer: Enforcer, identity: Identity, path: string, b
   const model = modelInBody(body)
   if (model === null) throw denied(enforcer, identity, '(a body too large to check)')
   if (model !== undefined && !modelAllowed(model, globs, identity.keyLimits?.models)) throw denied(enforcer, identity, model)
-}
-
-const seconds = (ms: number): number => Math.max(1, Math.ceil(ms / 1000))
-
-function describeLimit (entry: LimitCheck): string {
-  const value = entry.check.resource === 'nanoUsd' ? `$${(entry.check.limit / NANO_PER_USD).toFixed(2)}` : String(entry.check.limit)
-  return `${entry.name.replaceAll('_', ' ')} limit of ${value}${entry.scope === 'key' ? ' for this key' : ''}`
-}
-
-/** 429 RESOURCE_EXHAUSTED in Google's shape: QuotaFailure names the limit, RetryInfo and Retry-After say when to come back. */
-export function quotaExceeded (entry: LimitCheck, retryAfterMs: number, rule: string): Error {
-  const wait = seconds(retryAfterMs)
-  const when = entry.check.kind === 'total'
-    ? `It resets at ${new Date(entry.check.resetAt!).toISOString()}.`
-    : `Retry in ${wait} s.`
-  return withExtras(new QuotaExceededError(`You have reached your ${describeLimit(entry)} (gateway policy rule ${rule}). ${when}`), {
-    details: [
-      {
-        '@type': 'type.googleapis.com/google.rpc.QuotaFailure',
-        violations: [{
-          subject: entry.scope,
-          description: describeLimit(entry),
-          quotaMetric: `gemgate/${entry.name}`,
-          quotaId: `${entry.name}-per-${entry.scope}`,
-          quotaValue: entry.check.resource === 'nanoUsd' ? String(entry.check.limit / NANO_PER_USD) : String(entry.check.limit),
-        }],
-      },
-      { '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: `${wait}s` },
-    ],
-    headers: { 'retry-after': String(wait) },
-  })
-}
-
-/** The x-ratelimit-* headers OpenAI-style clients read: the tightest request limit and the tightest token limit. */
-function rateLimitHeaders (reply: FastifyReply, checks: LimitCheck[], remaining: number[]): void {
-  // One pass, no closures: this runs on every call.
-  let requests = -1
-  let tokens = -1
-  for (let index = 0; index < checks.length; index++) {
-    const resource = checks[index]!.check.resource
-    if (resource === 'requests' && (requests === -1 || remaining[index]! < remaining[requests]!)) requests = index
-    else if (resource === 'tokens' && (tokens === -1 || remaining[index]! < remaining[tokens]!)) tokens = index
-  }
-  const now = Date.now()
-  if (requests !== -1) limitHeaders(reply, LIMIT_HEADERS.requests, checks[requests]!.check, remaining[requests]!, now)
-  if (tokens !== -1) limitHeaders(reply, LIMIT_HEADERS.tokens, checks[tokens]!.check, remaining[tokens]!, now)
-}
-
-// A limit's text, made once per counter (checks are kept per caller and period).
-const limitTexts = new WeakMap<LimitCheck['check'], string>()
-function limitText (check: LimitCheck['check']): string {
-  let text = limitTexts.get(check)
-  if (text === undefined) limitTexts.set(check, text = String(check.limit))
-  return text
-}
-
-/** The three x-ratelimit-* header names of one resource, made once: they are set on every call. */
-interface LimitHeaderNames { limit: string, remaining: string, reset: string }
-const LIMIT_HEADERS: Readonly<Record<'requests' | 'tokens', LimitHeaderNames>> = {
-  requests: { limit: 'x-ratelimit-limit-requests', remaining: 'x-ratelimit-remaining-requests', reset: 'x-ratelimit-reset-requests' },
-  tokens: { limit: 'x-ratelimit-limit-tokens', remaining: 'x-ratelimit-remaining-tokens', reset: 'x-ratelimit-reset-tokens' },
-}
-
-function limitHeaders (reply: FastifyReply, names: LimitHeaderNames, check: LimitCheck['check'], remaining: number, now: number): void {
-  const resetMs = check.kind === 'total' ? check.resetAt! - now : Math.ceil(Math.max(0, check.limit - remaining) * check.windowMs / check.limit)
-  reply.header(names.limit, limitText(check))
-  reply.header(names.remaining, String(Math.max(0, remaining)))
-  reply.header(names.reset, `${seconds(resetMs)}s`)
 }
 
 /** x-ratelimit-* on a call that reserves nothing: what this replica knows of the caller's limits. */

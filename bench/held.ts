@@ -6,6 +6,8 @@
 // that run holds at most H1_MAX_STREAMS, which fits the 20,000 descriptors a process may have.
 // "main" holds them through the bench's own gateway (plain HTTP/1.1 upstream) instead, so the
 // phases after it run on a gateway that has just served the burst (see BENCH_SETTLE_MS).
+// "node-h2" holds them through Node's minimal proxy (bench/node-proxy.mjs) over HTTP/2 to the
+// same kind of upstream: the baseline for what a stream costs a Node process at all.
 import { once } from 'node:events'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { rm } from 'node:fs/promises'
@@ -23,7 +25,7 @@ export interface HeldRun extends HeldStreamsResult {
   eventLoop: { maxMs: number, p99Ms: number }
 }
 
-export type HeldProtocol = 'h2' | 'h1' | 'main'
+export type HeldProtocol = 'h2' | 'h1' | 'main' | 'node-h2'
 
 /** A gateway and the fake upstream behind it. */
 interface Pair {
@@ -39,6 +41,8 @@ const STOP_MS = 10_000
 export interface HeldLaunch {
   upstream: (env: Record<string, string>) => Promise<Pair['upstream']>
   gateway: (env: Record<string, string>) => Promise<Pair['gateway']>
+  /** Node's minimal proxy, for "node-h2" (its `key` is unused). */
+  nodeProxy: (env: Record<string, string>) => Promise<Pair['gateway']>
   /** The bench's own gateway and upstream, for "main". */
   main: Pair
 }
@@ -80,8 +84,9 @@ export async function heldPhase (settings: HeldSettings, gatewayEnv: Record<stri
   const runs: HeldRun[] = []
   try {
     for (const protocol of settings.protocols) {
-      const streams = protocol === 'h2' ? settings.streams : Math.min(settings.streams, H1_MAX_STREAMS)
-      log(`holding ${streams} streams open through ${protocol === 'main' ? 'the gateway' : 'a fresh gateway'}, ${protocol === 'h2' ? 'HTTP/2' : 'HTTP/1.1'} to the upstream …`)
+      const streams = protocol === 'h2' || protocol === 'node-h2' ? settings.streams : Math.min(settings.streams, H1_MAX_STREAMS)
+      const through = { main: 'the gateway', 'node-h2': 'Node\'s minimal proxy', h2: 'a fresh gateway', h1: 'a fresh gateway' }[protocol]
+      log(`holding ${streams} streams open through ${through}, ${protocol === 'h1' || protocol === 'main' ? 'HTTP/1.1' : 'HTTP/2'} to the upstream …`)
       const pair = protocol === 'main' ? launch.main : await freshPair(protocol, cert, freePort, gatewayEnv, launch)
       try {
         runs.push({ protocol, ...await hold(pair, streams, settings) })
@@ -97,6 +102,9 @@ export async function heldPhase (settings: HeldSettings, gatewayEnv: Record<stri
 
 async function freshPair (protocol: HeldProtocol, cert: { keyPath: string, certPath: string }, freePort: () => Promise<number>, gatewayEnv: Record<string, string>, launch: HeldLaunch): Promise<Pair> {
   const upstream = await launch.upstream({ BENCH_TLS_KEY: cert.keyPath, BENCH_TLS_CERT: cert.certPath })
+  if (protocol === 'node-h2') {
+    return { upstream, gateway: await launch.nodeProxy({ BENCH_UPSTREAM_URL: `https://127.0.0.1:${upstream.port}`, BENCH_UPSTREAM_CA_FILE: cert.certPath, BENCH_TOKEN: gatewayEnv.BENCH_TOKEN ?? '' }) }
+  }
   const port = await freePort()
   const gateway = await launch.gateway({
     ...gatewayEnv,
@@ -135,9 +143,9 @@ export function heldLines (runs: HeldRun[]): string[] {
   if (runs.length === 0) return []
   const cell = (value: number | string, width: number): string => String(value).padStart(width)
   return [
-    'SSE streams held open at once through a fresh gateway (TLS upstream); chunk delay over the hold',
+    'SSE streams held open at once through a fresh gateway (TLS upstream; "node h2": Node\'s minimal proxy, the baseline); chunk delay over the hold',
     `${'upstream'.padEnd(10)}${cell('streams', 9)}${cell('open', 7)}${cell('open ms', 9)}${cell('up conns', 10)}${cell('sockets', 9)}${cell('RSS rest', 10)}${cell('holding', 9)}${cell('KB/stream', 11)}${cell('delay p50', 11)}${cell('p99', 9)}${cell('max', 10)}${cell('chunks', 9)}${cell('loop max', 10)}`,
-    ...runs.map((run) => `${({ h2: 'HTTP/2', h1: 'HTTP/1.1', main: 'main 1.1' }[run.protocol]).padEnd(10)}${cell(run.streams, 9)}${cell(run.opened, 7)}${cell(Math.round(run.openAllMs), 9)}${cell(run.upstreamConnections, 10)}${cell(run.sockets, 9)}${cell(run.rssIdleMb, 10)}${cell(run.rssHoldingMb, 9)}${cell(kbPerStream(run), 11)}${cell(run.chunkDelayP50Ms, 11)}${cell(run.chunkDelayP99Ms, 9)}${cell(run.chunkDelayMaxMs, 10)}${cell(run.chunksSeen, 9)}${cell(run.eventLoop.maxMs, 10)}`),
+    ...runs.map((run) => `${({ h2: 'HTTP/2', h1: 'HTTP/1.1', main: 'main 1.1', 'node-h2': 'node h2' }[run.protocol]).padEnd(10)}${cell(run.streams, 9)}${cell(run.opened, 7)}${cell(Math.round(run.openAllMs), 9)}${cell(run.upstreamConnections, 10)}${cell(run.sockets, 9)}${cell(run.rssIdleMb, 10)}${cell(run.rssHoldingMb, 9)}${cell(kbPerStream(run), 11)}${cell(run.chunkDelayP50Ms, 11)}${cell(run.chunkDelayP99Ms, 9)}${cell(run.chunkDelayMaxMs, 10)}${cell(run.chunksSeen, 9)}${cell(run.eventLoop.maxMs, 10)}`),
   ]
 }
 

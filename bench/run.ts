@@ -31,7 +31,7 @@ const FIXED_RATE = { rate: 500, seconds: 5, rounds: 5 }
 const SSE = { streams: 20, chunks: 10, intervalMs: 20 }
 const HELD = {
   streams: Number(process.env.BENCH_HELD_STREAMS ?? 1000),
-  protocols: (process.env.BENCH_HELD_PROTOCOLS ?? 'h2,h1').split(',') as HeldProtocol[],
+  protocols: (process.env.BENCH_HELD_PROTOCOLS ?? 'h2,h1,node-h2').split(',') as HeldProtocol[],
   intervalMs: 1000,
   chunks: 180,
   timeoutMs: 60_000,
@@ -45,8 +45,9 @@ const PROMPT = JSON.stringify({ contents: [{ role: 'user', parts: [{ text: QUEST
 /**
  * BENCH_PHASES=throughput,latency,sse,held runs only those; BENCH_ROUNDS sets the throughput rounds (default 3); BENCH_CPU_PROF=1 profiles the gateway (bench/results/profiles);
  * burst (with held, BENCH_HELD_PROTOCOLS=main): the bench gateway's throughput right before and after the held streams;
- * BENCH_HELD_STREAMS sets how many streams are held (default 1,000), BENCH_HELD_PROTOCOLS through what (default h2,h1: fresh
- * gateways, HTTP/2 or HTTP/1.1 to a TLS upstream; main: the bench's own gateway, before the other phases run on it).
+ * BENCH_HELD_STREAMS sets how many streams are held (default 1,000), BENCH_HELD_PROTOCOLS through what (default h2,h1,node-h2:
+ * fresh gateways, HTTP/2 or HTTP/1.1 to a TLS upstream, and Node's minimal proxy over HTTP/2 as the baseline; main: the bench's
+ * own gateway, before the other phases run on it).
  */
 const PHASES = new Set((process.env.BENCH_PHASES ?? 'held,throughput,latency,sse').split(','))
 const PROFILE = process.env.BENCH_CPU_PROF === '1'
@@ -337,6 +338,10 @@ async function main (): Promise<void> {
       gateway: async (env) => {
         const child = gatewayScript(proxyCore, env)
         return { child, ...await message<{ port: number, key: string }>(child, 'the held gateway') }
+      },
+      nodeProxy: async (env) => {
+        const child = nodeScript(proxyCore, 'node-proxy.mjs', env)
+        return { child, port: (await message<{ port: number }>(child, 'the held node proxy')).port, key: '' }
       },
       main: { gateway: { child: gateway, port: seeded.port, key: seeded.key }, upstream: { child: upstream, port: upstreamPort } },
     }

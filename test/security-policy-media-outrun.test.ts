@@ -127,3 +127,27 @@ t.test('budget outrun by media in a body too large to keep: it is read whole, so
   t.equal(response.status, 429, 'reserved for the video, not for the body\'s size')
   t.same(stack.gemini.requests.map((request) => request.path.replace(/^.*:/, '')), ['countTokens'])
 })
+
+t.test('Google failing while the policy asks it (a media count, a cache\'s size, the models list): a reset is 502, an answer that never comes is 504, in Google\'s shape, and nothing is generated', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_minute: 100000\n', { env: { UPSTREAM_TIMEOUT_SECONDS: '1' } })
+  const holder = await signInWithKey(stack)
+  const counting = { match: (request: { path: string }) => request.path.endsWith(':countTokens') }
+  stack.gemini.fault({ kind: 'reset' }, counting)
+  const reset = await post(stack.url, holder.key, body(video(10)))
+  t.equal(reset.status, 502)
+  t.match(await reset.json(), { error: { code: 502, message: /could not be reached \(request id / } })
+  stack.gemini.fault({ kind: 'hang' }, counting)
+  const hung = await post(stack.url, holder.key, body(video(10)))
+  t.equal(hung.status, 504)
+  t.match(await hung.json(), { error: { code: 504, message: /did not answer in time/ } })
+  // A context cache's size, read the same way.
+  stack.gemini.fault({ kind: 'reset' }, { match: (request) => request.path.includes('/cachedContents/') })
+  const cache = await post(stack.url, holder.key, JSON.stringify({ cachedContent: 'cachedContents/c-9', contents: [{ parts: [{ text: 'hi' }] }] }))
+  t.equal(cache.status, 502)
+  t.notOk(stack.gemini.requests.some((request) => request.path.endsWith(':generateContent')), 'nothing was generated')
+  // And the models list the policy filters, asked for the same way.
+  stack.gemini.fault({ kind: 'reset' }, { match: (request) => request.path === '/v1beta/models' })
+  const list = await fetch(`${stack.url}/v1beta/models`, { headers: { 'x-goog-api-key': holder.key } })
+  t.equal(list.status, 502)
+  t.match(await list.json(), { error: { code: 502 } })
+})

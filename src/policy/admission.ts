@@ -237,9 +237,9 @@ function reserveEstimated (enforcer: Enforcer, request: FastifyRequest, reply: F
   // Media's tokens cannot be told from its bytes: Google counts them (a generation's; an
   // embedding's parts stay estimated). The estimate stands when it is higher.
   const countable = estimate.media === true && call.generating && estimate.json !== undefined ? shape.countable?.(estimate.json) : undefined
-  const counted = countable === undefined ? undefined : enforcer.mediaPrompts?.tokens(identity, call.model, countable)
+  const counted = countable === undefined ? undefined : enforcer.mediaPrompts?.tokens(identity, call.model, countable, request.id)
   // Google counts a context cache's tokens in the prompt of every call that names it.
-  const cached = estimate.cachedContent === undefined ? undefined : enforcer.contextCaches?.tokens(identity, estimate.cachedContent)
+  const cached = estimate.cachedContent === undefined ? undefined : enforcer.contextCaches?.tokens(identity, estimate.cachedContent, request.id)
   if (counted === undefined && cached === undefined) return reserveFor(enforcer, request, reply, identity, call, body, countsTokens, shape, estimate)
   return Promise.all([counted, cached]).then(([media, cache]) => reserveFor(enforcer, request, reply, identity, call, body, countsTokens, shape,
     { ...estimate, promptTokens: Math.max(estimate.promptTokens, media ?? 0) + (cache ?? 0) }))

@@ -25,16 +25,16 @@ function tokensOf (answer: UpstreamAnswer): number | undefined {
 export class ContextCaches {
   readonly #tokens = new Map<string, number>()
 
-  constructor (private readonly read: (identity: Identity, name: string) => Promise<UpstreamAnswer>) {}
+  constructor (private readonly read: (identity: Identity, name: string, requestId: string) => Promise<UpstreamAnswer>) {}
 
   /** The tokens of the cache `name`; 0 for one Google does not show the caller (the call will fail there too). */
-  async tokens (identity: Identity, name: unknown): Promise<number> {
+  async tokens (identity: Identity, name: unknown, requestId: string): Promise<number> {
     if (typeof name !== 'string' || !CACHE_NAME.test(name)) {
       throw new BadRequestError(`cachedContent must name a context cache (cachedContents/…): ${JSON.stringify(name)} does not.`)
     }
     const known = this.#tokens.get(name)
     if (known !== undefined) return known
-    const answer = await this.read(identity, name)
+    const answer = await this.read(identity, name, requestId)
     const tokens = tokensOf(answer)
     if (tokens !== undefined) {
       if (this.#tokens.size >= MAX_KNOWN) this.#tokens.clear()

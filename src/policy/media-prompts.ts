@@ -21,12 +21,12 @@ function googleMessage (answer: UpstreamAnswer): string {
  * tokens are read and added on their own, src/policy/context-caches.ts).
  */
 export class MediaPrompts {
-  constructor (private readonly ask: (identity: Identity, path: string, json: unknown) => Promise<UpstreamAnswer>) {}
+  constructor (private readonly ask: (identity: Identity, path: string, json: unknown, requestId: string) => Promise<UpstreamAnswer>) {}
 
   /** The tokens Google counts in `request` for `model`; throws Google's 400, 403 or 404, or 503 when it gives no count. */
-  async tokens (identity: Identity, model: string, request: Record<string, unknown>): Promise<number> {
+  async tokens (identity: Identity, model: string, request: Record<string, unknown>, requestId: string): Promise<number> {
     const { cachedContent: _camel, cached_content: _proto, ...uncached } = request
-    const answer = await this.ask(identity, `/v1beta/models/${encodeURIComponent(model)}:countTokens`, { generateContentRequest: { ...uncached, model: `models/${model}` } })
+    const answer = await this.ask(identity, `/v1beta/models/${encodeURIComponent(model)}:countTokens`, { generateContentRequest: { ...uncached, model: `models/${model}` } }, requestId)
     if (answer.statusCode === 200) {
       const tokens = googleInteger(jsonObject(Buffer.from(answer.text))?.totalTokens)
       if (tokens !== undefined && Number.isSafeInteger(tokens) && tokens >= 0) return tokens

@@ -129,8 +129,8 @@ export default fp(async function policyPlugin (app) {
   // names, and the prompt of a call that holds media.
   const pool = await createUpstreamPool(app.config.upstream)
   app.addHook('onClose', async () => { await pool.close() })
-  enforcer.contextCaches = new ContextCaches(async (identity, name) => await upstreamCall(app, pool, identity, { path: `/v1beta/${name}`, id: randomUUID() }))
-  enforcer.mediaPrompts = new MediaPrompts(async (identity, path, json) => await upstreamCall(app, pool, identity, { path, id: randomUUID(), json }))
+  enforcer.contextCaches = new ContextCaches(async (identity, name, id) => await upstreamCall(app, pool, identity, { path: `/v1beta/${name}`, id }))
+  enforcer.mediaPrompts = new MediaPrompts(async (identity, path, json, id) => await upstreamCall(app, pool, identity, { path, id, json }))
   // Always: a key may carry its own models without any rule.
   modelsListRoutes(app, pool)
 }, { name: 'gemgate-policy', dependencies: ['gemgate-keys', 'gemgate-me', 'gemgate-status', 'gemgate-metrics'] })

@@ -27,6 +27,9 @@ const UNKNOWN_WRITES: Array<[string, string]> = [
   ['PATCH', '/v1beta/cachedContents/c-1'],
   ['PUT', '/v1beta/someFutureCollection/x:generate'],
   ['POST', '/v1/someFutureCollection'],
+  // A cancel is free only as the method of a plain resource, not after another method.
+  ['POST', '/v1beta/dynamic/gemini-3-pro-preview:streamGenerateContent:cancel'],
+  ['POST', '/v1beta/batches/b-1;x=:cancel'],
   // The OpenAI-compatible surface in a spelling its own route does not take reaches the Gemini proxy.
   ['POST', '/v1/openai/chat/completions'],
   ['POST', '/v1beta/OpenAI/chat/completions'],

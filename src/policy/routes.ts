@@ -21,14 +21,15 @@ export const MODEL_LIST = /^\/[^/]+\/models\/?(?:;.*)?$/i
 
 /**
  * Writes on a resource that cost nothing: uploading or registering a file, making an empty corpus
- * or file search store, cancelling a long-running operation. Any other write on a route the
+ * or file search store, cancelling a long-running operation (`:cancel` as the one method of a
+ * plain resource path, not after another method or a `;` parameter). Any other write on a route the
  * gateway does not know (Google's `dynamic/…` model routes, `environments:create`, a batch's
  * PATCH, a collection added after this gateway was built) is unpriced: refused under a token or
  * dollar limit. The OpenAI-compatible surface (/v1beta/openai/) sorts its own writes and asks
  * here only about its file uploads; the same calls in another spelling (/v1/openai/,
  * /v1beta/OpenAI/) reach the Gemini proxy, and are unknown writes here.
  */
-export const FREE_WRITE = /^\/(?:upload\/)?[^/]+\/(?:files(?::register)?|corpora|fileSearchStores)$|:cancel$|^\/[^/]+\/openai\/files(?:\/|$)/i
+export const FREE_WRITE = /^\/(?:upload\/)?[^/]+\/(?:files(?::register)?|corpora|fileSearchStores|(?:[^/:;]+\/)*[^/:;]+:cancel)$|^\/[^/]+\/openai\/files(?:\/|$)/i
 /** A `dynamic/{id}` route of Google's: a model call whose model the gateway cannot know. */
 export const DYNAMIC_ROUTE = /^\/[^/]+\/(dynamic\/[^/:;]+)/i
 /** Methods that change nothing upstream, so spend nothing; any other may (Google serves an unknown one as it will). */

@@ -151,3 +151,18 @@ t.test('Google failing while the policy asks it (a media count, a cache\'s size,
   t.equal(list.status, 502)
   t.match(await list.json(), { error: { code: 502 } })
 })
+
+t.test('a caller out of requests is refused before Google is asked to count their media', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    requests_per_minute: 1\n    tokens_per_minute: 100000\n')
+  const holder = await signInWithKey(stack)
+  const first = await post(stack.url, holder.key, body(video(10)))
+  t.equal(first.status, 200)
+  await first.text()
+  for (let i = 0; i < 3; i++) {
+    const refused = await post(stack.url, holder.key, body(video(10)))
+    t.equal(refused.status, 429, 'over the minute\'s one request')
+    t.match(await refused.json(), { error: { status: 'RESOURCE_EXHAUSTED', details: [{ violations: [{ quotaId: 'requests_per_minute-per-person' }] }, { retryDelay: /^\d+s$/ }] } })
+    t.match(refused.headers.get('retry-after'), /^\d+$/)
+  }
+  t.same(stack.gemini.requests.map((request) => request.path.replace(/^.*:/, '')), ['countTokens', 'generateContent'], 'no count for the refused calls')
+})

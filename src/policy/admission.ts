@@ -237,12 +237,22 @@ function reserveEstimated (enforcer: Enforcer, request: FastifyRequest, reply: F
   // Media's tokens cannot be told from its bytes: Google counts them (a generation's; an
   // embedding's parts stay estimated). The estimate stands when it is higher.
   const countable = estimate.media === true && call.generating && estimate.json !== undefined ? shape.countable?.(estimate.json) : undefined
+  if (countable !== undefined) refuseSpentRequests(enforcer, identity, call)
   const counted = countable === undefined ? undefined : enforcer.mediaPrompts?.tokens(identity, call.model, countable, request.id)
   // Google counts a context cache's tokens in the prompt of every call that names it.
   const cached = estimate.cachedContent === undefined ? undefined : enforcer.contextCaches?.tokens(identity, estimate.cachedContent, request.id)
   if (counted === undefined && cached === undefined) return reserveFor(enforcer, request, reply, identity, call, body, countsTokens, shape, estimate)
   return Promise.all([counted, cached]).then(([media, cache]) => reserveFor(enforcer, request, reply, identity, call, body, countsTokens, shape,
     { ...estimate, promptTokens: Math.max(estimate.promptTokens, media ?? 0) + (cache ?? 0) }))
+}
+
+/** A caller this replica knows to be out of requests gets the 429 a reservation would give, before Google is asked anything for the call. */
+function refuseSpentRequests (enforcer: Enforcer, identity: Identity, call: { model: string, ruleName: string }): void {
+  const spent = enforcer.spentRequests(identity)
+  if (spent === undefined) return
+  enforcer.metrics.call(call.ruleName, enforcer.prices.labelOf(call.model), 'limited')
+  enforcer.metrics.denials.inc({ reason: denialReason(spent.entry) })
+  throw quotaExceeded(spent.entry, spent.retryAfterMs, call.ruleName)
 }
 
 function reserveFor (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,

@@ -247,11 +247,24 @@ export class Enforcer {
       const used = await this.used(checks)
       this.#remember(owner, known = { checks, remaining: used.map((amount, index) => checks[index]!.check.limit - amount), at: now })
     }
-    const remaining = known.remaining.map((left, index) => {
-      const { check } = checks[index]!
-      return check.kind === 'bucket' ? Math.floor(Math.min(check.limit, left + (now - known.at) * check.limit / check.windowMs)) : left
-    })
-    return { checks, remaining }
+    return { checks, remaining: refilled(known, now).map(Math.floor) }
+  }
+
+  /**
+   * The request rate `identity` has spent, as this replica knows without a round trip, and how
+   * long until one request is back; undefined when it knows of none spent. Other replicas only
+   * spend more, so a call now would be refused: a caller can be told so before the gateway asks
+   * Google anything for the call (a media prompt's count).
+   */
+  spentRequests (identity: Identity): { entry: LimitCheck, retryAfterMs: number } | undefined {
+    const now = Date.now()
+    const known = this.#known.get(leaseOwner(identity.personId, identity.keyId))
+    if (known === undefined || !sameChecks(known.checks, this.checksOf(identity, now))) return undefined
+    const left = refilled(known, now)
+    const index = known.checks.findIndex((entry, at) => entry.check.resource === 'requests' && entry.check.kind === 'bucket' && left[at]! < 1)
+    if (index === -1) return undefined
+    const { check } = known.checks[index]!
+    return { entry: known.checks[index]!, retryAfterMs: Math.ceil((1 - left[index]!) * check.windowMs / check.limit) }
   }
 
   /** Gives back every lease and writes every pending settlement (the gateway is closing). */
@@ -351,4 +364,12 @@ export function billedTokens (usage: UsageMetadata): BilledTokens {
   // A meter that reports an absent count as 0 must not hide thinking tokens that the total shows.
   const thinking = usage.thoughtsTokenCount || Math.max(0, (usage.totalTokenCount ?? 0) - prompt - output - (usage.toolUsePromptTokenCount ?? 0))
   return { prompt: prompt + (usage.toolUsePromptTokenCount ?? 0), cached: usage.cachedContentTokenCount ?? 0, output, thinking }
+}
+
+/** What is left of each limit in `known`, per-minute buckets refilled since it was learnt. */
+function refilled (known: Known, now: number): number[] {
+  return known.remaining.map((left, index) => {
+    const { check } = known.checks[index]!
+    return check.kind === 'bucket' ? Math.min(check.limit, left + (now - known.at) * check.limit / check.windowMs) : left
+  })
 }

@@ -18,6 +18,9 @@ async function post (url: string, key: string, json: string): Promise<Response> 
   return await fetch(`${url}/v1beta/models/${MODEL}:generateContent`, { method: 'POST', headers: { 'x-goog-api-key': key, 'content-type': 'application/json' }, body: json })
 }
 
+/** The methods Google was asked for, in order (`countTokens`, `generateContent`). */
+const methodsAsked = (stack: { gemini: { requests: Array<{ path: string }> } }): string[] => stack.gemini.requests.map((request) => request.path.replace(/^.*:/, ''))
+
 const answer = (status: number, json: unknown) => (_req: unknown, res: ServerResponse) => {
   res.writeHead(status, { 'content-type': 'application/json' })
   res.end(JSON.stringify(json))
@@ -82,7 +85,7 @@ t.test('when Google cannot count a call\'s media, the call is not sent unreserve
   t.match(await invalid.json(), { error: { status: 'INVALID_ARGUMENT', message: /Unsupported MIME type: video\/x-nothing/ } })
   stack.gemini.onNext(answer(200, { totalTokens: 'many' }))
   t.equal((await post(stack.url, holder.key, body(video(10)))).status, 503, 'an answer without a count is no count')
-  t.same(stack.gemini.requests.map((request) => request.path.replace(/^.*:/, '')), ['countTokens', 'countTokens', 'countTokens'], 'nothing was generated')
+  t.same(methodsAsked(stack), ['countTokens', 'countTokens', 'countTokens'], 'nothing was generated')
 })
 
 t.test('without a token or dollar limit, media is not counted ahead: no extra call to Google', async (t) => {
@@ -91,7 +94,7 @@ t.test('without a token or dollar limit, media is not counted ahead: no extra ca
   const response = await post(stack.url, holder.key, body(video(10)))
   t.equal(response.status, 200)
   await response.text()
-  t.same(stack.gemini.requests.map((request) => request.path.replace(/^.*:/, '')), ['generateContent'])
+  t.same(methodsAsked(stack), ['generateContent'])
 })
 
 t.test('budget outrun by media on the OpenAI-compatible surface: audio and data-URL images are counted by Google like Gemini\'s own', async (t) => {
@@ -125,7 +128,7 @@ t.test('budget outrun by media in a body too large to keep: it is read whole, so
   t.ok(Buffer.byteLength(padded) > 1024, 'above what is kept for a retry')
   const response = await post(stack.url, holder.key, padded)
   t.equal(response.status, 429, 'reserved for the video, not for the body\'s size')
-  t.same(stack.gemini.requests.map((request) => request.path.replace(/^.*:/, '')), ['countTokens'])
+  t.same(methodsAsked(stack), ['countTokens'])
 })
 
 t.test('Google failing while the policy asks it (a media count, a cache\'s size, the models list): a reset is 502, an answer that never comes is 504, in Google\'s shape, and nothing is generated', async (t) => {
@@ -164,5 +167,5 @@ t.test('a caller out of requests is refused before Google is asked to count thei
     t.match(await refused.json(), { error: { status: 'RESOURCE_EXHAUSTED', details: [{ violations: [{ quotaId: 'requests_per_minute-per-person' }] }, { retryDelay: /^\d+s$/ }] } })
     t.match(refused.headers.get('retry-after'), /^\d+$/)
   }
-  t.same(stack.gemini.requests.map((request) => request.path.replace(/^.*:/, '')), ['countTokens', 'generateContent'], 'no count for the refused calls')
+  t.same(methodsAsked(stack), ['countTokens', 'generateContent'], 'no count for the refused calls')
 })

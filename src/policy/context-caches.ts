@@ -1,6 +1,6 @@
 import type { Identity } from '../auth/identity.js'
 import { BadRequestError, ServiceUnavailableError } from '../errors.js'
-import { googleInteger, jsonObject } from './request-body.js'
+import { googleCount, jsonObject } from './request-body.js'
 import type { UpstreamAnswer } from './upstream-call.js'
 
 /** A context cache's name as the Gemini API gives it. */
@@ -8,13 +8,11 @@ const CACHE_NAME = /^cachedContents\/[\w-]+$/
 /** Cache sizes this replica remembers (a cache's contents never change; its name is never reused). */
 const MAX_KNOWN = 10_000
 
-
 /** A cache's size from Google's answer (`usageMetadata.totalTokenCount`), when it gives one. */
 function tokensOf (answer: UpstreamAnswer): number | undefined {
   if (answer.statusCode !== 200) return undefined
   const usage = jsonObject(Buffer.from(answer.text))?.usageMetadata as { totalTokenCount?: unknown } | undefined
-  const tokens = googleInteger(usage?.totalTokenCount)
-  return tokens !== undefined && Number.isSafeInteger(tokens) && tokens >= 0 ? tokens : undefined
+  return googleCount(usage?.totalTokenCount)
 }
 
 /**

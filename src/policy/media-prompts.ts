@@ -1,6 +1,6 @@
 import type { Identity } from '../auth/identity.js'
 import { BadRequestError, ForbiddenError, NotFoundError, ServiceUnavailableError, withExtras } from '../errors.js'
-import { googleInteger, jsonObject } from './request-body.js'
+import { googleCount, jsonObject } from './request-body.js'
 import type { UpstreamAnswer } from './upstream-call.js'
 
 /** Google's refusals that it would give the call itself, answered as Google gave them. */
@@ -27,10 +27,8 @@ export class MediaPrompts {
   async tokens (identity: Identity, model: string, request: Record<string, unknown>, requestId: string): Promise<number> {
     const { cachedContent: _camel, cached_content: _proto, ...uncached } = request
     const answer = await this.ask(identity, `/v1beta/models/${encodeURIComponent(model)}:countTokens`, { generateContentRequest: { ...uncached, model: `models/${model}` } }, requestId)
-    if (answer.statusCode === 200) {
-      const tokens = googleInteger(jsonObject(Buffer.from(answer.text))?.totalTokens)
-      if (tokens !== undefined && Number.isSafeInteger(tokens) && tokens >= 0) return tokens
-    }
+    const tokens = answer.statusCode === 200 ? googleCount(jsonObject(Buffer.from(answer.text))?.totalTokens) : undefined
+    if (tokens !== undefined) return tokens
     const Refusal = REFUSALS[answer.statusCode]
     if (Refusal !== undefined) throw new Refusal(`Google would not count this call's prompt, which holds media the gateway reserves for by Google's count: ${googleMessage(answer)}`)
     throw withExtras(new ServiceUnavailableError(`This call holds media, whose tokens the gateway asks Google to count before reserving for them, and Google gave no count (${answer.statusCode === 200 ? 'an answer without one' : `it answered ${answer.statusCode}`}); try again shortly.`), { headers: { 'retry-after': '1' } })

@@ -164,6 +164,12 @@ export function googleInteger (value: unknown): number | undefined {
   return typeof value === 'string' && /^\d+$/.test(value) ? Number(value) : undefined
 }
 
+/** A count of tokens as Google's JSON gives it (see {@link googleInteger}): a whole number, not negative; undefined otherwise. */
+export function googleCount (value: unknown): number | undefined {
+  const count = googleInteger(value)
+  return count !== undefined && Number.isSafeInteger(count) && count >= 0 ? count : undefined
+}
+
 const positiveInteger = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value > 0
 
 /** The body as a JSON object, or undefined when it is not one. */

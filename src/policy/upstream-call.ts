@@ -25,6 +25,7 @@ export interface UpstreamAsk {
  */
 export async function upstreamCall (app: FastifyInstance, pool: Dispatcher, identity: Identity, ask: UpstreamAsk): Promise<UpstreamAnswer> {
   const body = ask.json === undefined ? null : JSON.stringify(ask.json)
+  const failed = (error: unknown): never => { throw upstreamFailure(error, ask.id) }
   for (const force of [false, true]) {
     const headers = upstreamRequestHeaders(ask.headers ?? {}, {
       accessToken: await app.vault.accessToken(identity.personId, { force }),
@@ -33,8 +34,9 @@ export async function upstreamCall (app: FastifyInstance, pool: Dispatcher, iden
     })
     delete headers['accept-encoding']
     if (body !== null) headers['content-type'] = 'application/json'
-    const answer = await pool.request({ method: body === null ? 'GET' : 'POST', path: ask.path, headers, body }).catch((error: unknown) => { throw upstreamFailure(error, ask.id) })
-    if (answer.statusCode !== 401 || force) return { statusCode: answer.statusCode, text: await answer.body.text().catch((error: unknown) => { throw upstreamFailure(error, ask.id) }) }
+    // Only the upstream's own failures: a refresh that fails (sign in again) keeps its answer.
+    const answer = await pool.request({ method: body === null ? 'GET' : 'POST', path: ask.path, headers, body }).catch(failed)
+    if (answer.statusCode !== 401 || force) return { statusCode: answer.statusCode, text: await answer.body.text().catch(failed) }
     await answer.body.dump()
   }
   throw new Error('unreachable')

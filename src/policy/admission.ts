@@ -6,7 +6,7 @@ import { MODEL_IN_PATH } from '../proxy/usage.js'
 import type { LimitCheck } from './checks.js'
 import { denialReason } from './metrics.js'
 import { Enforcer, MIN_ANSWER_TOKENS, StoreDownError, type Admitted, type CallEstimate, type Reservation } from './enforcer.js'
-import { DEFAULT_MAX_OUTPUT_TOKENS, GEMINI_BODY, MAX_DECOMPRESSED_BYTES, bareModelName, decompressed, jsonObject, type BodyShape, type PromptEstimate } from './request-body.js'
+import { DEFAULT_MAX_OUTPUT_TOKENS, FEE_TOOLS, GEMINI_BODY, MAX_DECOMPRESSED_BYTES, bareModelName, decompressed, jsonObject, type BodyShape, type PromptEstimate } from './request-body.js'
 import { modelAllowed } from './rules.js'
 import { describeLimit, quotaExceeded, rateLimitHeaders } from './answers.js'
 import { DYNAMIC_ROUTE, EMBEDDING, FREE, FREE_WRITE, GENERATING, MODEL_IN_BODY, MODEL_LIST, UNPRICED_RESOURCE, decoded, isWrite, modelCall } from './routes.js'
@@ -125,16 +125,22 @@ export async function admitUnpriced (enforcer: Enforcer, reply: FastifyReply, id
   const ruleName = enforcer.ruleFor(identity)?.name ?? 'key'
   const label = enforcer.prices.labelOf(model)
   const spend = checks.find((entry) => entry.check.resource !== 'requests')
-  if (spend !== undefined) {
-    enforcer.metrics.call(ruleName, label, 'denied')
-    enforcer.metrics.denials.inc({ reason: 'unpriced' })
-    throw new ForbiddenError(`The gateway cannot price ${call.what} calls ahead, so your ${describeLimit(spend)} (gateway policy rule ${ruleName}) would not hold for them: they are not allowed for you.`)
-  }
+  if (spend !== undefined) throw unpriced(enforcer, { ruleName, label }, `The gateway cannot price ${call.what} calls ahead`, spend)
   const verdict = await reserveOrRefuse(enforcer, identity, { model, promptTokens: 0, maxOutput: 0, minOutput: 0 }, ruleName, label)
   rateLimitHeaders(reply, verdict.reservation.checks, verdict.remaining)
   enforcer.metrics.call(ruleName, label, 'admitted')
   // Settled against its one request: any usage Google reports is booked, the request not counted twice.
   return settleOnce(enforcer, reply, identity, model, body, verdict.reservation, 0)
+}
+
+/** True when any of `checks` limits tokens or dollars, not only requests. */
+const spendLimited = (checks: LimitCheck[]): boolean => checks.some((entry) => entry.check.resource !== 'requests')
+
+/** The 403 for a call the gateway cannot price, whose cost `spend` (a token or dollar limit) would not hold for: counted as denied. */
+function unpriced (enforcer: Enforcer, call: { ruleName: string, label: string }, why: string, spend: LimitCheck): Error {
+  enforcer.metrics.call(call.ruleName, call.label, 'denied')
+  enforcer.metrics.denials.inc({ reason: 'unpriced' })
+  return new ForbiddenError(`${why}, so your ${describeLimit(spend)} (gateway policy rule ${call.ruleName}) would not hold for them: they are not allowed for you.`)
 }
 
 /** A call with no limit to check: charged once its usage is known. */
@@ -199,7 +205,7 @@ export async function admitSession (enforcer: Enforcer, identity: Identity): Pro
  */
 function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,
   call: { model: string, generating: boolean, ruleName: string }, body: RequestBody, checks: LimitCheck[], shape: BodyShape): Admission | Promise<Admission> {
-  const countsTokens = checks.some((entry) => entry.check.resource !== 'requests')
+  const countsTokens = spendLimited(checks)
   if (countsTokens && !JSON_TYPE.test(request.headers['content-type'] ?? 'application/json')) {
     // Google also takes protobuf (binary, or JSPB's positional arrays), which names its output cap and answer count where no JSON reader looks.
     throw new BadRequestError('Under a token or dollar limit the gateway reads a call\'s cost from its body: send it as JSON (Content-Type: application/json).')
@@ -225,25 +231,45 @@ function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: Fastif
       }
       delete request.headers['content-encoding']
       request.headers['content-length'] = String(bytes.length)
-      return reserveEstimated(enforcer, request, reply, identity, call, { kind: 'kept', bytes }, countsTokens, shape)
+      return reserveEstimated(enforcer, request, reply, identity, call, { kind: 'kept', bytes }, checks, shape)
     })
   }
-  return reserveEstimated(enforcer, request, reply, identity, call, body, countsTokens, shape)
+  return reserveEstimated(enforcer, request, reply, identity, call, body, checks, shape)
 }
 
 function reserveEstimated (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,
-  call: { model: string, generating: boolean, ruleName: string }, body: RequestBody, countsTokens: boolean, shape: BodyShape): Admission | Promise<Admission> {
+  call: { model: string, generating: boolean, ruleName: string }, body: RequestBody, checks: LimitCheck[], shape: BodyShape): Admission | Promise<Admission> {
+  const countsTokens = spendLimited(checks)
   const estimate: PromptEstimate = countsTokens ? shape.estimate(body.kind === 'kept' ? body.bytes : undefined, Number(request.headers['content-length'] ?? 0)) : { promptTokens: 0 }
+  // Tools that run at Google bring input of their own (pages, search results, code's output),
+  // billed as prompt: the call is reserved for all the model can read in one call.
+  const tools = call.generating ? estimate.serverTools : undefined
+  if (tools !== undefined) refuseFeeTools(enforcer, call, tools, checks)
   // Media's tokens cannot be told from its bytes: Google counts them (a generation's; an
   // embedding's parts stay estimated). The estimate stands when it is higher.
   const countable = estimate.media === true && call.generating && estimate.json !== undefined ? shape.countable?.(estimate.json) : undefined
-  if (countable !== undefined) refuseSpentRequests(enforcer, identity, call)
+  if (countable !== undefined || tools !== undefined) refuseSpentRequests(enforcer, identity, call)
   const counted = countable === undefined ? undefined : enforcer.mediaPrompts?.tokens(identity, call.model, countable, request.id)
   // Google counts a context cache's tokens in the prompt of every call that names it.
   const cached = estimate.cachedContent === undefined ? undefined : enforcer.contextCaches?.tokens(identity, estimate.cachedContent, request.id)
-  if (counted === undefined && cached === undefined) return reserveFor(enforcer, request, reply, identity, call, body, countsTokens, shape, estimate)
-  return Promise.all([counted, cached]).then(([media, cache]) => reserveFor(enforcer, request, reply, identity, call, body, countsTokens, shape,
-    { ...estimate, promptTokens: Math.max(estimate.promptTokens, media ?? 0) + (cache ?? 0) }))
+  const whole = tools === undefined ? undefined : enforcer.inputLimits?.tokens(identity, call.model, request.id)
+  if (counted === undefined && cached === undefined && whole === undefined) return reserveFor(enforcer, request, reply, identity, call, body, countsTokens, shape, estimate)
+  return Promise.all([counted, cached, whole]).then(([media, cache, limit]) => reserveFor(enforcer, request, reply, identity, call, body, countsTokens, shape,
+    // All of a call's input, the cache and what its tools bring included, is at most what the model reads.
+    { ...estimate, promptTokens: Math.max(Math.max(estimate.promptTokens, media ?? 0) + (cache ?? 0), limit ?? 0) }))
+}
+
+/**
+ * Tools Google bills per query or grounded prompt (search, maps), a fee in no usage Google
+ * reports nor in the price table: refused (403) under a dollar limit, which would not hold for
+ * them. Under token limits alone their tokens are reserved like any tool's.
+ */
+function refuseFeeTools (enforcer: Enforcer, call: { model: string, ruleName: string }, tools: string[], checks: LimitCheck[]): void {
+  const tool = tools.find((name) => FEE_TOOLS.has(name))
+  const dollars = tool === undefined ? undefined : checks.find((entry) => entry.check.resource === 'nanoUsd')
+  if (dollars === undefined) return
+  throw unpriced(enforcer, { ruleName: call.ruleName, label: enforcer.prices.labelOf(call.model) },
+    `Google bills calls with ${tool!} per search query or grounded prompt, a fee outside the usage it reports, and the gateway cannot price it`, dollars)
 }
 
 /** A caller this replica knows to be out of requests gets the 429 a reservation would give, before Google is asked anything for the call. */

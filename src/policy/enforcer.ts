@@ -7,6 +7,7 @@ import { checksFor, personBase, type LimitCheck } from './checks.js'
 import type { PolicyMetrics } from './metrics.js'
 import type { ContextCaches } from './context-caches.js'
 import type { MediaPrompts } from './media-prompts.js'
+import type { InputLimits } from './input-limits.js'
 import { Calendar } from './periods.js'
 import { PriceTable, type BilledTokens } from './prices.js'
 import { matchRule, type AppliedRule } from './rules.js'
@@ -70,6 +71,8 @@ export class Enforcer {
   contextCaches: ContextCaches | undefined
   /** Google's count of the prompts of calls that hold media (set by the plugin, which asks Google). */
   mediaPrompts: MediaPrompts | undefined
+  /** The input limits of models called with tools that run at Google (set by the plugin, which asks Google). */
+  inputLimits: InputLimits | undefined
 
   constructor (private readonly config: Config, private readonly store: Store, readonly metrics: PolicyMetrics, private readonly log: FastifyBaseLogger) {
     this.calendar = new Calendar(config.policyTimezone)

@@ -1,15 +1,11 @@
 import type { Identity } from '../auth/identity.js'
-import { BadRequestError, ForbiddenError, NotFoundError, ServiceUnavailableError, withExtras } from '../errors.js'
 import { googleCount, jsonObject } from './request-body.js'
-import type { UpstreamAnswer } from './upstream-call.js'
+import { withoutAnswer, type Unanswered, type UpstreamAnswer } from './upstream-call.js'
 
-/** Google's refusals that it would give the call itself, answered as Google gave them. */
-const REFUSALS: Readonly<Record<number, new (message: string) => Error>> = { 400: BadRequestError, 403: ForbiddenError, 404: NotFoundError }
-
-/** Google's own message in an error answer, if it gives one. */
-function googleMessage (answer: UpstreamAnswer): string {
-  const error = jsonObject(Buffer.from(answer.text))?.error as { message?: unknown } | undefined
-  return typeof error?.message === 'string' ? error.message : `it answered ${answer.statusCode}`
+const UNCOUNTED: Unanswered = {
+  refused: 'Google would not count this call\'s prompt, which holds media the gateway reserves for by Google\'s count',
+  missing: 'This call holds media, whose tokens the gateway asks Google to count before reserving for them',
+  what: 'count',
 }
 
 /**
@@ -29,8 +25,6 @@ export class MediaPrompts {
     const answer = await this.ask(identity, `/v1beta/models/${encodeURIComponent(model)}:countTokens`, { generateContentRequest: { ...uncached, model: `models/${model}` } }, requestId)
     const tokens = answer.statusCode === 200 ? googleCount(jsonObject(Buffer.from(answer.text))?.totalTokens) : undefined
     if (tokens !== undefined) return tokens
-    const Refusal = REFUSALS[answer.statusCode]
-    if (Refusal !== undefined) throw new Refusal(`Google would not count this call's prompt, which holds media the gateway reserves for by Google's count: ${googleMessage(answer)}`)
-    throw withExtras(new ServiceUnavailableError(`This call holds media, whose tokens the gateway asks Google to count before reserving for them, and Google gave no count (${answer.statusCode === 200 ? 'an answer without one' : `it answered ${answer.statusCode}`}); try again shortly.`), { headers: { 'retry-after': '1' } })
+    throw withoutAnswer(answer, UNCOUNTED)
   }
 }

@@ -7,6 +7,7 @@ import { createUpstreamPool } from '../proxy/upstream.js'
 import { admit, admitModelCall, admitSession, admitUnpriced, checkModel, type Admission, type TurnCharge } from './admission.js'
 import { ContextCaches } from './context-caches.js'
 import { MediaPrompts } from './media-prompts.js'
+import { InputLimits } from './input-limits.js'
 import { Enforcer } from './enforcer.js'
 import { PolicyMetrics } from './metrics.js'
 import { modelsListRoutes } from './models-route.js'
@@ -126,11 +127,12 @@ export default fp(async function policyPlugin (app) {
   app.statusSections.push(async (identity) => policySection(await policyView(enforcer, identity)))
 
   // The policy's own calls to Google: models.list (filtered), the size of a context cache a call
-  // names, and the prompt of a call that holds media.
+  // names, the prompt of a call that holds media, and the input limit of a model called with tools.
   const pool = await createUpstreamPool(app.config.upstream)
   app.addHook('onClose', async () => { await pool.close() })
   enforcer.contextCaches = new ContextCaches(async (identity, name, id) => await upstreamCall(app, pool, identity, { path: `/v1beta/${name}`, id }))
   enforcer.mediaPrompts = new MediaPrompts(async (identity, path, json, id) => await upstreamCall(app, pool, identity, { path, id, json }))
+  enforcer.inputLimits = new InputLimits(async (identity, model, id) => await upstreamCall(app, pool, identity, { path: `/v1beta/models/${encodeURIComponent(model)}`, id }))
   // Always: a key may carry its own models without any rule.
   modelsListRoutes(app, pool)
 }, { name: 'gemgate-policy', dependencies: ['gemgate-keys', 'gemgate-me', 'gemgate-status', 'gemgate-metrics'] })

@@ -43,6 +43,8 @@ export interface PromptEstimate {
   cachedContent?: unknown
   /** The body holds a part that is not text (an image, audio, video, a file): its tokens cannot be told from its bytes. */
   media?: true
+  /** The tools the body names that run at Google (URL context, search, code execution…): the input they bring in is billed as prompt. */
+  serverTools?: string[]
 }
 
 /** Where a body shape keeps its prompt and its output cap. */
@@ -57,16 +59,18 @@ export interface PromptFields {
   candidates: (body: Record<string, unknown>) => unknown
   /** The context cache the body names, if its shape can name one. */
   cached?: (body: Record<string, unknown>) => unknown
+  /** The body's tools that run at Google, if its shape can name any (see {@link serverTools}). */
+  serverTools?: (body: Record<string, unknown>) => string[] | undefined
   /**
-   * Matches a body that may hold a part that is not text, an output cap or a context cache: a key of one, or a
+   * Matches a body that may hold a part that is not text, an output cap, a context cache or tools: a key of one, or a
    * `\u` escape (which could spell one). Only such a body is parsed for its estimate.
    */
   mustRead: RegExp
 }
 
-/** A body shape's fields, by the keys of its non-text parts and of its output caps. */
-export function promptFields (fields: Pick<PromptFields, 'prompt' | 'maxOutput' | 'candidates' | 'cached'> & { nonText: readonly string[], capKeys: readonly string[], cacheKeys?: readonly string[] }): PromptFields {
-  const keys = [...fields.nonText, ...fields.capKeys, ...fields.cacheKeys ?? []].map((key) => key.replace(/[^\w]/g, '\\$&'))
+/** A body shape's fields, by the keys of its non-text parts, of its output caps, and of its context cache and tools. */
+export function promptFields (fields: Pick<PromptFields, 'prompt' | 'maxOutput' | 'candidates' | 'cached' | 'serverTools'> & { nonText: readonly string[], capKeys: readonly string[], cacheKeys?: readonly string[], toolKeys?: readonly string[] }): PromptFields {
+  const keys = [...fields.nonText, ...fields.capKeys, ...fields.cacheKeys ?? [], ...fields.toolKeys ?? []].map((key) => key.replace(/[^\w]/g, '\\$&'))
   return { ...fields, nonText: new Set(fields.nonText), mustRead: new RegExp(`"(?:${keys.join('|')})"|\\\\u`) }
 }
 
@@ -98,6 +102,34 @@ function largestInConfig (body: Record<string, unknown>, names: readonly string[
   return largest
 }
 
+/** A Gemini tool's fields that are the caller's own: functions the model asks the caller to run, whose results come back in a later prompt. */
+const CLIENT_TOOLS = new Set(['functionDeclarations', 'function_declarations'])
+
+/**
+ * Tools Google bills per search query or grounded prompt, a fee outside the usage it reports and
+ * outside the gateway's price table (Google Search, its older retrieval form, Google Maps,
+ * enterprise web search), by either spelling.
+ */
+export const FEE_TOOLS = new Set(['googleSearch', 'google_search', 'googleSearchRetrieval', 'google_search_retrieval', 'googleMaps', 'google_maps', 'enterpriseWebSearch', 'enterprise_web_search'])
+
+/**
+ * The tools a Gemini body names that run at Google, by their field names: every kind but function
+ * declarations (URL context, code execution, file search, search grounding, computer use, and any
+ * kind added after this gateway was built). Each brings input of its own, billed as prompt tokens
+ * (Google reports it as toolUsePromptTokenCount) and not in the body. `tools` in a shape Google
+ * would not read as a list of tools counts as one, unknown; undefined when there are none.
+ */
+export function serverTools (tools: unknown): string[] | undefined {
+  if (tools === undefined || tools === null) return undefined
+  if (!Array.isArray(tools)) return ['tools']
+  const names: string[] = []
+  for (const tool of tools) {
+    if (typeof tool !== 'object' || tool === null || Array.isArray(tool)) names.push('tools')
+    else for (const name in tool) if (!CLIENT_TOOLS.has(name)) names.push(name)
+  }
+  return names.length === 0 ? undefined : names
+}
+
 /**
  * Gemini's generateContent (and embedContent, batchEmbedContents) body. Its prompt is all of its
  * text, wherever it is (contents, content, systemInstruction, tools, requests): a field the
@@ -111,6 +143,8 @@ export const GEMINI_PROMPT: PromptFields = promptFields({
   capKeys: [...CAP_FIELDS, ...CANDIDATE_FIELDS],
   cached: (body) => body.cachedContent ?? body.cached_content,
   cacheKeys: ['cachedContent', 'cached_content'],
+  serverTools: (body) => serverTools(body.tools),
+  toolKeys: ['tools'],
 })
 
 function textBytes (value: unknown, counts: { text: number, parts: number }, nonText: ReadonlySet<string>): void {
@@ -148,12 +182,14 @@ export function estimatePrompt (bytes: Buffer | undefined, declaredLength: numbe
   const max = fields.maxOutput(body)
   const candidates = fields.candidates(body)
   const cached = fields.cached?.(body)
+  const tools = fields.serverTools?.(body)
   return {
     promptTokens: Math.ceil(counts.text / BYTES_PER_TOKEN) + counts.parts * NON_TEXT_PART_TOKENS,
     ...(positiveInteger(max) ? { maxOutputTokens: max } : {}),
     ...(positiveInteger(candidates) ? { candidates } : {}),
     ...(cached === undefined || cached === null ? {} : { cachedContent: cached }),
     ...(counts.parts > 0 ? { media: true as const } : {}),
+    ...(tools === undefined ? {} : { serverTools: tools }),
     json: body,
   }
 }

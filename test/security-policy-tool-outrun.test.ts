@@ -1,0 +1,151 @@
+import type { ServerResponse } from 'node:http'
+import t from 'tap'
+import { signInWithKey } from './helpers/person.js'
+import { startPolicyStack } from './helpers/policy.js'
+import { serverTools } from '../src/policy/request-body.js'
+
+// Issue 14: "so a single call cannot run a person past their budget". A call's tools that run at
+// Google (URL context, code execution, file search, search grounding) bring input of their own:
+// every page URL context fetches is billed as prompt tokens (Google reports them as
+// toolUsePromptTokenCount), up to 20 pages of 34 MB each, none of it in the body the gateway
+// reads. Reserved as the body's text, one call, or many at once each asking for one output token,
+// ran a budget over by whatever the pages held. The model cannot read more than its input limit
+// in one call, so such a call is reserved for that. The fake's URL context fetches each URL in the
+// prompt as a page of the tokens its URL names (`…/tokens/N`).
+
+const MODEL = 'gemini-3-flash-preview'
+/** The fake's input limit for every Gemini model, as Google's models.get gives it. */
+const INPUT_LIMIT = 1_048_576
+
+const body = (tools: unknown[], text = 'summarize https://pages.test/tokens/900000'): string =>
+  JSON.stringify({ contents: [{ parts: [{ text }] }], tools, generationConfig: { maxOutputTokens: 1 } })
+
+async function post (url: string, key: string, json: string): Promise<Response> {
+  return await fetch(`${url}/v1beta/models/${MODEL}:generateContent`, { method: 'POST', headers: { 'x-goog-api-key': key, 'content-type': 'application/json' }, body: json })
+}
+
+/** What Google was asked, in order (`GET models/…`, `generateContent`). */
+const asked = (stack: { gemini: { requests: Array<{ method: string, path: string }> } }): string[] =>
+  stack.gemini.requests.map((request) => `${request.method} ${request.path.replace(/^\/v1beta\//, '')}`)
+
+const answer = (status: number, json: unknown) => (_req: unknown, res: ServerResponse) => {
+  res.writeHead(status, { 'content-type': 'application/json' })
+  res.end(JSON.stringify(json))
+}
+
+t.test('budget outrun by URL context: a call whose pages could hold more than the budget has left is refused before Google fetches anything', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_day: 500000\n')
+  const holder = await signInWithKey(stack)
+  const refused = await post(stack.url, holder.key, body([{ urlContext: {} }]))
+  t.equal(refused.status, 429, 'a page of 900,000 tokens could be fetched, and only 500,000 are left')
+  t.match(await refused.json(), { error: { status: 'RESOURCE_EXHAUSTED' } })
+  t.same(asked(stack), [`GET models/${MODEL}`], 'Google was only asked for the model\'s input limit')
+})
+
+t.test('budget outrun by URL context in parallel: calls asking for one output token each cannot together spend past the budget', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_day: 2500000\n')
+  const holder = await signInWithKey(stack)
+  const answers = await Promise.all(Array.from({ length: 8 }, async () => await post(stack.url, holder.key, body([{ url_context: {} }]))))
+  const admitted = answers.filter((response) => response.status === 200)
+  const usages = await Promise.all(admitted.map(async (response) => (await response.json() as { usageMetadata: { totalTokenCount: number } }).usageMetadata))
+  await Promise.all(answers.map(async (response) => { if (!response.bodyUsed) await response.text() }))
+  t.ok(admitted.length >= 1 && admitted.length <= 2, `at most two whole inputs of ${INPUT_LIMIT} tokens in a 2,500,000-token day (${admitted.length} admitted)`)
+  const spent = usages.reduce((sum, usage) => sum + usage.totalTokenCount, 0)
+  t.ok(spent <= 2_500_000, `the person spent ${spent} of 2,500,000`)
+  t.equal(answers.filter((response) => response.status === 429).length, 8 - admitted.length, 'the rest over the budget')
+  t.equal(asked(stack).filter((line) => line === `GET models/${MODEL}`).length, 1, 'the model\'s input limit was read once')
+})
+
+t.test('a call with server-side tools is charged what Google reports they brought in, and its reservation is given back', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_day: 3000000\n')
+  const holder = await signInWithKey(stack)
+  const first = await post(stack.url, holder.key, body([{ codeExecution: {} }, { urlContext: {} }], 'compare https://pages.test/tokens/40000 and https://pages.test/tokens/60000'))
+  t.equal(first.status, 200)
+  const usage = (await first.json() as { usageMetadata: { toolUsePromptTokenCount: number, totalTokenCount: number } }).usageMetadata
+  t.equal(usage.toolUsePromptTokenCount, 100_000)
+  t.ok(Number(first.headers.get('x-ratelimit-remaining-tokens')) <= 3_000_000 - INPUT_LIMIT, 'reserved for the model\'s whole input')
+  // Settled with the usage: the next call sees the pages charged, the rest of the reservation back.
+  let remaining = 0
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const next = await post(stack.url, holder.key, body([]))
+    remaining = Number(next.headers.get('x-ratelimit-remaining-tokens'))
+    await next.text()
+    if (remaining > 3_000_000 - INPUT_LIMIT) break
+    await new Promise((resolve) => setTimeout(resolve, 50))
+  }
+  t.ok(remaining <= 3_000_000 - usage.totalTokenCount && remaining > 3_000_000 - 200_000, `charged the ${usage.totalTokenCount} tokens Google reported (${remaining} left)`)
+})
+
+t.test('function declarations are the caller\'s own tools: they bring nothing in at Google, and are reserved as text', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_day: 500000\n')
+  const holder = await signInWithKey(stack)
+  const tools = [{ functionDeclarations: [{ name: 'lookup', description: 'looks a word up' }] }, { function_declarations: [] }]
+  const response = await post(stack.url, holder.key, body(tools))
+  t.equal(response.status, 200)
+  await response.text()
+  t.same(asked(stack), [`POST models/${MODEL}:generateContent`])
+})
+
+t.test('search grounding under a dollar limit: billed per query, outside the usage Google reports, so refused as unpriced', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    usd_per_day: 50\n')
+  const holder = await signInWithKey(stack)
+  for (const tool of [{ googleSearch: {} }, { google_search_retrieval: {} }, { googleMaps: {} }, { enterpriseWebSearch: {} }]) {
+    const response = await post(stack.url, holder.key, body([tool]))
+    t.equal(response.status, 403, `${Object.keys(tool)[0]!} is refused`)
+    t.match(await response.json(), { error: { status: 'PERMISSION_DENIED', message: /per search|per query|per grounded/ } })
+  }
+  t.same(asked(stack), [], 'nothing reached Google')
+  // Under a token limit alone the query fees are no limit's business: the call is reserved for its whole input.
+  const tokens = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_day: 5000000\n')
+  const searcher = await signInWithKey(tokens)
+  const searched = await post(tokens.url, searcher.key, body([{ googleSearch: {} }], 'who won yesterday?'))
+  t.equal(searched.status, 200)
+  await searched.text()
+  t.ok(Number(searched.headers.get('x-ratelimit-remaining-tokens')) <= 5_000_000 - INPUT_LIMIT)
+})
+
+t.test('a tool the gateway does not know runs at Google too: reserved for the whole input', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_day: 500000\n')
+  const holder = await signInWithKey(stack)
+  for (const tools of [[{ somethingNew: {} }], [{ functionDeclarations: [], fileSearch: { fileSearchStoreNames: ['fileSearchStores/s'] } }], [{ computer_use: {} }]]) {
+    const response = await post(stack.url, holder.key, body(tools, 'hello'))
+    t.equal(response.status, 429, JSON.stringify(tools))
+    await response.text()
+  }
+})
+
+t.test('when Google will not give the model\'s input limit, a call with tools is not sent unreserved', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_day: 5000000\n')
+  const holder = await signInWithKey(stack)
+  stack.gemini.onNext(answer(500, { error: { code: 500, message: 'internal', status: 'INTERNAL' } }))
+  const unavailable = await post(stack.url, holder.key, body([{ urlContext: {} }]))
+  t.equal(unavailable.status, 503)
+  t.equal(unavailable.headers.get('retry-after'), '1')
+  t.match(await unavailable.json(), { error: { status: 'UNAVAILABLE', message: /input limit/ } })
+  stack.gemini.onNext(answer(200, { name: `models/${MODEL}` }))
+  t.equal((await post(stack.url, holder.key, body([{ urlContext: {} }]))).status, 503, 'an answer without an input limit is none')
+  stack.gemini.onNext(answer(404, { error: { code: 404, message: `models/${MODEL} is not found for API version v1beta`, status: 'NOT_FOUND' } }))
+  const missing = await post(stack.url, holder.key, body([{ urlContext: {} }]))
+  t.equal(missing.status, 404, 'what Google does not know it would not answer')
+  t.match(await missing.json(), { error: { status: 'NOT_FOUND', message: /is not found/ } })
+  t.notOk(asked(stack).some((line) => line.endsWith(':generateContent')), 'nothing was generated')
+})
+
+t.test('without a token or dollar limit, tools cost no extra call to Google', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    requests_per_minute: 100\n')
+  const holder = await signInWithKey(stack)
+  const response = await post(stack.url, holder.key, body([{ urlContext: {} }, { googleSearch: {} }]))
+  t.equal(response.status, 200)
+  await response.text()
+  t.same(asked(stack), [`POST models/${MODEL}:generateContent`])
+})
+
+t.test('which tools run at Google: every kind but function declarations, and tools in a shape Google would not read as a list', async (t) => {
+  t.equal(serverTools(undefined), undefined)
+  t.equal(serverTools(null), undefined)
+  t.equal(serverTools([]), undefined)
+  t.equal(serverTools([{}, { functionDeclarations: [] }, { function_declarations: [] }]), undefined)
+  t.same(serverTools([{ functionDeclarations: [], urlContext: {} }, { code_execution: {} }]), ['urlContext', 'code_execution'])
+  t.same(serverTools({ urlContext: {} }), ['tools'], 'an object where a list belongs')
+  t.same(serverTools(['urlContext', null]), ['tools', 'tools'], 'items that are not tools')
+})

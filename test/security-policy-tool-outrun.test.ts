@@ -149,3 +149,23 @@ t.test('which tools run at Google: every kind but function declarations, and too
   t.same(serverTools({ urlContext: {} }), ['tools'], 'an object where a list belongs')
   t.same(serverTools(['urlContext', null]), ['tools', 'tools'], 'items that are not tools')
 })
+
+t.test('budget outrun by a duplicate key: tools, contents or a context cache named twice reach Google only as the gateway read them', async (t) => {
+  // JSON.parse keeps the last of two keys; Google's parser may keep the first: a body naming
+  // `tools` twice could show the gateway no tools and Google URL context.
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_day: 5000000\n')
+  const holder = await signInWithKey(stack)
+  const text = { contents: [{ parts: [{ text: 'hi' }] }] }
+  const cases: Array<[string, unknown]> = [
+    ['{"contents":[{"parts":[{"text":"hi"}]}],"tools":[{"urlContext":{}}],"tools":[]}', { ...text, tools: [] }],
+    [`{"contents":[{"parts":[{"inlineData":{"mimeType":"video/mp4","data":"${'A'.repeat(400)}"}}]}],"contents":[{"parts":[{"text":"hi"}]}],"generationConfig":{"temperature":1}}`, { ...text, generationConfig: { temperature: 1 } }],
+    ['{"cachedContent":"cachedContents/huge","contents":[{"parts":[{"text":"hi"}]}],"cached_content":"cachedContents/other","tools":[]}', { cachedContent: 'cachedContents/huge', ...text, tools: [] }],
+  ]
+  for (const [json, read] of cases) {
+    const response = await post(stack.url, holder.key, json)
+    await response.text()
+    const raw = stack.gemini.requests.at(-1)!.rawBody.toString('utf8')
+    t.same(JSON.parse(raw), read, `Google was sent what the gateway read: ${raw.slice(0, 100)}`)
+    t.equal(raw.match(/"(?:tools|contents|cachedContent|cached_content)"/g)?.length, Object.keys(read as object).filter((key) => key !== 'generationConfig').length, 'each key once')
+  }
+})

@@ -290,10 +290,13 @@ function reserveFor (enforcer: Enforcer, request: FastifyRequest, reply: Fastify
   const maxOutput = call.generating && countsTokens ? (estimate.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS) * candidates : 0
   const wanted: CallEstimate = { model: call.model, promptTokens: estimate.promptTokens, maxOutput, minOutput: rewritable ? Math.min(MIN_ANSWER_TOKENS * candidates, maxOutput) : maxOutput }
   const label = enforcer.prices.labelOf(call.model)
-  // A body that names its own cap or count is forwarded as the gateway read it, with one of each,
-  // those reserved for: a key named twice, or two spellings, could be read otherwise by Google.
-  const normalize = call.generating && countsTokens && rewritable && (estimate.maxOutputTokens !== undefined || estimate.candidates !== undefined)
-  const metered: MeteredCall = { model: call.model, generating: call.generating, ruleName: call.ruleName, label, maxOutput, candidates, countsTokens, normalize }
+  // A body the gateway parsed is forwarded as it read it, each key once, a cap or count named in it
+  // as the one reserved for: JSON.parse keeps the last of two keys, another parser may keep the
+  // first, and a key named twice (tools, contents, a cap) or under two spellings could otherwise
+  // be read by Google as what the gateway did not reserve for.
+  const normalize = countsTokens && rewritable && estimate.json !== undefined
+  const capped = call.generating && (estimate.maxOutputTokens !== undefined || estimate.candidates !== undefined)
+  const metered: MeteredCall = { model: call.model, generating: call.generating, ruleName: call.ruleName, label, maxOutput, candidates, countsTokens, normalize, capped }
   const leased = enforcer.reserveFromLease(identity, wanted)
   if (leased !== undefined) return reserved(enforcer, request, reply, identity, metered, body, estimate, shape, leased)
   return reserveOrRefuse(enforcer, identity, wanted, call.ruleName, label).then((verdict) => reserved(enforcer, request, reply, identity, metered, body, estimate, shape, verdict))
@@ -301,9 +304,10 @@ function reserveFor (enforcer: Enforcer, request: FastifyRequest, reply: Fastify
 
 /**
  * A call being reserved: its model and rule, its price label, the output it asks for, whether any
- * limit counts tokens, and whether its body is forwarded as read (it names its own output cap).
+ * limit counts tokens, whether its body is forwarded as read (it was parsed), and whether it names
+ * its own output cap or answer count.
  */
-interface MeteredCall { model: string, generating: boolean, ruleName: string, label: string, maxOutput: number, candidates: number, countsTokens: boolean, normalize: boolean }
+interface MeteredCall { model: string, generating: boolean, ruleName: string, label: string, maxOutput: number, candidates: number, countsTokens: boolean, normalize: boolean, capped: boolean }
 
 /** A reserved call: its x-ratelimit-* headers, its body with the output cap lowered when the budget is short, and how it settles. */
 function reserved (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,
@@ -322,7 +326,7 @@ function reserved (enforcer: Enforcer, request: FastifyRequest, reply: FastifyRe
     }
     // What each answer may be: the output reserved, shared by the answers asked for.
     const each = Math.floor(reservation.output / call.candidates)
-    const bytes = shape.withMaxOutput(json, each, estimate.candidates)
+    const bytes = lowered || call.capped ? shape.withMaxOutput(json, each, estimate.candidates) : shape.asRead?.(json) ?? Buffer.from(JSON.stringify(json))
     forwarded = { kind: 'kept', bytes }
     // The client's Content-Length no longer describes the body: the forwarded headers carry the new one.
     request.headers['content-length'] = String(bytes.length)

@@ -233,8 +233,16 @@ export function withMaxOutputTokens (json: Record<string, unknown>, tokens: numb
   const config: Record<string, unknown> = {}
   for (const field of CONFIG_FIELDS) Object.assign(config, objectAt(json, field))
   for (const name of [...CAP_FIELDS, ...CANDIDATE_FIELDS]) delete config[name]
-  const { generationConfig: _camel, generation_config: _proto, ...rest } = json
+  const { generationConfig: _camel, generation_config: _proto, ...rest } = oneCache(json)
   return Buffer.from(JSON.stringify({ ...rest, generationConfig: { ...config, maxOutputTokens: tokens, ...(candidates === undefined ? {} : { candidateCount: candidates }) } }))
+}
+
+/** A Gemini body naming its context cache once, as the policy read it (`cachedContent`), when it names one under both spellings. */
+function oneCache (json: Record<string, unknown>): Record<string, unknown> {
+  if (!('cachedContent' in json && 'cached_content' in json)) return json
+  const { cachedContent: _camel, cached_content: _proto, ...rest } = json
+  const cached = GEMINI_PROMPT.cached?.(json)
+  return cached === undefined || cached === null ? rest : { ...rest, cachedContent: cached }
 }
 
 /** How the policy reads a call's body and lowers its output cap: Gemini's shape, or another API's. */
@@ -244,7 +252,14 @@ export interface BodyShape {
   withMaxOutput: (json: Record<string, unknown>, tokens: number, candidates?: number) => Buffer
   /** The body as a GenerateContentRequest, for Google's countTokens to count its media; undefined when it holds nothing to count. */
   countable?: (json: Record<string, unknown>) => Record<string, unknown> | undefined
+  /** The body as the policy read it, each field once (a field under two spellings as the one read); without it, the parsed body as JSON. */
+  asRead?: (json: Record<string, unknown>) => Buffer
 }
 
 /** Gemini's generateContent body: `contents`, `generationConfig.maxOutputTokens`. */
-export const GEMINI_BODY: BodyShape = { estimate: estimatePrompt, withMaxOutput: withMaxOutputTokens, countable: (json) => json }
+export const GEMINI_BODY: BodyShape = {
+  estimate: estimatePrompt,
+  withMaxOutput: withMaxOutputTokens,
+  countable: (json) => json,
+  asRead: (json) => Buffer.from(JSON.stringify(oneCache(json))),
+}

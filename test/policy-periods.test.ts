@@ -20,6 +20,6 @@ t.test('prices: the row in force on the day, by the longest listed name; retired
   t.equal(table.priceOf('gemini-3.8-flash', new Date('2026-12-15')).output, 3750, 'the shipped launch price')
   t.equal(table.priceOf('gemini-3.8-flash', new Date('2027-01-15')).output, 7500, 'and its later row')
   t.equal(table.priceOf('gemini-2.5-flash', new Date('2026-12-15')).output, 2500, 'retired 2026-12-01: its last price')
-  t.equal(table.priceOf('unlisted-model').output, 12_000, 'an unlisted model costs like the dearest listed one')
+  t.equal(table.priceOf('unlisted-model').output, 120_000, 'an unlisted model costs like the dearest listed one (Nano Banana Pro\'s images)')
   t.equal(table.costOf('gemini-x', { prompt: 1000, cached: 400, output: 100, thinking: 50 }, new Date('2027-02-01')), 600 * 3000 + 400 * 1000 + 150 * 4000)
 })

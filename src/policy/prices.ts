@@ -26,7 +26,22 @@ export const SHIPPED_PRICES: Readonly<Record<string, readonly PriceRow[]>> = {
   ],
   'gemini-2.5-flash': [{ from: '2025-06-17', input: 0.3, output: 2.5, cached_input: 0.03 }, { from: '2026-12-01', retired: true }],
   'gemini-2.5-flash-lite': [{ from: '2025-07-22', input: 0.1, output: 0.4, cached_input: 0.01 }, { from: '2026-12-01', retired: true }],
+  // Image and speech models, named like text models at many times their output price. Their
+  // output is priced at the image's (or audio's) rate, whatever it holds: text output costs less
+  // (Nano Banana's $2.50, Nano Banana Pro's $12), never more.
+  'gemini-2.5-flash-image': [{ from: '2025-08-26', input: 0.3, output: 30, cached_input: 0.03 }, { from: '2026-12-01', retired: true }],
+  'gemini-3-pro-image-preview': [{ from: '2025-11-20', input: 2, output: 120, cached_input: 0.2 }],
+  'gemini-2.5-flash-preview-tts': [{ from: '2025-05-20', input: 0.5, output: 10 }, { from: '2026-12-01', retired: true }],
+  'gemini-2.5-pro-preview-tts': [{ from: '2025-05-20', input: 1, output: 20 }, { from: '2026-12-01', retired: true }],
 }
+
+/**
+ * What may follow a listed name in the name of the same model at the same price: versions and
+ * dates (`-001`, `-09-2025`, `-preview-05-20`, `-exp-03-25`, `-latest`). Anything else names
+ * another model (`gemini-2.5-flash` + `-image`, `-preview-tts`, `-native-audio-…`), often a
+ * dearer one: such a name is not priced as the listed one.
+ */
+const SAME_MODEL = /^(?:-(?:\d+|preview|exp|latest))*$/
 
 /** Prices in nano-USD per token (USD per 1M tokens × 1000): whole numbers that Redis adds exactly. */
 export interface TokenPrice {
@@ -86,7 +101,7 @@ export class PriceTable {
     // One lookup on the hot path: null remembers a model that no listed name prices.
     const known = this.#names.get(model)
     if (known !== undefined) return known ?? undefined
-    const name = [...this.#rows.keys()].filter((listed) => model.startsWith(listed)).sort((a, b) => b.length - a.length)[0]
+    const name = [...this.#rows.keys()].filter((listed) => model.startsWith(listed) && SAME_MODEL.test(model.slice(listed.length))).sort((a, b) => b.length - a.length)[0]
     if (this.#names.size < MAX_REMEMBERED_NAMES) this.#names.set(model, name ?? null)
     return name
   }
@@ -98,7 +113,7 @@ export class PriceTable {
 
   /**
    * The price of `model` on `at` (a date or a timestamp) for a prompt of `promptTokens`: the longest
-   * listed name it starts with, its last row from on or before that day, at that row's long-context
+   * listed name it starts with (followed only by a version or a date), its last row from on or before that day, at that row's long-context
    * price past 200K tokens.
    */
   priceOf (model: string | undefined, at: Date | number = Date.now(), promptTokens = 0): TokenPrice {

@@ -1,7 +1,7 @@
 import t from 'tap'
 import { connectSdk, LIVE_MODEL, livePath, rawLive } from './helpers/live.js'
 import { signInWithKey } from './helpers/person.js'
-import { startPolicyStack } from './helpers/policy.js'
+import { eventually, startPolicyStack } from './helpers/policy.js'
 
 // Issue 15: a Live session is held to the same policy as REST calls: the model in its `setup`
 // must be allowed, its turns are charged to the person's budgets, and a spent budget ends it.
@@ -57,4 +57,36 @@ t.test('a Live session counts as one request against requests_per_minute, refuse
   t.equal(stack.gemini.live.sessions.length, upstreamSessions, 'it never reached Google')
   first.session.close()
   second.session.close()
+})
+
+t.test('allow-list escape by a duplicate key in a Live setup: the setup reaches Google only as the gateway read it', async (t) => {
+  // JSON.parse keeps the last of two equal keys; Google's parser may keep the first.
+  const stack = await startPolicyStack(t, POLICY)
+  const holder = await signInWithKey(stack)
+  const setups = [
+    '{"setup":{"model":"models/gemini-3-pro-preview"},"setup":{"model":"models/gemini-3.8-flash-live"}}',
+    '{"setup":{"model":"models/gemini-3-pro-preview","model":"models/gemini-3.8-flash-live"}}',
+  ]
+  for (const setup of setups) {
+    const { socket, opened, frames } = await rawLive(`${stack.url.replace('http', 'ws')}${livePath()}?key=${holder.key}`)
+    t.equal(await opened, 101)
+    socket.send(setup)
+    await eventually(async () => frames.length, (count) => count > 0)
+    const sent = stack.gemini.live.sessions.at(-1)!.raw[0]!
+    t.same(JSON.parse(sent), { setup: { model: 'models/gemini-3.8-flash-live' } }, 'the model the allow-list passed')
+    t.equal(sent.match(/"(?:setup|model)"/g)?.length, 2, `each key once: ${sent}`)
+    socket.close()
+  }
+})
+
+t.test('search grounding in a Live session under a dollar limit: billed per query, outside the usage Google reports, so the setup is refused', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    usd_per_day: 5\n')
+  const holder = await signInWithKey(stack)
+  const { socket, opened, closed } = await rawLive(`${stack.url.replace('http', 'ws')}${livePath()}?key=${holder.key}`)
+  t.equal(await opened, 101)
+  socket.send(JSON.stringify({ setup: { model: `models/${LIVE_MODEL}`, tools: [{ codeExecution: {} }, { google_search: {} }] } }))
+  const { code, reason } = await closed
+  t.equal(code, 1008)
+  t.match(reason, /google_search/)
+  t.notOk(stack.gemini.live.sessions.some((session) => session.messages.length > 0), 'no setup reached the upstream')
 })

@@ -12,17 +12,19 @@ function parseObject (data: Buffer): Record<string, unknown> | undefined {
 }
 
 /**
- * The client's first message, which must be a `setup`: its model, and the message to send
- * upstream. Fields an ephemeral token locked (its Live setup) replace the client's, as Google
- * does for its own constrained tokens; otherwise the message passes unchanged, byte for byte.
+ * The client's first message, which must be a `setup`: its model and tools, and the message to
+ * send upstream. Fields an ephemeral token locked (its Live setup) replace the client's, as Google
+ * does for its own constrained tokens. The message goes upstream as read here, each key once:
+ * JSON.parse keeps the last of two equal keys and Google's parser may keep the first, so a setup
+ * naming its model twice could otherwise open a session on a model the policy did not check.
  */
-export function liveSetup (data: Buffer, locked?: Record<string, unknown>): { data: Buffer, model: string | undefined } | { reason: string } {
+export function liveSetup (data: Buffer, locked?: Record<string, unknown>): { data: Buffer, model: string | undefined, tools: unknown } | { reason: string } {
   const message = parseObject(data)
   const setup = message?.setup
   if (setup === null || typeof setup !== 'object') return { reason: 'The first message of a Live session must be a setup message.' }
   const merged = locked === undefined ? setup as Record<string, unknown> : { ...setup, ...locked }
   const model = typeof merged.model === 'string' ? merged.model.replace(/^models\//, '') : undefined
-  return { data: locked === undefined ? data : Buffer.from(JSON.stringify({ ...message, setup: merged })), model }
+  return { data: Buffer.from(JSON.stringify({ ...message, setup: merged })), model, tools: merged.tools }
 }
 
 /** The token counts a Live server message reports (`responseTokenCount` is the answer's), if it reports any. */

@@ -81,11 +81,11 @@ export default fp(async function livePlugin (app) {
     return socket
   }
 
-  /** Why the policy refuses `model` to this person (a close reason), or undefined. */
-  function modelRefusal (identity: Identity, model: string | undefined): string | undefined {
-    if (model === undefined) return undefined
+  /** Why the policy refuses a setup for `model` with `tools` to this person (a close reason), or undefined. */
+  function setupRefusal (identity: Identity, model: string | undefined, tools: unknown): string | undefined {
     try {
-      app.policy.checkModel(identity, model)
+      if (model !== undefined) app.policy.checkModel(identity, model)
+      app.policy.checkTools(identity, model ?? 'unknown', tools)
       return undefined
     } catch (error) {
       return (error as Error).message.slice(0, MAX_CLOSE_REASON)
@@ -106,8 +106,8 @@ export default fp(async function livePlugin (app) {
         const setup = liveSetup(data, token?.setup)
         if ('reason' in setup) return { code: 1007, reason: setup.reason }
         model = setup.model
-        // The policy's model allow-list decides here, once the model is known.
-        const refusal = modelRefusal(identity, model)
+        // The policy's model allow-list (and what it cannot price) decides here, once the model is known.
+        const refusal = setupRefusal(identity, model, setup.tools)
         if (refusal !== undefined) return { code: POLICY_CLOSE, reason: refusal }
         return { data: setup.data }
       },

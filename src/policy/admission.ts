@@ -6,7 +6,7 @@ import { MODEL_IN_PATH } from '../proxy/usage.js'
 import type { LimitCheck } from './checks.js'
 import { denialReason } from './metrics.js'
 import { Enforcer, MIN_ANSWER_TOKENS, StoreDownError, type Admitted, type CallEstimate, type Reservation } from './enforcer.js'
-import { DEFAULT_MAX_OUTPUT_TOKENS, FEE_TOOLS, GEMINI_BODY, MAX_DECOMPRESSED_BYTES, bareModelName, decompressed, jsonObject, type BodyShape, type PromptEstimate } from './request-body.js'
+import { DEFAULT_MAX_OUTPUT_TOKENS, FEE_TOOLS, GEMINI_BODY, MAX_DECOMPRESSED_BYTES, bareModelName, decompressed, jsonObject, serverTools, type BodyShape, type PromptEstimate } from './request-body.js'
 import { modelAllowed } from './rules.js'
 import { describeLimit, quotaExceeded, rateLimitHeaders } from './answers.js'
 import { DYNAMIC_ROUTE, EMBEDDING, FREE, FREE_WRITE, GENERATING, MODEL_IN_BODY, MODEL_LIST, UNPRICED_RESOURCE, decoded, isWrite, modelCall } from './routes.js'
@@ -257,6 +257,12 @@ function reserveEstimated (enforcer: Enforcer, request: FastifyRequest, reply: F
   return Promise.all([counted, cached, whole]).then(([media, cache, limit]) => reserveFor(enforcer, request, reply, identity, call, body, countsTokens, shape,
     // All of a call's input, the cache and what its tools bring included, is at most what the model reads.
     { ...estimate, promptTokens: Math.max(Math.max(estimate.promptTokens, media ?? 0) + (cache ?? 0), limit ?? 0) }))
+}
+
+/** Refuses (403) a call to `model` with these `tools` (a Gemini `tools` list) whose fees `identity`'s dollar limits cannot price: a Live setup's. */
+export function checkTools (enforcer: Enforcer, identity: Identity, model: string, tools: unknown): void {
+  const names = serverTools(tools)
+  if (names !== undefined) refuseFeeTools(enforcer, { model, ruleName: enforcer.ruleFor(identity)?.name ?? 'key' }, names, enforcer.checksOf(identity, Date.now()))
 }
 
 /**

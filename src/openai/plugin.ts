@@ -6,6 +6,7 @@ import type { Admission } from '../policy/plugin.js'
 import { isWrite } from '../policy/routes.js'
 import { trackStreamedAnswer } from '../connections/streams.js'
 import { BadRequestError, UnauthenticatedError } from '../errors.js'
+import type { RequestBody } from '../proxy/body.js'
 import type { BodySink, UpstreamExchange, UpstreamHead } from '../proxy/exchange.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js'
 import { upstreamTarget } from '../proxy/target.js'
@@ -32,9 +33,17 @@ interface Prepared {
   strip: boolean
 }
 
-/** The `model` a JSON body names, without `models/`. */
-function modelOf (raw: Buffer | undefined): string | undefined {
-  return raw === undefined ? undefined : bareModelName(jsonObject(raw)?.model)
+/**
+ * A request body as the gateway reads it: its `model` (without `models/`), and the body to
+ * forward, a JSON one as read, each key once. JSON.parse keeps the last of two equal keys and
+ * Google's parser may keep the first: a body naming its model twice would otherwise pass the
+ * allow-list (and be priced) by one model and be served by the other.
+ */
+function readBody (raw: Buffer | undefined): { model: string | undefined, body: RequestBody } {
+  if (raw === undefined) return { model: undefined, body: { kind: 'none' } }
+  const json = jsonObject(raw)
+  if (json === undefined) return { model: undefined, body: { kind: 'kept', bytes: raw } }
+  return { model: bareModelName(json.model), body: { kind: 'kept', bytes: Buffer.from(JSON.stringify(json)) } }
 }
 
 /** Adds `stream_options.include_usage` to a streamed request that lacks it, so the stream reports its usage. */
@@ -100,15 +109,14 @@ export default async function openAiPlugin (app: FastifyInstance): Promise<void>
    */
   async function admitted (request: FastifyRequest<{ Body: Buffer | undefined }>, reply: FastifyReply, identity: Identity): Promise<Admission> {
     const path = upstreamTarget(request.raw.url ?? '').path
-    const body = request.body === undefined ? { kind: 'none' as const } : { kind: 'kept' as const, bytes: request.body }
+    const { model, body } = readBody(request.body)
     const call = path.replace(/^\/[^/]+\/openai\//, '')
     const metered = METERED_CALLS[call]
     if (metered === undefined && isWrite(request.method) && !FREE_CALLS.test(call)) {
       // A body without a readable model is checked as none: under an allow-list, refused.
-      return await app.policy.admitUnpriced(reply, identity, { model: modelOf(request.body) ?? '(none)', what: `openai/${call}` }, body)
+      return await app.policy.admitUnpriced(reply, identity, { model: model ?? '(none)', what: `openai/${call}` }, body)
     }
     if (metered !== undefined) {
-      const model = modelOf(request.body)
       // Unread, it would go to Google unreserved and past the model allow-list; Google refuses a body without a model anyway.
       if (model === undefined) throw new BadRequestError('The gateway reads the model from the body: send uncompressed JSON that names a model.')
       return await app.policy.admitCall(request, reply, identity, { model, generating: metered.generating }, body, metered.shape)

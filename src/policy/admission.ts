@@ -27,12 +27,21 @@ const SETTLE_GRACE_MS = 1_000
 /** The metric label of a Live session's admission: its model is named only in its first message. */
 const LIVE_LABEL = 'live'
 
-/** The `model` a JSON body names (`gemini-3-flash-preview` or `models/…`), or its `agent`; `undefined` when it names none, null when it cannot be read. */
-function modelInBody (body: RequestBody): string | undefined | null {
-  if (body.kind === 'none') return undefined
-  if (body.kind === 'streamed') return null
+/**
+ * The `model` a JSON body names (`gemini-3-flash-preview` or `models/…`), or its `agent`
+ * (`undefined` when it names none, null when it cannot be read), and the body to forward: a JSON
+ * body as the gateway read it, each key once. JSON.parse keeps the last of two equal keys and
+ * Google's parser may keep the first: a body naming its model twice would otherwise pass the
+ * allow-list by one model and be served by the other. The forwarded Content-Length follows.
+ */
+function readModel (request: FastifyRequest, body: RequestBody): { model: string | undefined | null, body: RequestBody } {
+  if (body.kind === 'none') return { model: undefined, body }
+  if (body.kind === 'streamed') return { model: null, body }
   const json = jsonObject(body.bytes)
-  return bareModelName(json?.model ?? json?.agent)
+  if (json === undefined) return { model: undefined, body }
+  const bytes = Buffer.from(JSON.stringify(json))
+  request.headers['content-length'] = String(bytes.length)
+  return { model: bareModelName(json.model ?? json.agent), body: { kind: 'kept', bytes } }
 }
 
 function denied (enforcer: Enforcer, identity: Identity, model: string): Error {
@@ -47,13 +56,14 @@ export function checkModel (enforcer: Enforcer, identity: Identity, model: strin
   if (!modelAllowed(model, enforcer.ruleFor(identity)?.limits.models, identity.keyLimits?.models)) throw denied(enforcer, identity, model)
 }
 
-/** Refuses a call whose body names a model the caller may not use (or a body too large to read for it). */
-function checkBodyModel (enforcer: Enforcer, identity: Identity, path: string, body: RequestBody): void {
+/** Refuses a call whose body names a model the caller may not use (or a body too large to read for it); the body to forward, as read. */
+function checkBodyModel (enforcer: Enforcer, request: FastifyRequest, identity: Identity, path: string, body: RequestBody): RequestBody {
   const globs = enforcer.ruleFor(identity)?.limits.models
-  if ((globs === undefined && identity.keyLimits?.models === undefined) || !MODEL_IN_BODY.test(path)) return
-  const model = modelInBody(body)
-  if (model === null) throw denied(enforcer, identity, '(a body too large to check)')
-  if (model !== undefined && !modelAllowed(model, globs, identity.keyLimits?.models)) throw denied(enforcer, identity, model)
+  if ((globs === undefined && identity.keyLimits?.models === undefined) || !MODEL_IN_BODY.test(path)) return body
+  const read = readModel(request, body)
+  if (read.model === null) throw denied(enforcer, identity, '(a body too large to check)')
+  if (read.model !== undefined && !modelAllowed(read.model, globs, identity.keyLimits?.models)) throw denied(enforcer, identity, read.model)
+  return read.body
 }
 
 /** x-ratelimit-* on a call that reserves nothing: what this replica knows of the caller's limits. */
@@ -76,8 +86,9 @@ export async function admit (enforcer: Enforcer, request: FastifyRequest, reply:
   const unpriced = call === null && request.method === 'POST' ? UNPRICED_RESOURCE.exec(path) : null
   if (unpriced !== null) {
     // A file search store names no model; an interaction names one (or an agent), or is checked as naming none.
-    const model = unpriced[1] !== undefined ? undefined : modelInBody(body) ?? '(none)'
-    return await admitUnpriced(enforcer, reply, identity, { model, what: path.slice(path.lastIndexOf('/') + 1).replace(/^[^:]+(?=:)/, '') }, body)
+    const read = unpriced[1] !== undefined ? { model: undefined, body } : readModel(request, body)
+    const model = unpriced[1] !== undefined ? undefined : read.model ?? '(none)'
+    return await admitUnpriced(enforcer, reply, identity, { model, what: path.slice(path.lastIndexOf('/') + 1).replace(/^[^:]+(?=:)/, '') }, read.body)
   }
   const named = call === null ? MODEL_IN_PATH.exec(path) : null
   if (named !== null) {
@@ -86,17 +97,17 @@ export async function admit (enforcer: Enforcer, request: FastifyRequest, reply:
     checkModel(enforcer, identity, model)
   }
   if (call === null && isWrite(request.method) && !FREE_WRITE.test(path)) {
-    const inBody = modelInBody(body)
-    const model = DYNAMIC_ROUTE.exec(path)?.[1] ?? (inBody === null ? '(a body too large to check)' : inBody)
-    return await admitUnpriced(enforcer, reply, identity, { model, what: path.replace(/^\/(?:upload\/)?[^/]+\//, '') }, body)
+    const read = readModel(request, body)
+    const model = DYNAMIC_ROUTE.exec(path)?.[1] ?? (read.model === null ? '(a body too large to check)' : read.model)
+    return await admitUnpriced(enforcer, reply, identity, { model, what: path.replace(/^\/(?:upload\/)?[^/]+\//, '') }, read.body)
   }
   if (call === null) {
     if (MODEL_LIST.test(path) && (enforcer.ruleFor(identity)?.limits.models !== undefined || identity.keyLimits?.models !== undefined)) {
       throw new BadRequestError(`List models at ${path.slice(0, path.indexOf('/', 1))}/models: only that list shows the models the gateway's policy allows you.`)
     }
-    checkBodyModel(enforcer, identity, path, body)
+    const forwarded = checkBodyModel(enforcer, request, identity, path, body)
     await knownLimitHeaders(enforcer, reply, identity)
-    return { body, settle: PASS_SETTLE }
+    return { body: forwarded, settle: PASS_SETTLE }
   }
   const rule = enforcer.ruleFor(identity)
   checkModel(enforcer, identity, call.model)

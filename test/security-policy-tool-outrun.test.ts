@@ -169,3 +169,30 @@ t.test('budget outrun by a duplicate key: tools, contents or a context cache nam
     t.equal(raw.match(/"(?:tools|contents|cachedContent|cached_content)"/g)?.length, Object.keys(read as object).filter((key) => key !== 'generationConfig').length, 'each key once')
   }
 })
+
+t.test('Google failing while the policy reads a model\'s input limit: a reset is 502, an answer that never comes is 504, and nothing is generated', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_day: 5000000\n', { env: { UPSTREAM_TIMEOUT_SECONDS: '1' } })
+  const holder = await signInWithKey(stack)
+  const describing = { match: (request: { method: string, path: string }) => request.method === 'GET' && request.path === `/v1beta/models/${MODEL}` }
+  stack.gemini.fault({ kind: 'reset' }, describing)
+  const reset = await post(stack.url, holder.key, body([{ urlContext: {} }]))
+  t.equal(reset.status, 502)
+  t.match(await reset.json(), { error: { code: 502, message: /could not be reached \(request id / } })
+  stack.gemini.fault({ kind: 'hang' }, describing)
+  const hung = await post(stack.url, holder.key, body([{ urlContext: {} }]))
+  t.equal(hung.status, 504)
+  t.notOk(asked(stack).some((line) => line.endsWith(':generateContent')), 'nothing was generated')
+})
+
+t.test('a caller out of requests is refused before Google is asked for the model\'s input limit', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    requests_per_minute: 1\n    tokens_per_day: 5000000\n')
+  const holder = await signInWithKey(stack)
+  const first = await post(stack.url, holder.key, body([{ urlContext: {} }], 'hello'))
+  t.equal(first.status, 200)
+  await first.text()
+  // A model not read yet: the refusal comes before the read.
+  const refused = await fetch(`${stack.url}/v1beta/models/gemini-3-pro-preview:generateContent`, { method: 'POST', headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/json' }, body: body([{ urlContext: {} }], 'hello') })
+  t.equal(refused.status, 429)
+  await refused.text()
+  t.notOk(asked(stack).includes('GET models/gemini-3-pro-preview'), 'no read for the refused call')
+})

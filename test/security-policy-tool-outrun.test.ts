@@ -196,3 +196,50 @@ t.test('a caller out of requests is refused before Google is asked for the model
   await refused.text()
   t.notOk(asked(stack).includes('GET models/gemini-3-pro-preview'), 'no read for the refused call')
 })
+
+t.test('budget outrun by URL context kept in a context cache: Google never shows a cache\'s tools, so the gateway remembers them from the cache\'s making', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - name: owner\n    match: { emails: [\'owner@example.com\'] }\n  - default: true\n    tokens_per_day: 500000\n')
+  stack.provider.addUser({ sub: 'owner', email: 'owner@example.com' })
+  const owner = await signInWithKey(stack, { user: 'owner' })
+  const holder = await signInWithKey(stack)
+  const makeCache = async (tools: unknown[]): Promise<string> => {
+    const created = await fetch(`${stack.url}/v1beta/cachedContents`, {
+      method: 'POST',
+      headers: { 'x-goog-api-key': owner.key, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: `models/${MODEL}`, contents: [{ role: 'user', parts: [{ text: 'read https://pages.test/tokens/900000' }] }], tools }),
+    })
+    t.equal(created.status, 200, 'the owner, without limits, makes a cache')
+    return (await created.json() as { name: string }).name
+  }
+  const withTools = await makeCache([{ urlContext: {} }])
+  const plain = await makeCache([])
+  const call = async (cachedContent: string): Promise<Response> => await post(stack.url, holder.key, JSON.stringify({ cachedContent, contents: [{ parts: [{ text: 'summarize it' }] }], generationConfig: { maxOutputTokens: 1 } }))
+  const refused = await call(withTools)
+  t.equal(refused.status, 429, 'a cache whose URL context could fetch 900,000 tokens does not fit 500,000')
+  await refused.text()
+  t.notOk(asked(stack).some((line) => line.endsWith(':generateContent')), 'nothing was generated')
+  const admitted = await call(plain)
+  t.equal(admitted.status, 200, 'a cache made without tools is reserved for its size')
+  await admitted.text()
+  // A cache the gateway did not see made may hold any tool.
+  const elsewhere = await call('cachedContents/made-elsewhere')
+  t.equal(elsewhere.status, 429, 'a cache of unknown making is reserved for the whole input')
+  await elsewhere.text()
+})
+
+t.test('search grounding kept in a context cache, under a dollar limit: refused like the same call with the tool in its body', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - name: owner\n    match: { emails: [\'owner@example.com\'] }\n  - default: true\n    usd_per_day: 50\n')
+  stack.provider.addUser({ sub: 'owner', email: 'owner@example.com' })
+  const owner = await signInWithKey(stack, { user: 'owner' })
+  const holder = await signInWithKey(stack)
+  const created = await fetch(`${stack.url}/v1beta/cachedContents`, {
+    method: 'POST',
+    headers: { 'x-goog-api-key': owner.key, 'content-type': 'application/json' },
+    body: JSON.stringify({ model: `models/${MODEL}`, contents: [{ role: 'user', parts: [{ text: 'the news' }] }], tools: [{ googleSearch: {} }] }),
+  })
+  const { name } = await created.json() as { name: string }
+  const response = await post(stack.url, holder.key, JSON.stringify({ cachedContent: name, contents: [{ parts: [{ text: 'what happened?' }] }] }))
+  t.equal(response.status, 403)
+  t.match(await response.json(), { error: { status: 'PERMISSION_DENIED', message: /googleSearch/ } })
+  t.notOk(asked(stack).some((line) => line.endsWith(':generateContent')), 'nothing was generated')
+})

@@ -16,10 +16,12 @@ import type { UsageMetadata } from './usage.js'
 export interface Admission {
   /** The body to forward: the client's, or with `generationConfig.maxOutputTokens` lowered to what the budget pays for. */
   readonly body: RequestBody
-  /** The answer's usageMetadata (SSE: the last chunk's), for the model Google says served it; the first call counts. */
-  settle: (usage: UsageMetadata, modelVersion?: string) => void
+  /** The answer's usageMetadata (SSE: the last chunk's), for the model Google says served it, and the resource it names (a context cache made); the first call counts. */
+  settle: (usage: UsageMetadata, modelVersion?: string, name?: string) => void
 }
 
+/** Making a context cache: `POST /{version}/cachedContents`. */
+const CACHE_MAKING = /^\/[^/]+\/cachedContents$/i
 /** A JSON request body's media type, with or without parameters. */
 const JSON_TYPE = /^application\/json\s*(?:;|$)/i
 /** After the response closed unsettled, how long the usage tap may still report (a compressed body finishing). */
@@ -66,6 +68,24 @@ function checkBodyModel (enforcer: Enforcer, request: FastifyRequest, identity: 
   return read.body
 }
 
+/**
+ * A context cache being made: once Google names it, the tools it was made with are remembered
+ * (Google never shows a cache's tools, and every call naming the cache runs them). A body the
+ * gateway cannot read leaves the cache of unknown making, which may hold any.
+ */
+function rememberCacheTools (enforcer: Enforcer, admission: Admission): Admission {
+  const json = admission.body.kind === 'kept' ? jsonObject(admission.body.bytes) : undefined
+  if (json === undefined) return admission
+  const tools = serverTools(json.tools) ?? []
+  return {
+    body: admission.body,
+    settle: (usage, modelVersion, name) => {
+      admission.settle(usage, modelVersion)
+      if (name !== undefined) enforcer.contextCaches?.remember(name, tools).catch(() => { /* the cache counts as of unknown making */ })
+    },
+  }
+}
+
 /** x-ratelimit-* on a call that reserves nothing: what this replica knows of the caller's limits. */
 async function knownLimitHeaders (enforcer: Enforcer, reply: FastifyReply, identity: Identity): Promise<void> {
   if (enforcer.checksOf(identity, Date.now()).length === 0) return
@@ -88,7 +108,8 @@ export async function admit (enforcer: Enforcer, request: FastifyRequest, reply:
     // A file search store names no model; an interaction names one (or an agent), or is checked as naming none.
     const read = unpriced[1] !== undefined ? { model: undefined, body } : readModel(request, body)
     const model = unpriced[1] !== undefined ? undefined : read.model ?? '(none)'
-    return await admitUnpriced(enforcer, reply, identity, { model, what: path.slice(path.lastIndexOf('/') + 1).replace(/^[^:]+(?=:)/, '') }, read.body)
+    const admission = await admitUnpriced(enforcer, reply, identity, { model, what: path.slice(path.lastIndexOf('/') + 1).replace(/^[^:]+(?=:)/, '') }, read.body)
+    return CACHE_MAKING.test(path) ? rememberCacheTools(enforcer, admission) : admission
   }
   const named = call === null ? MODEL_IN_PATH.exec(path) : null
   if (named !== null) {
@@ -263,7 +284,15 @@ function reserveEstimated (enforcer: Enforcer, request: FastifyRequest, reply: F
   const counted = countable === undefined ? undefined : enforcer.mediaPrompts?.tokens(identity, call.model, countable, request.id)
   // Google counts a context cache's tokens in the prompt of every call that names it.
   const cached = estimate.cachedContent === undefined ? undefined : enforcer.contextCaches?.tokens(identity, estimate.cachedContent, request.id)
-  const whole = tools === undefined ? undefined : enforcer.inputLimits?.tokens(identity, call.model, request.id)
+  // A context cache's tools run in every call naming it, and the call can name none of its own.
+  const cacheTools = tools === undefined && cached !== undefined && call.generating ? enforcer.contextCaches?.serverTools(String(estimate.cachedContent)) : undefined
+  const whole = tools !== undefined
+    ? enforcer.inputLimits?.tokens(identity, call.model, request.id)
+    : cacheTools?.then(async (held) => {
+      if (held === undefined) return undefined
+      refuseFeeTools(enforcer, call, held, checks)
+      return await enforcer.inputLimits?.tokens(identity, call.model, request.id)
+    })
   if (counted === undefined && cached === undefined && whole === undefined) return reserveFor(enforcer, request, reply, identity, call, body, countsTokens, shape, estimate)
   return Promise.all([counted, cached, whole]).then(([media, cache, limit]) => reserveFor(enforcer, request, reply, identity, call, body, countsTokens, shape,
     // All of a call's input, the cache and what its tools bring included, is at most what the model reads.
@@ -281,7 +310,7 @@ export function checkTools (enforcer: Enforcer, identity: Identity, model: strin
  * reports nor in the price table: refused (403) under a dollar limit, which would not hold for
  * them. Under token limits alone their tokens are reserved like any tool's.
  */
-function refuseFeeTools (enforcer: Enforcer, call: { model: string, ruleName: string }, tools: string[], checks: LimitCheck[]): void {
+function refuseFeeTools (enforcer: Enforcer, call: { model: string, ruleName: string }, tools: readonly string[], checks: LimitCheck[]): void {
   const tool = tools.find((name) => FEE_TOOLS.has(name))
   const dollars = tool === undefined ? undefined : checks.find((entry) => entry.check.resource === 'nanoUsd')
   if (dollars === undefined) return

@@ -1,5 +1,6 @@
 import type { Identity } from '../auth/identity.js'
 import { BadRequestError, ServiceUnavailableError } from '../errors.js'
+import type { Store } from '../store/store.js'
 import { googleCount, jsonObject } from './request-body.js'
 import type { UpstreamAnswer } from './upstream-call.js'
 
@@ -7,6 +8,12 @@ import type { UpstreamAnswer } from './upstream-call.js'
 const CACHE_NAME = /^cachedContents\/[\w-]+$/
 /** Cache sizes this replica remembers (a cache's contents never change; its name is never reused). */
 const MAX_KNOWN = 10_000
+/** Where the tools a cache was made with are kept, for every replica: Google never shows them. */
+const toolsKey = (name: string): string => `gemgate:policy:cache-tools:${name}`
+/** How long they are kept: longer than caches usually live; a cache that outlives it counts as one of unknown making. */
+const TOOLS_TTL_MS = 30 * 24 * 3600 * 1000
+/** The tools of a cache the gateway did not see made: it may hold any. */
+const UNKNOWN_TOOLS: readonly string[] = ['(a cache the gateway did not see made)']
 
 /** A cache's size from Google's answer (`usageMetadata.totalTokenCount`), when it gives one. */
 function tokensOf (answer: UpstreamAnswer): number | undefined {
@@ -22,8 +29,37 @@ function tokensOf (answer: UpstreamAnswer): number | undefined {
  */
 export class ContextCaches {
   readonly #tokens = new Map<string, number>()
+  readonly #tools = new Map<string, readonly string[]>()
 
-  constructor (private readonly read: (identity: Identity, name: string, requestId: string) => Promise<UpstreamAnswer>) {}
+  constructor (private readonly read: (identity: Identity, name: string, requestId: string) => Promise<UpstreamAnswer>, private readonly store: Store) {}
+
+  /** Remembers, for every replica, the tools that run at Google (see serverTools in request-body.ts) a cache was made with. */
+  async remember (name: string, tools: readonly string[]): Promise<void> {
+    if (!CACHE_NAME.test(name)) return
+    this.#known(name, tools)
+    await this.store.set(toolsKey(name), tools.join(','), TOOLS_TTL_MS)
+  }
+
+  /**
+   * The tools that run at Google a cache holds (every call naming it runs them, and Google never
+   * shows them): those it was made with through the gateway, none, or, for a cache the gateway
+   * did not see made (or cannot look up now), an unknown one, which may be any.
+   */
+  async serverTools (name: string): Promise<readonly string[] | undefined> {
+    let tools = this.#tools.get(name)
+    if (tools === undefined) {
+      const kept = await this.store.get(toolsKey(name)).catch(() => null)
+      if (kept === null) return UNKNOWN_TOOLS
+      tools = this.#known(name, kept === '' ? [] : kept.split(','))
+    }
+    return tools.length === 0 ? undefined : tools
+  }
+
+  #known (name: string, tools: readonly string[]): readonly string[] {
+    if (this.#tools.size >= MAX_KNOWN) this.#tools.clear()
+    this.#tools.set(name, tools)
+    return tools
+  }
 
   /** The tokens of the cache `name`; 0 for one Google does not show the caller (the call will fail there too). */
   async tokens (identity: Identity, name: unknown, requestId: string): Promise<number> {

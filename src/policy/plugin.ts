@@ -133,7 +133,7 @@ export default fp(async function policyPlugin (app) {
   // names, the prompt of a call that holds media, and the input limit of a model called with tools.
   const pool = await createUpstreamPool(app.config.upstream)
   app.addHook('onClose', async () => { await pool.close() })
-  enforcer.contextCaches = new ContextCaches(async (identity, name, id) => await upstreamCall(app, pool, identity, { path: `/v1beta/${name}`, id }))
+  enforcer.contextCaches = new ContextCaches(async (identity, name, id) => await upstreamCall(app, pool, identity, { path: `/v1beta/${name}`, id }), app.store)
   enforcer.mediaPrompts = new MediaPrompts(async (identity, path, json, id) => await upstreamCall(app, pool, identity, { path, id, json }))
   enforcer.inputLimits = new InputLimits(async (identity, model, id) => await upstreamCall(app, pool, identity, { path: `/v1beta/models/${encodeURIComponent(model)}`, id }))
   // Always: a key may carry its own models without any rule.

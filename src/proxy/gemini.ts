@@ -103,7 +103,7 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
    */
   function usageKnown (identity: Identity, target: UpstreamTarget, observed: ObservedUsage, admission: Admission): void {
     usage.record(identity.personId, modelInPath(target.path) ?? observed.modelVersion, observed.usage)
-    admission.settle(observed.usage, observed.modelVersion)
+    admission.settle(observed.usage, observed.modelVersion, observed.name)
   }
 
   /** Where the body goes: the client's socket as it arrives (paused while the socket is full), and a usage tap beside it. */

@@ -1,5 +1,5 @@
-/** The top-level members the meter keeps; every other byte of an answer is looked at once and dropped. */
-const WANTED = new Set(['usageMetadata', 'modelVersion'])
+/** The top-level members the meter keeps (a resource's `name`: a context cache's, as made); every other byte of an answer is looked at once and dropped. */
+const WANTED = new Set(['usageMetadata', 'modelVersion', 'name'])
 /** A kept member's value bigger than this is not Gemini's usage: it is dropped, not buffered. */
 export const MAX_KEPT_VALUE_BYTES = 64 * 1024
 /** A member name longer than any wanted one is not read further. */
@@ -15,10 +15,10 @@ const COMMA = 0x2c
 const COLON = 0x3a
 
 /** The wanted members of one top-level object, raw JSON text each. */
-export type KeptMembers = Partial<Record<'usageMetadata' | 'modelVersion', string>>
+export type KeptMembers = Partial<Record<'usageMetadata' | 'modelVersion' | 'name', string>>
 
 /**
- * An incremental JSON scanner that keeps only the values of `usageMetadata` and `modelVersion`
+ * An incremental JSON scanner that keeps only the values of `usageMetadata`, `modelVersion` and `name`
  * among the members of the top-level object (or of each object in a top-level array, as
  * `:streamGenerateContent` without alt=sse answers). It never builds the document: per byte it
  * tracks string and nesting state, jumping over string contents with `indexOf`, so a chunk

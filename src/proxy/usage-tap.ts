@@ -15,10 +15,11 @@ export interface TokenUsage {
   totalTokenCount: number
 }
 
-/** What a finished response reported, and for which model version. */
+/** What a finished response reported, for which model version, and the resource it names (a context cache made). */
 export interface ObservedUsage {
   usage: TokenUsage
   modelVersion?: string
+  name?: string
 }
 
 const COUNTS = ['promptTokenCount', 'cachedContentTokenCount', 'candidatesTokenCount', 'thoughtsTokenCount', 'toolUsePromptTokenCount', 'totalTokenCount'] as const
@@ -42,7 +43,8 @@ function observe (members: KeptMembers): ObservedUsage | undefined {
     usage[name] = typeof count === 'number' && Number.isFinite(count) ? count : 0
   }
   const modelVersion = members.modelVersion === undefined ? undefined : parse(members.modelVersion)
-  return { usage, modelVersion: typeof modelVersion === 'string' ? modelVersion : undefined }
+  const name = members.name === undefined ? undefined : parse(members.name)
+  return { usage, modelVersion: typeof modelVersion === 'string' ? modelVersion : undefined, ...(typeof name === 'string' ? { name } : {}) }
 }
 
 function decoderFor (contentEncoding: string): Transform | null | undefined {

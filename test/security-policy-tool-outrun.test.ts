@@ -1,5 +1,7 @@
 import type { ServerResponse } from 'node:http'
+import type { AddressInfo } from 'node:net'
 import t from 'tap'
+import { buildApp } from '../src/app.js'
 import { signInWithKey } from './helpers/person.js'
 import { startPolicyStack } from './helpers/policy.js'
 import { serverTools } from '../src/policy/request-body.js'
@@ -242,4 +244,30 @@ t.test('search grounding kept in a context cache, under a dollar limit: refused 
   t.equal(response.status, 403)
   t.match(await response.json(), { error: { status: 'PERMISSION_DENIED', message: /googleSearch/ } })
   t.notOk(asked(stack).some((line) => line.endsWith(':generateContent')), 'nothing was generated')
+})
+
+t.test('a cache\'s tools are remembered for every replica: a cache made through one is reserved as made through another', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - name: owner\n    match: { emails: [\'owner@example.com\'] }\n  - default: true\n    tokens_per_day: 500000\n')
+  stack.provider.addUser({ sub: 'owner', email: 'owner@example.com' })
+  const owner = await signInWithKey(stack, { user: 'owner' })
+  const holder = await signInWithKey(stack)
+  const other = await buildApp(stack.config)
+  t.teardown(async () => { await other.close() })
+  await other.listen({ port: 0, host: '127.0.0.1' })
+  const otherUrl = `http://127.0.0.1:${(other.server.address() as AddressInfo).port}`
+  const makeCache = async (tools: unknown[]): Promise<string> => {
+    const created = await fetch(`${stack.url}/v1beta/cachedContents`, {
+      method: 'POST',
+      headers: { 'x-goog-api-key': owner.key, 'content-type': 'application/json' },
+      body: JSON.stringify({ model: `models/${MODEL}`, contents: [{ role: 'user', parts: [{ text: 'read https://pages.test/tokens/900000' }] }], tools }),
+    })
+    return (await created.json() as { name: string }).name
+  }
+  const call = async (cachedContent: string): Promise<number> => {
+    const response = await post(otherUrl, holder.key, JSON.stringify({ cachedContent, contents: [{ parts: [{ text: 'summarize it' }] }], generationConfig: { maxOutputTokens: 1 } }))
+    await response.text()
+    return response.status
+  }
+  t.equal(await call(await makeCache([{ urlContext: {} }])), 429, 'made with URL context through the first replica, refused through the second')
+  t.equal(await call(await makeCache([])), 200, 'made without tools, reserved for its size through the second')
 })

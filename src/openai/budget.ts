@@ -1,4 +1,4 @@
-import { estimatePrompt, objectAt, promptFields, type BodyShape } from '../policy/request-body.js'
+import { bodyAsRead, estimatePrompt, objectAt, promptFields, type BodyShape } from '../policy/request-body.js'
 
 /** Parts of a message that are not text: each is reserved as one image. */
 const NON_TEXT = ['image_url', 'input_audio', 'file']
@@ -70,7 +70,7 @@ export const CHAT_BODY: BodyShape = {
 /** `embeddings`: the input is the prompt; there is no output to cap. */
 export const EMBEDDINGS_BODY: BodyShape = {
   estimate: (bytes, declaredLength) => estimatePrompt(bytes, declaredLength, EMBEDDINGS_PROMPT),
-  withMaxOutput: (json) => Buffer.from(JSON.stringify(json)),
+  withMaxOutput: bodyAsRead,
 }
 
 /** The OpenAI-compatible calls reserved ahead like generateContent, by their path under `openai/`. */

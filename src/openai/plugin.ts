@@ -11,7 +11,7 @@ import type { BodySink, UpstreamExchange, UpstreamHead } from '../proxy/exchange
 import { clientResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js'
 import { upstreamTarget } from '../proxy/target.js'
 import { createUpstreamPool, dispatchUpstream, upstreamFailure } from '../proxy/upstream.js'
-import { bareModelName, jsonObject } from '../policy/request-body.js'
+import { bareModelName, bodyAsRead, jsonObject } from '../policy/request-body.js'
 import { METERED_CALLS } from './budget.js'
 import { OpenAiUsageReader } from './usage.js'
 
@@ -35,15 +35,14 @@ interface Prepared {
 
 /**
  * A request body as the gateway reads it: its `model` (without `models/`), and the body to
- * forward, a JSON one as read, each key once. JSON.parse keeps the last of two equal keys and
- * Google's parser may keep the first: a body naming its model twice would otherwise pass the
- * allow-list (and be priced) by one model and be served by the other.
+ * forward, a JSON one as read ({@link bodyAsRead}: a model named twice must reach Google as the
+ * one the allow-list checked and the reservation priced).
  */
 function readBody (raw: Buffer | undefined): { model: string | undefined, body: RequestBody } {
   if (raw === undefined) return { model: undefined, body: { kind: 'none' } }
   const json = jsonObject(raw)
   if (json === undefined) return { model: undefined, body: { kind: 'kept', bytes: raw } }
-  return { model: bareModelName(json.model), body: { kind: 'kept', bytes: Buffer.from(JSON.stringify(json)) } }
+  return { model: bareModelName(json.model), body: { kind: 'kept', bytes: bodyAsRead(json) } }
 }
 
 /** Adds `stream_options.include_usage` to a streamed request that lacks it, so the stream reports its usage. */

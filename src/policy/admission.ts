@@ -6,10 +6,10 @@ import { MODEL_IN_PATH } from '../proxy/usage.js'
 import type { LimitCheck } from './checks.js'
 import { denialReason } from './metrics.js'
 import { Enforcer, MIN_ANSWER_TOKENS, StoreDownError, type Admitted, type CallEstimate, type Reservation } from './enforcer.js'
-import { DEFAULT_MAX_OUTPUT_TOKENS, FEE_TOOLS, GEMINI_BODY, MAX_DECOMPRESSED_BYTES, bareModelName, decompressed, jsonObject, serverTools, type BodyShape, type PromptEstimate } from './request-body.js'
+import { DEFAULT_MAX_OUTPUT_TOKENS, FEE_TOOLS, GEMINI_BODY, MAX_DECOMPRESSED_BYTES, bareModelName, bodyAsRead, decompressed, jsonObject, serverTools, type BodyShape, type PromptEstimate } from './request-body.js'
 import { modelAllowed } from './rules.js'
 import { describeLimit, quotaExceeded, rateLimitHeaders } from './answers.js'
-import { DYNAMIC_ROUTE, EMBEDDING, FREE, FREE_WRITE, GENERATING, MODEL_IN_BODY, MODEL_LIST, UNPRICED_RESOURCE, decoded, isWrite, modelCall } from './routes.js'
+import { CACHE_MAKING, DYNAMIC_ROUTE, EMBEDDING, FREE, FREE_WRITE, GENERATING, MODEL_IN_BODY, MODEL_LIST, UNPRICED_RESOURCE, decoded, isWrite, modelCall } from './routes.js'
 import type { UsageMetadata } from './usage.js'
 
 /** What the proxy does with an admitted call: forward `body`, and settle once the usage is known. */
@@ -20,8 +20,6 @@ export interface Admission {
   settle: (usage: UsageMetadata, modelVersion?: string, name?: string) => void
 }
 
-/** Making a context cache: `POST /{version}/cachedContents`. */
-const CACHE_MAKING = /^\/[^/]+\/cachedContents$/i
 /** A JSON request body's media type, with or without parameters. */
 const JSON_TYPE = /^application\/json\s*(?:;|$)/i
 /** After the response closed unsettled, how long the usage tap may still report (a compressed body finishing). */
@@ -31,19 +29,18 @@ const LIVE_LABEL = 'live'
 
 /**
  * The `model` a JSON body names (`gemini-3-flash-preview` or `models/…`), or its `agent`
- * (`undefined` when it names none, null when it cannot be read), and the body to forward: a JSON
- * body as the gateway read it, each key once. JSON.parse keeps the last of two equal keys and
- * Google's parser may keep the first: a body naming its model twice would otherwise pass the
- * allow-list by one model and be served by the other. The forwarded Content-Length follows.
+ * (`undefined` when it names none, null when it cannot be read), the body as parsed, and the body
+ * to forward: a JSON one as read ({@link bodyAsRead}: a model named twice must reach Google as
+ * the one the allow-list checked). The forwarded Content-Length follows.
  */
-function readModel (request: FastifyRequest, body: RequestBody): { model: string | undefined | null, body: RequestBody } {
+function readModel (request: FastifyRequest, body: RequestBody): { model: string | undefined | null, body: RequestBody, json?: Record<string, unknown> } {
   if (body.kind === 'none') return { model: undefined, body }
   if (body.kind === 'streamed') return { model: null, body }
   const json = jsonObject(body.bytes)
   if (json === undefined) return { model: undefined, body }
-  const bytes = Buffer.from(JSON.stringify(json))
+  const bytes = bodyAsRead(json)
   request.headers['content-length'] = String(bytes.length)
-  return { model: bareModelName(json.model ?? json.agent), body: { kind: 'kept', bytes } }
+  return { model: bareModelName(json.model ?? json.agent), body: { kind: 'kept', bytes }, json }
 }
 
 function denied (enforcer: Enforcer, identity: Identity, model: string): Error {
@@ -70,11 +67,11 @@ function checkBodyModel (enforcer: Enforcer, request: FastifyRequest, identity: 
 
 /**
  * A context cache being made: once Google names it, the tools it was made with are remembered
- * (Google never shows a cache's tools, and every call naming the cache runs them). A body the
- * gateway cannot read leaves the cache of unknown making, which may hold any.
+ * (Google never shows a cache's tools, and every call naming the cache runs them), from its body
+ * as read (`json`). A body the gateway could not read leaves the cache of unknown making, which may
+ * hold any.
  */
-function rememberCacheTools (enforcer: Enforcer, admission: Admission): Admission {
-  const json = admission.body.kind === 'kept' ? jsonObject(admission.body.bytes) : undefined
+function rememberCacheTools (enforcer: Enforcer, admission: Admission, json: Record<string, unknown> | undefined): Admission {
   if (json === undefined) return admission
   const tools = serverTools(json.tools) ?? []
   return {
@@ -106,10 +103,10 @@ export async function admit (enforcer: Enforcer, request: FastifyRequest, reply:
   const unpriced = call === null && request.method === 'POST' ? UNPRICED_RESOURCE.exec(path) : null
   if (unpriced !== null) {
     // A file search store names no model; an interaction names one (or an agent), or is checked as naming none.
-    const read = unpriced[1] !== undefined ? { model: undefined, body } : readModel(request, body)
+    const read = unpriced[1] !== undefined ? { model: undefined, body, json: undefined } : readModel(request, body)
     const model = unpriced[1] !== undefined ? undefined : read.model ?? '(none)'
     const admission = await admitUnpriced(enforcer, reply, identity, { model, what: path.slice(path.lastIndexOf('/') + 1).replace(/^[^:]+(?=:)/, '') }, read.body)
-    return CACHE_MAKING.test(path) ? rememberCacheTools(enforcer, admission) : admission
+    return CACHE_MAKING.test(path) ? rememberCacheTools(enforcer, admission, read.json) : admission
   }
   const named = call === null ? MODEL_IN_PATH.exec(path) : null
   if (named !== null) {
@@ -336,10 +333,9 @@ function reserveFor (enforcer: Enforcer, request: FastifyRequest, reply: Fastify
   const maxOutput = call.generating && countsTokens ? (estimate.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS) * candidates : 0
   const wanted: CallEstimate = { model: call.model, promptTokens: estimate.promptTokens, maxOutput, minOutput: rewritable ? Math.min(MIN_ANSWER_TOKENS * candidates, maxOutput) : maxOutput }
   const label = enforcer.prices.labelOf(call.model)
-  // A body the gateway parsed is forwarded as it read it, each key once, a cap or count named in it
-  // as the one reserved for: JSON.parse keeps the last of two keys, another parser may keep the
-  // first, and a key named twice (tools, contents, a cap) or under two spellings could otherwise
-  // be read by Google as what the gateway did not reserve for.
+  // A body the gateway parsed is forwarded as it read it (bodyAsRead), a cap or count named in it
+  // as the one reserved for: a key named twice (tools, contents, a cap) or under two spellings
+  // could otherwise be read by Google as what the gateway did not reserve for.
   const normalize = countsTokens && rewritable && estimate.json !== undefined
   const capped = call.generating && (estimate.maxOutputTokens !== undefined || estimate.candidates !== undefined)
   const metered: MeteredCall = { model: call.model, generating: call.generating, ruleName: call.ruleName, label, maxOutput, candidates, countsTokens, normalize, capped }
@@ -372,7 +368,7 @@ function reserved (enforcer: Enforcer, request: FastifyRequest, reply: FastifyRe
     }
     // What each answer may be: the output reserved, shared by the answers asked for.
     const each = Math.floor(reservation.output / call.candidates)
-    const bytes = lowered || call.capped ? shape.withMaxOutput(json, each, estimate.candidates) : shape.asRead?.(json) ?? Buffer.from(JSON.stringify(json))
+    const bytes = lowered || call.capped ? shape.withMaxOutput(json, each, estimate.candidates) : shape.asRead?.(json) ?? bodyAsRead(json)
     forwarded = { kind: 'kept', bytes }
     // The client's Content-Length no longer describes the body: the forwarded headers carry the new one.
     request.headers['content-length'] = String(bytes.length)

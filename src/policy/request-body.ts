@@ -208,6 +208,16 @@ export function googleCount (value: unknown): number | undefined {
 
 const positiveInteger = (value: unknown): value is number => typeof value === 'number' && Number.isInteger(value) && value > 0
 
+/**
+ * A parsed JSON body as the gateway read it, to forward in place of the client's bytes: each key
+ * once. JSON.parse keeps the last of two equal keys and Google's parser may keep the first, so a
+ * body the gateway decided on (its model, output cap, media, context cache or tools) goes to
+ * Google as read, or Google could serve a call the gateway neither checked nor reserved for.
+ */
+export function bodyAsRead (json: Record<string, unknown>): Buffer {
+  return Buffer.from(JSON.stringify(json))
+}
+
 /** The body as a JSON object, or undefined when it is not one. */
 export function jsonObject (bytes: Buffer): Record<string, unknown> | undefined {
   let json: unknown
@@ -252,7 +262,7 @@ export interface BodyShape {
   withMaxOutput: (json: Record<string, unknown>, tokens: number, candidates?: number) => Buffer
   /** The body as a GenerateContentRequest, for Google's countTokens to count its media; undefined when it holds nothing to count. */
   countable?: (json: Record<string, unknown>) => Record<string, unknown> | undefined
-  /** The body as the policy read it, each field once (a field under two spellings as the one read); without it, the parsed body as JSON. */
+  /** The body as the policy read it, each field once (a field under two spellings as the one read); without it, {@link bodyAsRead}. */
   asRead?: (json: Record<string, unknown>) => Buffer
 }
 
@@ -261,5 +271,5 @@ export const GEMINI_BODY: BodyShape = {
   estimate: estimatePrompt,
   withMaxOutput: withMaxOutputTokens,
   countable: (json) => json,
-  asRead: (json) => Buffer.from(JSON.stringify(oneCache(json))),
+  asRead: (json) => bodyAsRead(oneCache(json)),
 }

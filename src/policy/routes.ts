@@ -30,6 +30,8 @@ export const MODEL_LIST = /^\/[^/]+\/models\/?(?:;.*)?$/i
  * /v1beta/OpenAI/) reach the Gemini proxy, and are unknown writes here.
  */
 export const FREE_WRITE = /^\/(?:upload\/)?[^/]+\/(?:files(?::register)?|corpora|fileSearchStores|(?:[^/:;]+\/)*[^/:;]+:cancel)$|^\/[^/]+\/openai\/files(?:\/|$)/i
+/** Making a context cache: `POST /{version}/cachedContents` (its tools are remembered, src/policy/context-caches.ts). */
+export const CACHE_MAKING = /^\/[^/]+\/cachedContents$/i
 /** A `dynamic/{id}` route of Google's: a model call whose model the gateway cannot know. */
 export const DYNAMIC_ROUTE = /^\/[^/]+\/(dynamic\/[^/:;]+)/i
 /** Methods that change nothing upstream, so spend nothing; any other may (Google serves an unknown one as it will). */

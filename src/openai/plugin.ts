@@ -8,6 +8,7 @@ import { trackStreamedAnswer } from '../connections/streams.js'
 import { BadRequestError, UnauthenticatedError } from '../errors.js'
 import type { RequestBody } from '../proxy/body.js'
 import type { BodySink, UpstreamExchange, UpstreamHead } from '../proxy/exchange.js'
+import { writeToClient } from '../proxy/client.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js'
 import { upstreamTarget } from '../proxy/target.js'
 import { createUpstreamPool, dispatchUpstream, upstreamFailure } from '../proxy/upstream.js'
@@ -141,18 +142,18 @@ export default async function openAiPlugin (app: FastifyInstance): Promise<void>
     return {
       data (chunk, resume) {
         const passed = reader === undefined ? chunk : reader.write(chunk)
-        if (passed.length === 0 || response.write(passed)) return true
-        response.once('drain', resume)
-        return false
+        return passed.length === 0 || writeToClient(response, passed, resume)
       },
       end () {
         if (reader !== undefined) response.write(reader.end().rest)
         record()
         response.end()
+        admission.ended?.(head.statusCode, true)
       },
       error () {
         record()
         response.destroy()
+        admission.ended?.(head.statusCode, false)
       },
     }
   }
@@ -167,11 +168,22 @@ export default async function openAiPlugin (app: FastifyInstance): Promise<void>
     const identity = await app.identify(request)
     if (identity === null) throw new UnauthenticatedError(`Not signed in: send a gateway key as the OpenAI client's apiKey (Authorization: Bearer gk_…); create one at ${publicUrl}/auth/status.`)
     const admission = await admitted(request, reply, identity)
+    try {
+      await forward(request, reply, identity, admission)
+    } catch (error) {
+      // No answer came to read: the call is over, an error (see Admission.ended).
+      admission.ended?.(500, false)
+      throw error
+    }
+  })
+
+  async function forward (request: FastifyRequest<{ Body: Buffer | undefined }>, reply: FastifyReply, identity: Identity, admission: Admission): Promise<void> {
     // Usage is asked of the body as forwarded: its output cap may have been lowered.
     const prepared = prepareBody(admission.body.kind === 'kept' ? admission.body.bytes : undefined)
     let exchange = await send(request, identity, prepared.body, false)
     const response = reply.raw
-    response.once('close', () => { if (!response.writableFinished) exchange.abandon(new Error('the client closed the connection')) })
+    // A call read to its end (admission.ended) goes on when its client leaves: Google bills it whole.
+    if (admission.ended === undefined) response.once('close', () => { if (!response.writableFinished) exchange.abandon(new Error('the client closed the connection')) })
     let head = await headOf(exchange, request)
     if (head.statusCode === 401 && apiKey === undefined) {
       exchange.discard()
@@ -179,6 +191,11 @@ export default async function openAiPlugin (app: FastifyInstance): Promise<void>
       head = await headOf(exchange, request)
     }
     reply.hijack()
+    if (response.destroyed) {
+      // The client left while Google worked on a call read to its end: its answer goes to the usage reader alone.
+      exchange.pipe(sink(identity, prepared, admission, head, response))
+      return
+    }
     app.finishHeaders(request, reply)
     if (request.method === 'GET' && head.statusCode === 200 && MODEL_LIST.test(upstreamTarget(request.raw.url ?? '').path)) {
       // models.list shows only the models the policy lets this caller use, like Gemini's own.
@@ -198,5 +215,5 @@ export default async function openAiPlugin (app: FastifyInstance): Promise<void>
     // A streamed answer ends with its person's sign-in, like the Gemini path's.
     trackStreamedAnswer(app, identity, head.headers['content-type'], response)
     exchange.pipe(sink(identity, prepared, admission, head, response))
-  })
+  }
 }

@@ -18,11 +18,20 @@ export interface Admission {
   readonly body: RequestBody
   /** The answer's usageMetadata (SSE: the last chunk's), for the model Google says served it, and the resource it names (a context cache made); the first call counts. */
   settle: (usage: UsageMetadata, modelVersion?: string, name?: string) => void
+  /**
+   * Present for a call under a token or dollar limit: Google bills a generation it has begun
+   * whether or not its client stays to read it, so such a call is not cancelled when its client
+   * leaves; the gateway reads Google's answer to its end and settles with the usage reported. The
+   * proxy then calls this exactly once, when the call is over: with Google's status and whether its
+   * answer came whole, or with the error status when no answer came (the client left before the
+   * call went upstream, Google failed). Without it, the call is over when the client's response closes.
+   */
+  readonly ended?: (status: number, whole: boolean) => void
 }
 
 /** A JSON request body's media type, with or without parameters. */
 const JSON_TYPE = /^application\/json\s*(?:;|$)/i
-/** After the response closed unsettled, how long the usage tap may still report (a compressed body finishing). */
+/** After a call ended unsettled, how long the usage tap may still report (a compressed body finishing). */
 const SETTLE_GRACE_MS = 1_000
 /** The metric label of a Live session's admission: its model is named only in its first message. */
 const LIVE_LABEL = 'live'
@@ -75,7 +84,7 @@ function rememberCacheTools (enforcer: Enforcer, admission: Admission, json: Rec
   if (json === undefined) return admission
   const tools = serverTools(json.tools) ?? []
   return {
-    body: admission.body,
+    ...admission,
     settle: (usage, modelVersion, name) => {
       admission.settle(usage, modelVersion)
       if (name !== undefined) enforcer.contextCaches?.remember(name, tools).catch(() => { /* the cache counts as of unknown making */ })
@@ -375,27 +384,27 @@ function reserved (enforcer: Enforcer, request: FastifyRequest, reply: FastifyRe
     if (lowered) reply.header('x-gemgate-max-output-tokens', String(each))
   }
   enforcer.metrics.call(call.ruleName, label, lowered ? 'lowered' : 'admitted')
-  return settleOnce(enforcer, reply, identity, call.model, forwarded, reservation, estimate.promptTokens)
+  // Under a token or dollar limit the call is read to its end even if its client leaves: Google bills it whole.
+  return settleOnce(enforcer, reply, identity, call.model, forwarded, reservation, estimate.promptTokens, countsTokens)
 }
 
-function settleOnce (enforcer: Enforcer, reply: FastifyReply, identity: Identity, model: string, body: RequestBody, reservation: Reservation, promptTokens: number): Admission {
+function settleOnce (enforcer: Enforcer, reply: FastifyReply, identity: Identity, model: string, body: RequestBody, reservation: Reservation, promptTokens: number, readsToEnd = false): Admission {
   let settled = false
   const settle = (usage: UsageMetadata, modelVersion?: string): void => {
     if (settled) return
     settled = true
     enforcer.settle(identity, modelVersion ?? model, usage, reservation)
   }
-  const response = reply.raw
-  response.once('close', () => {
+  // A call over without the usage it reported, settled once the usage tap had its grace to report.
+  const ended = (status: number, whole: boolean): void => {
     if (settled) return
-    const abandoned = !response.writableFinished
     setTimeout(() => {
       if (settled) return
-      if (response.statusCode >= 300) {
+      if (status >= 300) {
         // An error costs nothing: the reservation goes back.
         settled = true
         enforcer.release(identity.personId, reservation)
-      } else if (abandoned) {
+      } else if (!whole) {
         // Google bills a prompt it began to answer.
         settle({ promptTokenCount: promptTokens })
       } else {
@@ -404,6 +413,9 @@ function settleOnce (enforcer: Enforcer, reply: FastifyReply, identity: Identity
         settle({ promptTokenCount: promptTokens, candidatesTokenCount: reservation.output })
       }
     }, SETTLE_GRACE_MS).unref()
-  })
+  }
+  if (readsToEnd) return { body, settle, ended }
+  const response = reply.raw
+  response.once('close', () => { ended(response.statusCode, response.writableFinished) })
   return { body, settle }
 }

@@ -41,3 +41,21 @@ export class ClientWatch {
     if (this.#gone) exchange.abandon(CLIENT_LEFT)
   }
 }
+
+/**
+ * Writes an upstream chunk to the client: true when more may follow at once, false when the
+ * client's socket is full (`resume` is then called once it drains). A client that has left takes
+ * every chunk unsent: a call read to its end after its client left (Google bills it whole) goes on
+ * for its usage, never paused waiting for a drain that cannot come.
+ */
+export function writeToClient (response: ServerResponse, chunk: Buffer, resume: () => void): boolean {
+  if (response.destroyed || response.write(chunk)) return true
+  const go = (): void => {
+    response.off('drain', go)
+    response.off('close', go)
+    resume()
+  }
+  response.on('drain', go)
+  response.on('close', go)
+  return false
+}

@@ -7,10 +7,10 @@ import type { Admission } from '../policy/plugin.js'
 import { html } from '../auth/pages.js'
 import { trackStreamedAnswer } from '../connections/streams.js'
 import { UnauthenticatedError } from '../errors.js'
-import { bodyForUpstream, readRequestBody, type RequestBody } from './body.js'
+import { bodyForUpstream, readRequestBody } from './body.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { API_PREFIXES, upstreamTarget, type UpstreamTarget } from './target.js'
-import { ClientWatch } from './client.js'
+import { ClientWatch, writeToClient } from './client.js'
 import { fastRoute, serveFast, type FastPathDeps } from './fast-path.js'
 import { type BodySink, type UpstreamExchange, type UpstreamHead } from './exchange.js'
 import { createUpstreamPool, dispatchUpstream, upstreamFailure } from './upstream.js'
@@ -69,17 +69,18 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
    * checked again once the token is there: a refresh can take seconds, and a client that left
    * meanwhile must not cost an upstream call.
    */
-  async function attempt (request: FastifyRequest, client: ClientWatch, identity: Identity, target: UpstreamTarget, body: RequestBody, force: boolean): Promise<UpstreamExchange> {
+  async function attempt (request: FastifyRequest, client: ClientWatch, identity: Identity, target: UpstreamTarget, admission: Admission, force: boolean): Promise<UpstreamExchange> {
     const accessToken = await app.vault.accessToken(identity.personId, { force })
     client.check()
     const exchange = dispatchUpstream(pool, {
       method: request.method as Dispatcher.HttpMethod,
       path: target.path + target.search,
       headers: upstreamRequestHeaders(request.headers, { accessToken, requestId: request.id, quotaProject: upstream.quotaProject }),
-      body: bodyForUpstream(body),
+      body: bodyForUpstream(admission.body),
       idempotent: true,
     })
-    client.follow(exchange)
+    // A call read to its end (admission.ended) goes on when its client leaves: Google bills it whole.
+    if (admission.ended === undefined) client.follow(exchange)
     return exchange
   }
 
@@ -106,7 +107,10 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
     admission.settle(observed.usage, observed.modelVersion, observed.name)
   }
 
-  /** Where the body goes: the client's socket as it arrives (paused while the socket is full), and a usage tap beside it. */
+  /**
+   * Where the body goes: the client's socket as it arrives (paused while the socket is full), and a
+   * usage tap beside it. A call read to its end goes on to the tap alone once its client left.
+   */
   function clientSink (request: FastifyRequest, identity: Identity, target: UpstreamTarget, head: UpstreamHead, response: ServerResponse, admission: Admission): BodySink {
     const contentType = String(head.headers['content-type'] ?? '')
     const tap = head.statusCode >= 200 && head.statusCode < 300 && METERED_TYPES.test(contentType)
@@ -115,18 +119,18 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
     return {
       data (chunk, resume) {
         tap?.write(chunk)
-        if (response.write(chunk)) return true
-        response.once('drain', resume)
-        return false
+        return writeToClient(response, chunk, resume)
       },
       end () {
         tap?.end()
         response.end()
+        admission.ended?.(head.statusCode, true)
       },
       error (error) {
         tap?.close()
         if (!response.destroyed) request.log.warn({ err: error }, 'the upstream answer broke off')
         response.destroy()
+        admission.ended?.(head.statusCode, false)
       },
     }
   }
@@ -140,33 +144,43 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
     }
     client.check()
     const admission = await app.policy.admit(request, reply, identity, target.path, await readRequestBody(request.raw, upstream.retryBodyLimitBytes))
-    client.check()
-    const body = admission.body
-    // Before forwarding: the caller is known and admitted, the body is read (or streaming) and nothing has gone upstream yet.
-    let exchange = await attempt(request, client, identity, target, body, false)
-    let head = await headOf(exchange, request, client)
-    // A token the vault thought valid was refused (revoked, rotated elsewhere): refresh once and retry, if the body can be sent again.
-    if (head.statusCode === 401 && body.kind !== 'streamed') {
-      exchange.discard()
-      retries.inc()
-      exchange = await attempt(request, client, identity, target, body, true)
-      head = await headOf(exchange, request, client)
+    try {
+      client.check()
+      // Before forwarding: the caller is known and admitted, the body is read (or streaming) and nothing has gone upstream yet.
+      let exchange = await attempt(request, client, identity, target, admission, false)
+      let head = await headOf(exchange, request, client)
+      // A token the vault thought valid was refused (revoked, rotated elsewhere): refresh once and retry, if the body can be sent again.
+      if (head.statusCode === 401 && admission.body.kind !== 'streamed') {
+        exchange.discard()
+        retries.inc()
+        exchange = await attempt(request, client, identity, target, admission, true)
+        head = await headOf(exchange, request, client)
+      }
+      respond(request, reply, identity, target, exchange, head, admission)
+    } catch (error) {
+      // No answer came to read: the call is over, an error (the client gone before it went upstream, Google failing).
+      admission.ended?.(500, false)
+      throw error
     }
-    respond(request, reply, identity, target, exchange, head, admission)
   }
 
   /** From here the gateway writes the response itself, straight from the upstream's chunks. */
   function respond (request: FastifyRequest, reply: FastifyReply, identity: Identity, target: UpstreamTarget, exchange: UpstreamExchange, head: UpstreamHead, admission: Admission): void {
     const response = reply.raw
     reply.hijack()
-    app.finishHeaders(request, reply)
-    response.writeHead(head.statusCode, responseHeaders(reply, head))
+    // A client gone by now left a call read to its end (admission.ended): its answer goes to the usage tap alone.
+    const present = !response.destroyed
+    if (present) {
+      app.finishHeaders(request, reply)
+      response.writeHead(head.statusCode, responseHeaders(reply, head))
+    }
     if (request.method === 'HEAD' || NO_BODY_STATUSES.has(head.statusCode)) {
       exchange.discard()
       response.end()
+      admission.ended?.(head.statusCode, true)
       return
     }
-    trackStreamedAnswer(app, identity, head.headers['content-type'], response)
+    if (present) trackStreamedAnswer(app, identity, head.headers['content-type'], response)
     exchange.pipe(clientSink(request, identity, target, head, response, admission))
   }
 

@@ -90,3 +90,40 @@ t.test('search grounding in a Live session under a dollar limit: billed per quer
   t.match(reason, /google_search/)
   t.notOk(stack.gemini.live.sessions.some((session) => session.messages.length > 0), 'no setup reached the upstream')
 })
+
+t.test('budget escape by hanging up a Live session mid-turn: the gateway stays for the turn\'s usage and charges what Google billed', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_day: 100000\n')
+  const holder = await signInWithKey(stack)
+  // Google takes a while to answer; the client sends a turn and leaves at once, every time.
+  stack.gemini.live.answerDelayMs = 300
+  const used = async (): Promise<number> => ((await (await holder.browser.fetch('/auth/me')).json()) as { limits: Array<{ name: string, used: number }> })
+    .limits.find((limit) => limit.name === 'tokens_per_day')!.used
+  for (let session = 0; session < 3; session++) {
+    const { socket, opened, closed } = await rawLive(`${stack.url.replace('http', 'ws')}${livePath()}?key=${holder.key}`)
+    t.equal(await opened, 101)
+    socket.send(JSON.stringify({ setup: { model: `models/${LIVE_MODEL}` } }))
+    await new Promise((resolve) => socket.once('message', resolve))
+    socket.send(JSON.stringify({ clientContent: { turns: [{ role: 'user', parts: [{ text: 'fox '.repeat(500) }] }], turnComplete: true } }))
+    socket.close(1000, 'bye')
+    await closed
+  }
+  const billed = (): number => stack.gemini.live.sessions.reduce((sum, session) => sum + session.billedTokens, 0)
+  t.ok(billed() > 3_000, `Google billed three whole turns (${billed()} tokens)`)
+  t.equal(await eventually(used, (value) => value === billed()), billed(), 'each turn charged as Google billed it')
+  const upstreamClosed = await Promise.all(stack.gemini.live.sessions.map(async (session) => await stack.gemini.live.closedOf(session)))
+  t.same(upstreamClosed.map(({ code }) => code), [1000, 1000, 1000], 'each upstream session closed once its turn was over, with the client\'s code')
+})
+
+t.test('a Live turn whose usage never comes is waited for at most UPSTREAM_TIMEOUT_SECONDS after its client left', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    tokens_per_day: 100000\n', { env: { UPSTREAM_TIMEOUT_SECONDS: '1' } })
+  const holder = await signInWithKey(stack)
+  stack.gemini.live.answerDelayMs = 30_000
+  const { socket, opened } = await rawLive(`${stack.url.replace('http', 'ws')}${livePath()}?key=${holder.key}`)
+  t.equal(await opened, 101)
+  const setup = stack.gemini.live.nextSetup()
+  socket.send(JSON.stringify({ setup: { model: `models/${LIVE_MODEL}` } }))
+  const upstream = await setup
+  socket.send(JSON.stringify({ clientContent: { turns: [{ role: 'user', parts: [{ text: 'hello' }] }], turnComplete: true } }))
+  socket.close(1000, 'bye')
+  t.same(await stack.gemini.live.closedOf(upstream), { code: 1000, reason: 'bye' }, 'closed with the client\'s code once the wait ran out')
+})

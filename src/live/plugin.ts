@@ -36,6 +36,7 @@ const PASSED_HEADERS = ['user-agent', 'x-goog-api-client'] as const
 export default fp(async function livePlugin (app) {
   const { upstream, publicUrl } = app.config
   const ownOrigin = new URL(publicUrl).origin
+  const upstreamTimeoutMs = upstream.timeoutSeconds * 1000
   const useApiKey = upstream.apiKeySurfaces.includes('live') ? upstream.apiKey : undefined
   const ca = upstream.caFile === undefined ? undefined : [...rootCertificates, await readFile(upstream.caFile, 'utf8')]
   const server = new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: MAX_LIVE_MESSAGE_BYTES })
@@ -113,12 +114,15 @@ export default fp(async function livePlugin (app) {
       },
       upstreamMessage: (data) => {
         const usage = liveUsage(data)
-        if (usage === undefined) return
+        if (usage === undefined) return false
         // Per turn: the same recorders as REST calls (usage totals, the policy's budgets).
         app.usage.record(identity.personId, model, usage)
         chargeTurn(model ?? 'unknown', usage)
         endWhenBudgetSpent(identity, session)
+        return true
       },
+      // Under a token or dollar limit a turn the client left is still billed by Google: the gateway stays for its usage.
+      lingerMs: () => app.policy.limitsSpend(identity) ? upstreamTimeoutMs : 0,
       closed: () => { sessions.delete(session); untrack(); clearTimeout(expiry) },
     })
     sessions.add(session)

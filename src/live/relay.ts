@@ -34,8 +34,13 @@ export interface RelayHooks {
    * reason (code 1007/1008) when the session may not start.
    */
   setup: (data: Buffer) => { data: Buffer } | { code: number, reason: string }
-  /** Every message from the upstream, after it was handed to the client. */
-  upstreamMessage: (data: Buffer) => void
+  /** Every message from the upstream, after it was handed to the client: true when it reported a turn's usage (the turn is over). */
+  upstreamMessage: (data: Buffer) => boolean
+  /**
+   * The client left while a turn it sent was not over: how long (ms) to keep the upstream open for
+   * that turn's usage, or 0 to close it at once.
+   */
+  lingerMs: () => number
   /** Both sides are closed. */
   closed: () => void
 }
@@ -53,12 +58,18 @@ function forward (from: WebSocket, to: WebSocket, data: Buffer, isBinary: boolea
  * Passes WebSocket messages between a client and the upstream unchanged (text stays text,
  * binary stays binary), with backpressure both ways, and relays each side's close code and
  * reason to the other. The client is not read until the upstream is open; its first message
- * goes through `hooks.setup`.
+ * goes through `hooks.setup`. A client that leaves mid-turn may leave the upstream open until
+ * that turn's usage arrives (`hooks.lingerMs`): Google bills a turn it has whether or not the
+ * client stays for the answer.
  */
 export class LiveRelay {
   #setupDone = false
   #closedSides = 0
   #ended = false
+  /** A client message went upstream since the last turn's usage came back. */
+  #turnOpen = false
+  /** Set while the upstream is kept open after the client left: closes it, with the client's code and reason. */
+  #lingering: (() => void) | undefined
 
   constructor (private readonly client: WebSocket, private readonly upstream: WebSocket, private readonly hooks: RelayHooks) {
     client.pause()
@@ -66,9 +77,24 @@ export class LiveRelay {
     client.on('message', (data: Buffer, isBinary) => { this.#fromClient(data, isBinary) })
     upstream.on('message', (data: Buffer, isBinary) => {
       forward(upstream, client, data, isBinary)
-      hooks.upstreamMessage(data)
+      if (!hooks.upstreamMessage(data)) return
+      this.#turnOpen = false
+      this.#lingering?.()
     })
-    client.once('close', (code, reason) => { closeSocket(upstream, code, reason); this.#sideClosed() })
+    client.once('close', (code, reason) => {
+      this.#sideClosed()
+      const linger = this.#turnOpen && upstream.readyState === WebSocket.OPEN ? hooks.lingerMs() : 0
+      if (linger <= 0) {
+        closeSocket(upstream, code, reason)
+        return
+      }
+      const timer = setTimeout(() => { this.#lingering?.() }, linger)
+      this.#lingering = () => {
+        clearTimeout(timer)
+        this.#lingering = undefined
+        closeSocket(upstream, code, reason)
+      }
+    })
     upstream.once('close', (code, reason) => { closeSocket(client, code, reason); this.#sideClosed() })
     client.on('error', () => { client.terminate() })
   }
@@ -77,12 +103,14 @@ export class LiveRelay {
   end (code: number, reason: string): void {
     if (this.#ended) return
     this.#ended = true
+    this.#turnOpen = false
     closeSocket(this.client, code, reason)
     closeSocket(this.upstream, 1000, 'the client session ended')
   }
 
   #fromClient (data: Buffer, isBinary: boolean): void {
     if (this.#setupDone) {
+      this.#turnOpen = true
       forward(this.client, this.upstream, data, isBinary)
       return
     }

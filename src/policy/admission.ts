@@ -174,6 +174,11 @@ export async function admitUnpriced (enforcer: Enforcer, reply: FastifyReply, id
 /** True when any of `checks` limits tokens or dollars, not only requests. */
 const spendLimited = (checks: LimitCheck[]): boolean => checks.some((entry) => entry.check.resource !== 'requests')
 
+/** True when a token or dollar limit applies to `identity` (their calls are then read to their end, see Admission.ended). */
+export function limitsSpend (enforcer: Enforcer, identity: Identity): boolean {
+  return spendLimited(enforcer.checksOf(identity, Date.now()))
+}
+
 /** The 403 for a call the gateway cannot price, whose cost `spend` (a token or dollar limit) would not hold for: counted as denied. */
 function unpriced (enforcer: Enforcer, call: { ruleName: string, label: string }, why: string, spend: LimitCheck): Error {
   enforcer.metrics.call(call.ruleName, call.label, 'denied')

@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Identity } from '../auth/identity.js'
 import type { RequestBody } from '../proxy/body.js'
 import { createUpstreamPool } from '../proxy/upstream.js'
-import { admit, admitModelCall, admitSession, admitUnpriced, checkModel, checkTools, type Admission, type TurnCharge } from './admission.js'
+import { admit, admitModelCall, admitSession, admitUnpriced, checkModel, checkTools, limitsSpend, type Admission, type TurnCharge } from './admission.js'
 import { ContextCaches } from './context-caches.js'
 import { MediaPrompts } from './media-prompts.js'
 import { InputLimits } from './input-limits.js'
@@ -60,6 +60,8 @@ export interface Policy {
   checkModel: (identity: Identity, model: string) => void
   /** Throws 403 when a call to `model` with these `tools` (a Gemini `tools` list) has a cost the policy cannot price under `identity`'s limits: for a Live setup. */
   checkTools: (identity: Identity, model: string, tools: unknown) => void
+  /** Whether a token or dollar limit applies to `identity`: a Live turn they leave is then still waited for (Google bills it). */
+  limitsSpend: (identity: Identity) => boolean
   /** Whether `identity` may use `model` (`gemini-…` or `models/gemini-…`): for lists of models. */
   allows: (identity: Identity, model: string) => boolean
   /** The name of a budget `identity` has used up (a Live session then ends), or undefined. */
@@ -111,6 +113,7 @@ export default fp(async function policyPlugin (app) {
     recordUsage: (identity, model, usage) => { enforcer.settle(identity, model, usage) },
     checkModel: (identity, model) => { checkModel(enforcer, identity, model) },
     checkTools: (identity, model, tools) => { checkTools(enforcer, identity, model, tools) },
+    limitsSpend: (identity) => limitsSpend(enforcer, identity),
     allows: (identity, model) => modelAllowed(bareModelName(model) ?? model, enforcer.ruleFor(identity)?.limits.models, identity.keyLimits?.models),
     exhaustedBudget: async (identity) => {
       // Usage recorded a moment ago is still in the settle batch: count it first.

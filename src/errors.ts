@@ -49,8 +49,10 @@ export const QuotaExceededError = createError('GEMGATE_QUOTA_EXCEEDED', '%s', 42
 export const ModelNotAllowedError = createError('GEMGATE_MODEL_NOT_ALLOWED', '%s', 403)
 /** The upstream could not be reached or reset the connection. */
 export const BadGatewayError = createError('GEMGATE_BAD_GATEWAY', '%s', 502)
-/** The client closed its connection before the gateway answered (nginx's 499): nothing is sent upstream any more. */
-export const ClientGoneError = createError('GEMGATE_CLIENT_GONE', 'The client closed the connection', 499)
+/** The status of a request whose client closed its connection before its answer was sent: nginx's "client closed request". */
+export const CLIENT_CLOSED_STATUS = 499
+/** The client closed its connection before the gateway answered (499): nothing is sent upstream any more. */
+export const ClientGoneError = createError('GEMGATE_CLIENT_GONE', 'The client closed the connection', CLIENT_CLOSED_STATUS)
 /** The upstream did not answer in time. */
 export const GatewayTimeoutError = createError('GEMGATE_GATEWAY_TIMEOUT', '%s', 504)
 

@@ -63,3 +63,25 @@ t.test('a browser asking for HTML still gets the error page; a call without a cr
   t.equal(anonymous.status, 401)
   t.match(await anonymous.json(), { error: { status: 'UNAUTHENTICATED' } })
 })
+
+t.test('a client that hangs up mid-stream gets an access line with 499 (nginx\'s "client closed request") and is counted, on both paths', async (t) => {
+  const logLines: string[] = []
+  const stack = await startProxyStack(t, { memory: true, logLines, gemini: { chunkCount: 4, chunkDelayMs: 300 } })
+  const holder = await personWithKey(stack)
+  // No Origin: the fast path; an Origin: Fastify's route and hooks.
+  for (const [path, origin] of [['fast', {}], ['fastify', { origin: 'https://elsewhere.example' }]] as const) {
+    const abort = new AbortController()
+    const response = await fetch(`${stack.url}/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse`, {
+      method: 'POST', signal: abort.signal, body: BODY,
+      headers: { 'x-goog-api-key': holder.key, 'x-request-id': `gone-${path}`, 'content-type': 'application/json', ...origin },
+    })
+    await response.body!.getReader().read()
+    const aborted = stack.gemini.nextAbort()
+    abort.abort()
+    await aborted
+  }
+  for (let attempt = 0; attempt < 100 && accessLines(logLines).filter((line) => line.requestId.startsWith('gone-')).length < 2; attempt++) await new Promise((resolve) => setTimeout(resolve, 20))
+  const lines = accessLines(logLines).filter((line) => line.requestId.startsWith('gone-'))
+  t.match(lines, [{ requestId: 'gone-fast', status: 499, route: '/v1beta/*', person: 'alice@example.com' }, { requestId: 'gone-fastify', status: 499, route: '/v1beta/*', person: 'alice@example.com' }])
+  t.equal(await counted(stack.url, 499), 2, 'both counted as 499')
+})

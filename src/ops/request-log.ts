@@ -1,5 +1,6 @@
 import fp from 'fastify-plugin'
-import type { FastifyRequest } from 'fastify'
+import type { FastifyReply, FastifyRequest } from 'fastify'
+import { CLIENT_CLOSED_STATUS } from '../errors.js'
 import { elapsedMs } from './early-start.js'
 import { redactUrl } from './redact.js'
 
@@ -28,6 +29,8 @@ declare module 'fastify' {
 /** One log line per request (method, route, status, duration, request id, person, key id); echoes x-request-id. */
 export default fp(async function requestLogPlugin (app) {
   const errorCodes = new WeakMap<FastifyRequest, string>()
+  // Requests logged by onResponse although their answer did not finish (a response 'error').
+  const answered = new WeakSet<FastifyRequest>()
   // The access line is built below from fixed fields, none of which can hold a secret (the URL
   // is redacted by redactUrl), so it skips pino's path redaction: half the cost of the line.
   const accessLog = app.log.child({}, { redact: [] })
@@ -52,27 +55,43 @@ export default fp(async function requestLogPlugin (app) {
   // Callback hooks, not async ones: they run on every request, and a promise each is measurable.
   app.addHook('onRequest', (request, reply, done) => {
     reply.header('x-request-id', request.id)
+    // An answer the client hung up on never finishes, so Fastify runs no onResponse for it: it is
+    // logged and counted here, as 499, like the API fast path's. A WebSocket upgrade's response is
+    // never sent at all.
+    if (request.headers.upgrade === undefined) reply.raw.once('close', () => { if (!reply.raw.writableFinished && !answered.has(request)) clientClosed(request, reply) })
     done()
   })
+
+  const clientClosed = (request: FastifyRequest, reply: FastifyReply): void => {
+    const route = request.routeOptions.url ?? 'unmatched'
+    const durationMs = elapsedMs(request.raw, reply.elapsedTime)
+    logRequest({ ...accessEntry(request, reply), status: CLIENT_CLOSED_STATUS, durationMs })
+    app.countRequest(request.method, route, CLIENT_CLOSED_STATUS, durationMs / 1000)
+  }
 
   app.addHook('onError', async (request, _reply, error) => {
     errorCodes.set(request, error.code ?? error.name)
   })
 
+  /** The access line of a request Fastify served. */
+  const accessEntry = (request: FastifyRequest, reply: FastifyReply): AccessEntry => ({
+    requestId: request.id,
+    method: request.method,
+    url: request.url,
+    route: request.routeOptions.url ?? null,
+    status: reply.statusCode,
+    durationMs: elapsedMs(request.raw, reply.elapsedTime),
+    person: request.identity?.email ?? null,
+    keyId: request.identity?.keyId ?? null,
+    error: errorCodes.get(request) ?? null,
+    // Probes (routes at level warn) log only when they fail, and at warn: their logger drops info.
+    quiet: request.routeOptions.logLevel === 'warn',
+  })
+
   app.addHook('onResponse', (request, reply, done) => {
-    logRequest({
-      requestId: request.id,
-      method: request.method,
-      url: request.url,
-      route: request.routeOptions.url ?? null,
-      status: reply.statusCode,
-      durationMs: elapsedMs(request.raw, reply.elapsedTime),
-      person: request.identity?.email ?? null,
-      keyId: request.identity?.keyId ?? null,
-      error: errorCodes.get(request) ?? null,
-      // Probes (routes at level warn) log only when they fail, and at warn: their logger drops info.
-      quiet: request.routeOptions.logLevel === 'warn',
-    })
+    // Run on 'finish', or on an 'error' of the response: then the 'close' after it logs nothing more.
+    if (!reply.raw.writableFinished) answered.add(request)
+    logRequest(accessEntry(request, reply))
     done()
   })
-}, { name: 'gemgate-request-log' })
+}, { name: 'gemgate-request-log', dependencies: ['gemgate-metrics'] })

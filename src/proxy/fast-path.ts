@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type OutgoingHttpHeaders, type Server, type ServerResponse } from 'node:http'
 import type { FastifyBaseLogger, FastifyReply, FastifyRequest } from 'fastify'
 import type { Identity } from '../auth/identity.js'
+import { CLIENT_CLOSED_STATUS } from '../errors.js'
 import { markEarlyStart, requestIdOf } from '../ops/early-start.js'
 
 /** Fastify's own handler for a raw request. */
@@ -113,7 +114,8 @@ export function serveFast (deps: FastPathDeps, raw: IncomingMessage, response: S
   const id = requestIdOf(raw)
   const request = new FastRequest(raw, id, deps.log)
   const reply = new FastReply(response, id, () => {
-    response.once('finish', () => { deps.answered(request, route, response.statusCode, performance.now() - startedAt) })
+    // 'close' comes after 'finish', or alone when the client hung up: that answer is logged and counted as 499.
+    response.once('close', () => { deps.answered(request, route, response.writableFinished ? response.statusCode : CLIENT_CLOSED_STATUS, performance.now() - startedAt) })
   })
   deps.proxy(request as unknown as FastifyRequest, reply as unknown as FastifyReply).catch((error: unknown) => {
     if (response.headersSent) {

@@ -130,3 +130,17 @@ t.test('x-ratelimit-* headers on calls that reserve nothing (models.get, countTo
   t.equal(count.headers.get('x-ratelimit-limit-requests'), '50', 'countTokens carries them too')
   t.ok(Number(count.headers.get('x-ratelimit-remaining-requests')) < 50, 'from what this replica knows: the call before it counted')
 })
+
+t.test('x-ratelimit-* headers on a 429 too: the limit, what is left (none of the refused one) and when it resets', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    requests_per_minute: 2\n    tokens_per_minute: 1000000\n')
+  const holder = await personWithKey(stack)
+  t.equal((await generate(stack.url, holder.key)).status, 200)
+  t.equal((await generate(stack.url, holder.key)).status, 200)
+  const refused = await generate(stack.url, holder.key)
+  t.equal(refused.status, 429)
+  t.equal(refused.headers.get('x-ratelimit-limit-requests'), '2')
+  t.equal(refused.headers.get('x-ratelimit-remaining-requests'), '0', 'none left')
+  t.match(refused.headers.get('x-ratelimit-reset-requests'), /^\d+s$/, 'and when one is back')
+  t.equal(refused.headers.get('x-ratelimit-limit-tokens'), '1000000', 'the token limit beside it')
+  t.ok(Number(refused.headers.get('x-ratelimit-remaining-tokens')) > 900_000)
+})

@@ -330,7 +330,7 @@ function storeContract (t: Test, factory: StoreFactory): void {
     const usage = key(`${tag}:usage`)
     await store.settleQuota({ charges: [{ check: rpm, amount: 0 }, { check: day, amount: -300 }, { check: usd, amount: -30_000 }], usage: { key: usage, ttlMs: 60_000, fields: { 'm|requests': 1, 'm|output': 20 } } })
     t.same(await store.getFields(usage), { 'm|requests': '1', 'm|output': '20' }, 'usage added')
-    t.same(await store.quotaUsed([rpm, day, usd]), [1, 700, 60_000], 'the correction is applied (the rate has begun to refill)')
+    t.same(await store.quotaUsed([rpm, day, usd]), [2, 700, 60_000], 'the correction is applied (the rate has begun to refill, but no whole request is back: both still count)')
     const concurrent = await Promise.all(Array.from({ length: 10 }, async () => await store.reserveQuota({ ...call(0), checks: [rpm], promptTokens: 0 })))
     t.equal(concurrent.filter((answer) => answer.admitted).length, 3, 'concurrent calls never pass the rate together')
   })

@@ -8,7 +8,7 @@ import { denialReason } from './metrics.js'
 import { Enforcer, MIN_ANSWER_TOKENS, StoreDownError, type Admitted, type CallEstimate, type Reservation } from './enforcer.js'
 import { DEFAULT_MAX_OUTPUT_TOKENS, FEE_TOOLS, GEMINI_BODY, MAX_DECOMPRESSED_BYTES, bareModelName, bodyAsRead, decompressed, jsonObject, serverTools, type BodyShape, type PromptEstimate } from './request-body.js'
 import { modelAllowed } from './rules.js'
-import { describeLimit, quotaExceeded, rateLimitHeaders } from './answers.js'
+import { describeLimit, limitHeadersOf, quotaExceeded, rateLimitHeaders } from './answers.js'
 import { CACHE_MAKING, DYNAMIC_ROUTE, EMBEDDING, FREE, FREE_WRITE, GENERATING, MODEL_IN_BODY, MODEL_LIST, UNPRICED_RESOURCE, decoded, isWrite, modelCall } from './routes.js'
 import type { UsageMetadata } from './usage.js'
 
@@ -216,9 +216,17 @@ async function reserveOrRefuse (enforcer: Enforcer, identity: Identity, wanted: 
   if (!verdict.admitted) {
     enforcer.metrics.call(ruleName, label, 'limited')
     enforcer.metrics.denials.inc({ reason: denialReason(verdict.refused) })
-    throw quotaExceeded(verdict.refused, verdict.retryAfterMs, ruleName)
+    throw quotaExceeded(verdict.refused, verdict.retryAfterMs, ruleName, await refusedLimitHeaders(enforcer, identity))
   }
   return verdict
+}
+
+/**
+ * The x-ratelimit-* headers of a 429, read from the store: this replica's own figures are behind
+ * whatever refused the call (other replicas' calls). None when the store cannot say.
+ */
+async function refusedLimitHeaders (enforcer: Enforcer, identity: Identity): Promise<Record<string, string>> {
+  return limitHeadersOf(await enforcer.remaining(identity, true).catch(() => undefined))
 }
 
 /** Charges one Live turn: its tokens and cost, as Google reported them. */
@@ -335,7 +343,8 @@ function refuseSpentRequests (enforcer: Enforcer, identity: Identity, call: { mo
   if (spent === undefined) return
   enforcer.metrics.call(call.ruleName, enforcer.prices.labelOf(call.model), 'limited')
   enforcer.metrics.denials.inc({ reason: denialReason(spent.entry) })
-  throw quotaExceeded(spent.entry, spent.retryAfterMs, call.ruleName)
+  // What this replica knows refused the call: its x-ratelimit-* headers say the same.
+  throw quotaExceeded(spent.entry, spent.retryAfterMs, call.ruleName, limitHeadersOf(enforcer.knownRemaining(identity)))
 }
 
 function reserveFor (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,

@@ -1,4 +1,3 @@
-import type { FastifyReply } from 'fastify'
 import { QuotaExceededError, withExtras } from '../errors.js'
 import { NANO_PER_USD, type LimitCheck } from './checks.js'
 
@@ -12,8 +11,11 @@ export function describeLimit (entry: LimitCheck): string {
   return `${entry.name.replaceAll('_', ' ')} limit of ${value}${entry.scope === 'key' ? ' for this key' : ''}`
 }
 
-/** 429 RESOURCE_EXHAUSTED in Google's shape: QuotaFailure names the limit, RetryInfo and Retry-After say when to come back. */
-export function quotaExceeded (entry: LimitCheck, retryAfterMs: number, rule: string): Error {
+/**
+ * 429 RESOURCE_EXHAUSTED in Google's shape: QuotaFailure names the limit, RetryInfo and
+ * Retry-After say when to come back; `limitHeaders` are the caller's x-ratelimit-* headers.
+ */
+export function quotaExceeded (entry: LimitCheck, retryAfterMs: number, rule: string, limitHeaders: Record<string, string> = {}): Error {
   const wait = seconds(retryAfterMs)
   const when = entry.check.kind === 'total'
     ? `It resets at ${new Date(entry.check.resetAt!).toISOString()}.`
@@ -32,12 +34,22 @@ export function quotaExceeded (entry: LimitCheck, retryAfterMs: number, rule: st
       },
       { '@type': 'type.googleapis.com/google.rpc.RetryInfo', retryDelay: `${wait}s` },
     ],
-    headers: { 'retry-after': String(wait) },
+    headers: { ...limitHeaders, 'retry-after': String(wait) },
   })
 }
 
+/** Where x-ratelimit-* headers are set: a reply, or the headers of an error answer. */
+interface HeaderSink { header: (name: string, value: string) => unknown }
+
+/** The x-ratelimit-* headers of an error answer (a 429), from what is `known` left of each limit; none when that is unknown. */
+export function limitHeadersOf (known: { checks: LimitCheck[], remaining: number[] } | undefined): Record<string, string> {
+  const headers: Record<string, string> = {}
+  if (known !== undefined) rateLimitHeaders({ header: (name, value) => { headers[name] = value } }, known.checks, known.remaining)
+  return headers
+}
+
 /** The x-ratelimit-* headers OpenAI-style clients read: the tightest request limit and the tightest token limit. */
-export function rateLimitHeaders (reply: FastifyReply, checks: LimitCheck[], remaining: number[]): void {
+export function rateLimitHeaders (reply: HeaderSink, checks: LimitCheck[], remaining: number[]): void {
   // One pass, no closures: this runs on every call.
   let requests = -1
   let tokens = -1
@@ -66,7 +78,7 @@ const LIMIT_HEADERS: Readonly<Record<'requests' | 'tokens', LimitHeaderNames>> =
   tokens: { limit: 'x-ratelimit-limit-tokens', remaining: 'x-ratelimit-remaining-tokens', reset: 'x-ratelimit-reset-tokens' },
 }
 
-function limitHeaders (reply: FastifyReply, names: LimitHeaderNames, check: LimitCheck['check'], remaining: number, now: number): void {
+function limitHeaders (reply: HeaderSink, names: LimitHeaderNames, check: LimitCheck['check'], remaining: number, now: number): void {
   const resetMs = check.kind === 'total' ? check.resetAt! - now : Math.ceil(Math.max(0, check.limit - remaining) * check.windowMs / check.limit)
   reply.header(names.limit, limitText(check))
   reply.header(names.remaining, String(Math.max(0, remaining)))

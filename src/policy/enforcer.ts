@@ -238,19 +238,31 @@ export class Enforcer {
 
   /**
    * What is left of each limit of `identity` as far as this replica knows (its last reservation
-   * for them, per-minute buckets refilled since), without a round trip; the store is read only
-   * when this replica knows nothing of them yet.
+   * for them, per-minute buckets refilled since), without a round trip; undefined when it knows
+   * nothing of them yet.
    */
-  async remaining (identity: Identity): Promise<{ checks: LimitCheck[], remaining: number[] }> {
+  knownRemaining (identity: Identity): { checks: LimitCheck[], remaining: number[] } | undefined {
     const now = Date.now()
     const checks = this.checksOf(identity, now)
-    const owner = leaseOwner(identity.personId, identity.keyId)
-    let known = this.#known.get(owner)
-    if (known === undefined || !sameChecks(known.checks, checks)) {
-      const used = await this.used(checks)
-      this.#remember(owner, known = { checks, remaining: used.map((amount, index) => checks[index]!.check.limit - amount), at: now })
-    }
+    const known = this.#known.get(leaseOwner(identity.personId, identity.keyId))
+    if (known === undefined || !sameChecks(known.checks, checks)) return undefined
     return { checks, remaining: refilled(known, now).map(Math.floor) }
+  }
+
+  /**
+   * What is left of each limit of `identity`: as this replica knows it, else as the store has it,
+   * less what this replica's leases hold for its next calls. `reservable`: what the store itself
+   * has left to reserve (a lease's quota counts as used), as it refused a call.
+   */
+  async remaining (identity: Identity, reservable = false): Promise<{ checks: LimitCheck[], remaining: number[] }> {
+    const known = reservable ? undefined : this.knownRemaining(identity)
+    if (known !== undefined) return known
+    const now = Date.now()
+    const checks = this.checksOf(identity, now)
+    const used = await this.used(checks, !reservable)
+    const read = { checks, remaining: used.map((amount, index) => checks[index]!.check.limit - amount), at: now }
+    this.#remember(leaseOwner(identity.personId, identity.keyId), read)
+    return { checks, remaining: refilled(read, now).map(Math.floor) }
   }
 
   /**
@@ -340,12 +352,12 @@ export class Enforcer {
    * What each limit of `identity` has used (less what this replica holds in leases: reserved,
    * not used; other replicas' leases count); the local share's figures while the store is down.
    */
-  async used (checks: LimitCheck[]): Promise<number[]> {
+  async used (checks: LimitCheck[], lessLeases = true): Promise<number[]> {
     const quotas = checks.map((entry) => entry.check)
     if (Date.now() >= this.#storeDownUntil) {
       try {
         const used = await this.store.quotaUsed(quotas)
-        const held = this.leases?.heldOn(quotas)
+        const held = lessLeases ? this.leases?.heldOn(quotas) : undefined
         return held === undefined ? used : used.map((amount, index) => Math.max(0, amount - held[index]!))
       } catch {}
     }

@@ -119,7 +119,7 @@ export class LocalQuota {
 
   /** What each check has used so far (a bucket: what has not refilled yet). */
   used (checks: QuotaCheck[], now = Date.now()): number[] {
-    return checks.map((check) => Math.max(0, Math.floor(check.limit - this.#available(check, now))))
+    return checks.map((check) => Math.max(0, check.limit - Math.floor(this.#available(check, now))))
   }
 }
 
@@ -286,12 +286,12 @@ end
 return 1
 `
 
-/** KEYS: the checks' keys. ARGV: five per check. Returns what each has used. */
+/** KEYS: the checks' keys. ARGV: five per check. Returns what each has used: its limit less the whole units still available (a bucket refilling counts a unit back only once it is whole). */
 export const USED_SCRIPT = `${LUA_COMMON}
 local used = {}
 for i = 1, #KEYS do
   local c = check(i, 1)
-  used[i] = math.max(0, math.floor(c.limit - available(c, KEYS[i])))
+  used[i] = math.max(0, c.limit - math.floor(available(c, KEYS[i])))
 end
 return used
 `

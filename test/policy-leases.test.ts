@@ -144,3 +144,23 @@ t.test('x-ratelimit-* headers on a 429 too: the limit, what is left (none of the
   t.equal(refused.headers.get('x-ratelimit-limit-tokens'), '1000000', 'the token limit beside it')
   t.ok(Number(refused.headers.get('x-ratelimit-remaining-tokens')) > 900_000)
 })
+
+t.test('x-ratelimit-* headers on an error after admission too (Google failing), on the fast path and on Fastify\'s', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    requests_per_minute: 50\n    tokens_per_minute: 1000000\n')
+  const holder = await personWithKey(stack)
+  // No Origin: the fast path; an Origin: Fastify's route.
+  for (const origin of [{}, { origin: 'https://elsewhere.example' }] as Array<Record<string, string>>) {
+    for (const [fault, status] of [[{ kind: 'status', code: 500 }, 500], [{ kind: 'reset' }, 502]] as const) {
+      stack.gemini.fault(fault)
+      const failed = await fetch(`${stack.url}/v1beta/models/${MODEL}:generateContent`, {
+        method: 'POST',
+        headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/json', ...origin },
+        body: JSON.stringify({ contents: [{ parts: [{ text: 'hi' }] }] }),
+      })
+      await failed.arrayBuffer()
+      t.equal(failed.status, status, status === 500 ? 'Google\'s error, passed on' : 'the gateway\'s own error')
+      t.equal(failed.headers.get('x-ratelimit-limit-requests'), '50', 'carries the limit')
+      t.ok(Number(failed.headers.get('x-ratelimit-remaining-requests')) < 50, 'and what is left')
+    }
+  }
+})

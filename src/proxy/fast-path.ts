@@ -99,8 +99,8 @@ export interface FastPathDeps {
   proxy: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
   /** Writes the access line and counts the request, once its answer has been sent. */
   answered: (request: { id: string, method: string, url: string, identity: Identity | null }, route: string, status: number, durationMs: number) => void
-  /** Keeps what the fast path learned for the route handler, which then fails with `error`. */
-  handOver: (request: IncomingMessage, identity: Identity | null, error: unknown) => void
+  /** Keeps what the fast path learned for the route handler (its caller, the headers set for its answer), which then fails with `error`. */
+  handOver: (request: IncomingMessage, handed: { identity: Identity | null, headers: OutgoingHttpHeaders, error: unknown }) => void
 }
 
 /**
@@ -124,7 +124,7 @@ export function serveFast (deps: FastPathDeps, raw: IncomingMessage, response: S
       return
     }
     markEarlyStart(raw, { id, startedAt })
-    deps.handOver(raw, request.identity, error)
+    deps.handOver(raw, { identity: request.identity, headers: reply.getHeaders(), error })
     fastify(raw, response)
   })
 }

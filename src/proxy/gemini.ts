@@ -184,12 +184,15 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
     exchange.pipe(clientSink(request, identity, target, head, response, admission))
   }
 
-  // What the fast path learned about a request it handed over with an error: its caller, and the error to answer with.
-  const handedOver = new WeakMap<IncomingMessage, { identity: Identity | null, error: unknown }>()
+  // What the fast path learned about a request it handed over with an error: its caller, the
+  // headers it set for the answer (x-ratelimit-*: every answer carries them), and the error.
+  const handedOver = new WeakMap<IncomingMessage, { identity: Identity | null, headers: OutgoingHttpHeaders, error: unknown }>()
   async function proxyRoute (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const handed = handedOver.get(request.raw)
     if (handed === undefined) return await proxy(request, reply)
     request.identity = handed.identity
+    // Fastify's own hooks set the request id and Vary again: theirs stand.
+    for (const name in handed.headers) if (!reply.hasHeader(name)) reply.header(name, handed.headers[name])
     throw handed.error
   }
   for (const prefix of API_PREFIXES) app.all(`${prefix}*`, { config: { cors: true } }, proxyRoute)
@@ -200,7 +203,7 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
       app.logRequest({ requestId: request.id, method: request.method, url: request.url, route, status, durationMs, person: request.identity?.email ?? null, keyId: request.identity?.keyId ?? null, error: null, quiet: false })
       app.countRequest(request.method, route, status, durationMs / 1000)
     },
-    handOver: (request, identity, error) => { handedOver.set(request, { identity, error }) },
+    handOver: (request, handed) => { handedOver.set(request, handed) },
   })
 }
 

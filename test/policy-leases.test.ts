@@ -164,3 +164,25 @@ t.test('x-ratelimit-* headers on an error after admission too (Google failing), 
     }
   }
 })
+
+t.test('x-ratelimit-* headers on the policy\'s other refusals too: a model not allowed (403), a body it cannot read (400)', async (t) => {
+  const stack = await startPolicyStack(t, 'policy:\n  - default: true\n    models: [\'gemini-3-flash*\']\n    requests_per_minute: 50\n    tokens_per_minute: 1000000\n')
+  const holder = await personWithKey(stack)
+  const notAllowed = await fetch(`${stack.url}/v1beta/models/gemini-3-pro-preview:generateContent`, {
+    method: 'POST',
+    headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/json' },
+    body: JSON.stringify({ contents: [{ parts: [{ text: 'hi' }] }] }),
+  })
+  await notAllowed.arrayBuffer()
+  t.equal(notAllowed.status, 403)
+  t.equal(notAllowed.headers.get('x-ratelimit-limit-requests'), '50', 'the first answer to this person: read from the store')
+  t.equal(notAllowed.headers.get('x-ratelimit-remaining-requests'), '50')
+  const unreadable = await fetch(`${stack.url}/v1beta/models/${MODEL}:generateContent`, {
+    method: 'POST',
+    headers: { 'x-goog-api-key': holder.key, 'content-type': 'application/x-protobuf' },
+    body: 'not json',
+  })
+  await unreadable.arrayBuffer()
+  t.equal(unreadable.status, 400)
+  t.equal(unreadable.headers.get('x-ratelimit-limit-tokens'), '1000000')
+})

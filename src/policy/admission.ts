@@ -93,7 +93,7 @@ function rememberCacheTools (enforcer: Enforcer, admission: Admission, json: Rec
 }
 
 /** x-ratelimit-* on a call that reserves nothing: what this replica knows of the caller's limits. */
-async function knownLimitHeaders (enforcer: Enforcer, reply: FastifyReply, identity: Identity): Promise<void> {
+export async function knownLimitHeaders (enforcer: Enforcer, reply: FastifyReply, identity: Identity): Promise<void> {
   if (enforcer.checksOf(identity, Date.now()).length === 0) return
   const { checks, remaining } = await enforcer.remaining(identity)
   rateLimitHeaders(reply, checks, remaining)

@@ -4,7 +4,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
 import type { Identity } from '../auth/identity.js'
 import type { RequestBody } from '../proxy/body.js'
 import { createUpstreamPool } from '../proxy/upstream.js'
-import { admit, admitModelCall, admitSession, admitUnpriced, checkModel, checkTools, limitsSpend, type Admission, type TurnCharge } from './admission.js'
+import { admit, admitModelCall, admitSession, admitUnpriced, checkModel, checkTools, knownLimitHeaders, limitsSpend, type Admission, type TurnCharge } from './admission.js'
 import { ContextCaches } from './context-caches.js'
 import { MediaPrompts } from './media-prompts.js'
 import { InputLimits } from './input-limits.js'
@@ -122,6 +122,14 @@ export default fp(async function policyPlugin (app) {
     },
   } satisfies Policy)
   app.addHook('preClose', async () => { await Promise.all([enforcer.flush(), enforcer.usage.flush()]) })
+  // Every answer to a person with limits carries x-ratelimit-*: a refusal's and a failure's too
+  // (a model not allowed, a body the policy cannot read, Google unreachable), as this replica
+  // knows them. A hook on errors only: no cost on calls that succeed.
+  app.addHook('onError', async (request, reply) => {
+    const identity = request.identity
+    if (identity === null || reply.hasHeader('x-ratelimit-limit-requests') || reply.hasHeader('x-ratelimit-limit-tokens')) return
+    await knownLimitHeaders(enforcer, reply, identity).catch(() => { /* the store cannot say: none */ })
+  })
   if (app.store.kind === 'redis') heartbeat(enforcer, app)
 
   app.keyLimitGuards.push((identity, limits) => widerThan(limits, enforcer.ruleFor(identity)?.limits ?? {}))

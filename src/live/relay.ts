@@ -88,14 +88,18 @@ export class LiveRelay {
         closeSocket(upstream, code, reason)
         return
       }
-      const timer = setTimeout(() => { this.#lingering?.() }, linger)
+      const timer = setTimeout(() => { this.#lingering?.() }, linger).unref()
       this.#lingering = () => {
         clearTimeout(timer)
         this.#lingering = undefined
         closeSocket(upstream, code, reason)
       }
     })
-    upstream.once('close', (code, reason) => { closeSocket(client, code, reason); this.#sideClosed() })
+    upstream.once('close', (code, reason) => {
+      this.#lingering?.()
+      closeSocket(client, code, reason)
+      this.#sideClosed()
+    })
     client.on('error', () => { client.terminate() })
   }
 

@@ -61,3 +61,13 @@ t.test('UPSTREAM_API_KEY for the openai surface: the key goes upstream, usage st
   t.equal(upstream.headers.authorization, undefined)
   t.equal((await usageOf(holder.browser, MODEL, 1))?.requests, 1)
 })
+
+t.test('a client that hangs up on a chat completion stream cancels the upstream call (no token or dollar limit)', async (t) => {
+  const stack = await startProxyStack(t, { gemini: { chunkDelayMs: 300 } })
+  const holder = await signInWithKey(stack)
+  const client = new OpenAI({ apiKey: holder.key, baseURL: `${stack.url}/v1beta/openai/`, maxRetries: 0 })
+  const stream = await client.chat.completions.create({ model: MODEL, messages: [{ role: 'user', content: 'one two three four five' }], stream: true })
+  const aborted = stack.gemini.nextAbort()
+  for await (const _chunk of stream) break
+  t.ok((await aborted).aborted, 'Google\'s call was cancelled')
+})

@@ -8,7 +8,7 @@ import { trackStreamedAnswer } from '../connections/streams.js'
 import { BadRequestError, UnauthenticatedError } from '../errors.js'
 import type { RequestBody } from '../proxy/body.js'
 import type { BodySink, UpstreamExchange, UpstreamHead } from '../proxy/exchange.js'
-import { writeToClient } from '../proxy/client.js'
+import { ClientWatch, writeToClient } from '../proxy/client.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from '../proxy/headers.js'
 import { upstreamTarget } from '../proxy/target.js'
 import { createUpstreamPool, dispatchUpstream, upstreamFailure } from '../proxy/upstream.js'
@@ -180,14 +180,18 @@ export default async function openAiPlugin (app: FastifyInstance): Promise<void>
   async function forward (request: FastifyRequest<{ Body: Buffer | undefined }>, reply: FastifyReply, identity: Identity, admission: Admission): Promise<void> {
     // Usage is asked of the body as forwarded: its output cap may have been lowered.
     const prepared = prepareBody(admission.body.kind === 'kept' ? admission.body.bytes : undefined)
-    let exchange = await send(request, identity, prepared.body, false)
     const response = reply.raw
+    const client = new ClientWatch(response)
     // A call read to its end (admission.ended) goes on when its client leaves: Google bills it whole.
-    if (admission.ended === undefined) response.once('close', () => { if (!response.writableFinished) exchange.abandon(new Error('the client closed the connection')) })
+    const follow = (exchange: UpstreamExchange): UpstreamExchange => {
+      if (admission.ended === undefined) client.follow(exchange)
+      return exchange
+    }
+    let exchange = follow(await send(request, identity, prepared.body, false))
     let head = await headOf(exchange, request)
     if (head.statusCode === 401 && apiKey === undefined) {
       exchange.discard()
-      exchange = await send(request, identity, prepared.body, true)
+      exchange = follow(await send(request, identity, prepared.body, true))
       head = await headOf(exchange, request)
     }
     reply.hijack()

@@ -63,10 +63,9 @@ export default fp(async function requestLogPlugin (app) {
   })
 
   const clientClosed = (request: FastifyRequest, reply: FastifyReply): void => {
-    const route = request.routeOptions.url ?? 'unmatched'
-    const durationMs = elapsedMs(request.raw, reply.elapsedTime)
-    logRequest({ ...accessEntry(request, reply), status: CLIENT_CLOSED_STATUS, durationMs })
-    app.countRequest(request.method, route, CLIENT_CLOSED_STATUS, durationMs / 1000)
+    const entry = { ...accessEntry(request, reply), status: CLIENT_CLOSED_STATUS }
+    logRequest(entry)
+    app.countRequest(entry.method, entry.route ?? 'unmatched', entry.status, entry.durationMs / 1000)
   }
 
   app.addHook('onError', async (request, _reply, error) => {

@@ -127,3 +127,20 @@ t.test('a Live turn whose usage never comes is waited for at most UPSTREAM_TIMEO
   socket.close(1000, 'bye')
   t.same(await stack.gemini.live.closedOf(upstream), { code: 1000, reason: 'bye' }, 'closed with the client\'s code once the wait ran out')
 })
+
+t.test('budget outrun by audio at the text price in a Live session: a turn\'s audio is charged at the audio price Google bills', async (t) => {
+  const stack = await startPolicyStack(t, `prices:
+  ${LIVE_MODEL}: { from: '2026-01-01', input: 1, output: 2, audio_input: 4 }
+policy:
+  - default: true
+    usd_per_day: 100
+`)
+  const holder = await signInWithKey(stack)
+  const live = await connectSdk(stack.url, holder.key, { model: LIVE_MODEL })
+  // 3,200 bytes of PCM: 4,268 base64 characters, 1,067 audio tokens to the fake; its answer is 11 tokens ("Echo: " and an audio chunk).
+  live.session.sendRealtimeInput({ audio: { data: Buffer.alloc(3200).toString('base64'), mimeType: 'audio/pcm;rate=16000' } })
+  const me = async (): Promise<number> => ((await (await holder.browser.fetch('/auth/me')).json()) as { policy: { today: { usd: number } } }).policy.today.usd
+  const usd = await eventually(me, (spent) => spent > 0)
+  t.equal(usd, 0.00429, 'charged 1,067 audio tokens at $4/1M and 11 output tokens at $2/1M (at the text price: $0.001089)')
+  live.session.close()
+})

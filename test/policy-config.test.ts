@@ -40,7 +40,7 @@ const EXPECTED = [
   /^policy rule 3 \(latecomer\): usd_per_day: must be at least 0 \(got -5\)$/,
   /^policy rule 3 \(latecomer\): the last rule must be `default: true`/,
   /^prices\.gemini-x row 1: from: must be a date, e\.g\. 2026-12-01 \(got "yesterday"\)$/,
-  /^prices\.gemini-x row 2: above_200k: unknown key outptu; the keys are input, output, cached_input$/,
+  /^prices\.gemini-x row 2: above_200k: unknown key outptu; the keys are input, output, cached_input, audio_input, cached_audio_input$/,
   /^prices\.gemini-x row 2: above_200k\.output: must be a number of US dollars$/,
 ]
 

@@ -106,7 +106,9 @@ t.test('the meter holds a bounded amount of any answer, and still reads every us
   for (const [name, body, type, encoding] of cases) {
     const { mostRetained, observed } = await meter(body, type, encoding)
     t.ok(mostRetained <= RETAINED_BOUND, `${name}: at most ${RETAINED_BOUND} bytes held (held ${mostRetained})`)
-    t.same(observed, EXPECTED, `${name}: modelVersion and prompt, cached, candidates, thoughts, tool-use and total counts`)
+    // The stream chunks report the prompt's modalities too (a prompt's audio is billed at its own price).
+    const expected = name.includes('stream chunks') || name.includes('many SSE') ? { ...EXPECTED, usage: { ...USAGE, promptTokensDetails: [{ modality: 'TEXT', tokenCount: 11 }] } } : EXPECTED
+    t.same(observed, expected, `${name}: modelVersion and prompt, cached, candidates, thoughts, tool-use and total counts, and the prompt's modalities`)
   }
 })
 

@@ -67,18 +67,23 @@ const longContextPrice = z.strictObject({
   input: dollars,
   output: dollars,
   cached_input: dollars.optional(),
-}, { error: 'must be { input, output, cached_input } in USD per 1M tokens, for prompts over 200K tokens' })
+  audio_input: dollars.optional(),
+  cached_audio_input: dollars.optional(),
+}, { error: 'must be { input, output, cached_input, audio_input, cached_audio_input } in USD per 1M tokens, for prompts over 200K tokens' })
 
 const priceRow = z.strictObject({
   from: z.iso.date('must be a date, e.g. 2026-12-01'),
   input: dollars.optional(),
   output: dollars.optional(),
   cached_input: dollars.optional(),
+  // Google bills a prompt's audio at its own price (Flash: about twice the text's), cached audio too.
+  audio_input: dollars.optional(),
+  cached_audio_input: dollars.optional(),
   above_200k: longContextPrice.optional(),
   retired: z.literal(true).optional(),
 }).refine((row) => row.retired === true || (row.input !== undefined && row.output !== undefined), 'needs input and output (USD per 1M tokens), or retired: true')
 
-/** One dated price of a model, USD per 1M tokens (`above_200k`: for longer prompts); a retirement is a row with `retired: true`. */
+/** One dated price of a model, USD per 1M tokens (`above_200k`: for longer prompts; `audio_input`: a prompt's audio); a retirement is a row with `retired: true`. */
 export type PriceRow = z.output<typeof priceRow>
 
 /** The `prices:` map: model name to its dated rows (or one row). */
@@ -98,8 +103,8 @@ export function describePolicyIssue (issue: z.core.$ZodIssue, root: readonly unk
     : `prices${index === undefined ? '' : `.${index}`}${rest.length > 0 && /^\d+$/.test(rest[0]!) ? ` row ${Number(rest.shift()) + 1}` : ''}`
   const key = rest.length > 0 ? `${rest.join('.')}: ` : ''
   if (issue.code === 'unrecognized_keys') {
-    const allowed = section === 'policy' ? ['name', 'match', 'default', ...Object.keys(limitsShape)] : ['from', 'input', 'output', 'cached_input', 'above_200k', 'retired']
-    const nested = rest[0] === 'match' ? ['emails', 'domains', 'groups'] : rest[0] === 'above_200k' ? ['input', 'output', 'cached_input'] : allowed
+    const allowed = section === 'policy' ? ['name', 'match', 'default', ...Object.keys(limitsShape)] : ['from', 'input', 'output', 'cached_input', 'audio_input', 'cached_audio_input', 'above_200k', 'retired']
+    const nested = rest[0] === 'match' ? ['emails', 'domains', 'groups'] : rest[0] === 'above_200k' ? ['input', 'output', 'cached_input', 'audio_input', 'cached_audio_input'] : allowed
     return `${where}: ${key}unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.join(', ')}; the keys are ${nested.join(', ')}`
   }
   const got = issue.input === undefined || typeof issue.input === 'object' ? '' : ` (got ${JSON.stringify(issue.input)})`

@@ -1,4 +1,4 @@
-import type { TokenUsage } from '../proxy/usage-tap.js'
+import { copyDetails, type TokenUsage } from '../proxy/usage-tap.js'
 
 const USAGE_KEY = Buffer.from('"usageMetadata"')
 
@@ -34,7 +34,7 @@ export function liveUsage (data: Buffer): TokenUsage | undefined {
   const metadata = parseObject(data)?.usageMetadata as Record<string, unknown> | undefined
   if (metadata === undefined || metadata === null || typeof metadata !== 'object') return undefined
   const count = (name: string): number => typeof metadata[name] === 'number' ? metadata[name] : 0
-  return {
+  const usage: TokenUsage = {
     promptTokenCount: count('promptTokenCount'),
     cachedContentTokenCount: count('cachedContentTokenCount'),
     candidatesTokenCount: count('responseTokenCount') + count('candidatesTokenCount'),
@@ -42,4 +42,7 @@ export function liveUsage (data: Buffer): TokenUsage | undefined {
     toolUsePromptTokenCount: count('toolUsePromptTokenCount'),
     totalTokenCount: count('totalTokenCount'),
   }
+  // A turn's audio (most of a voice session's prompt) is billed at the audio price.
+  copyDetails(metadata, usage)
+  return usage
 }

@@ -11,7 +11,9 @@ export function openAiUsage (value: unknown): TokenUsage | undefined {
   const usage = (value as { usage?: Record<string, unknown> | null } | null)?.usage
   if (usage === undefined || usage === null || typeof usage !== 'object') return undefined
   const count = (name: string): number => typeof usage[name] === 'number' ? usage[name] : 0
-  const cached = (usage.prompt_tokens_details as { cached_tokens?: unknown } | undefined)?.cached_tokens
+  const details = usage.prompt_tokens_details as { cached_tokens?: unknown, audio_tokens?: unknown } | undefined
+  const cached = details?.cached_tokens
+  const audio = details?.audio_tokens
   // completion_tokens already holds any reasoning tokens: all of it is billed as output.
   return {
     promptTokenCount: count('prompt_tokens'),
@@ -20,6 +22,8 @@ export function openAiUsage (value: unknown): TokenUsage | undefined {
     thoughtsTokenCount: 0,
     toolUsePromptTokenCount: 0,
     totalTokenCount: count('total_tokens'),
+    // The prompt's audio, billed at its own price, in Gemini's terms.
+    ...(typeof audio === 'number' && audio > 0 ? { promptTokensDetails: [{ modality: 'AUDIO', tokenCount: audio }] } : {}),
   }
 }
 

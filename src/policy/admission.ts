@@ -315,7 +315,7 @@ function reserveEstimated (enforcer: Enforcer, request: FastifyRequest, reply: F
   if (counted === undefined && cached === undefined && whole === undefined) return reserveFor(enforcer, request, reply, identity, call, body, countsTokens, shape, estimate)
   return Promise.all([counted, cached, whole]).then(([media, cache, limit]) => reserveFor(enforcer, request, reply, identity, call, body, countsTokens, shape,
     // All of a call's input, the cache and what its tools bring included, is at most what the model reads.
-    { ...estimate, promptTokens: Math.max(Math.max(estimate.promptTokens, media ?? 0) + (cache ?? 0), limit ?? 0) }))
+    { ...estimate, promptTokens: Math.max(Math.max(estimate.promptTokens, media?.tokens ?? 0) + (cache ?? 0), limit ?? 0), audioTokens: media?.audio }))
 }
 
 /** Refuses (403) a call to `model` with these `tools` (a Gemini `tools` list) whose fees `identity`'s dollar limits cannot price: a Live setup's. */
@@ -354,7 +354,7 @@ function reserveFor (enforcer: Enforcer, request: FastifyRequest, reply: Fastify
   // Each answer asked for (candidateCount, n) may be as long as the cap: the call's output is their sum.
   const candidates = estimate.candidates ?? 1
   const maxOutput = call.generating && countsTokens ? (estimate.maxOutputTokens ?? DEFAULT_MAX_OUTPUT_TOKENS) * candidates : 0
-  const wanted: CallEstimate = { model: call.model, promptTokens: estimate.promptTokens, maxOutput, minOutput: rewritable ? Math.min(MIN_ANSWER_TOKENS * candidates, maxOutput) : maxOutput }
+  const wanted: CallEstimate = { model: call.model, promptTokens: estimate.promptTokens, audioTokens: estimate.audioTokens, maxOutput, minOutput: rewritable ? Math.min(MIN_ANSWER_TOKENS * candidates, maxOutput) : maxOutput }
   const label = enforcer.prices.labelOf(call.model)
   // A body the gateway parsed is forwarded as it read it (bodyAsRead), a cap or count named in it
   // as the one reserved for: a key named twice (tools, contents, a cap) or under two spellings

@@ -13,6 +13,7 @@ import { PriceTable, type BilledTokens } from './prices.js'
 import { matchRule, type AppliedRule } from './rules.js'
 import { LEASE_HEADROOM, LeaseBook, leaseOwner, sameChecks, type Known } from './leases.js'
 import { SettleBatch } from './settle-batch.js'
+import { audioTokens } from '../proxy/usage-tap.js'
 import { UsageBook, type UsageMetadata } from './usage.js'
 
 /** The fewest output tokens a call is admitted for: below this, a lowered maxOutputTokens is no answer. */
@@ -28,6 +29,8 @@ const WARN_INTERVAL_MS = 10_000
 export interface CallEstimate {
   model: string
   promptTokens: number
+  /** Of the prompt, the tokens Google counted as audio: priced at the audio price. */
+  audioTokens?: number
   maxOutput: number
   minOutput: number
 }
@@ -164,7 +167,7 @@ export class Enforcer {
   // Priced for the prompt's estimated size: a long prompt reserves at its long-context price.
   #quotaRequest (call: CallEstimate, now: number): Omit<QuotaRequest, 'checks'> {
     const price = this.prices.priceOf(call.model, now, call.promptTokens)
-    return { promptTokens: call.promptTokens, maxOutput: call.maxOutput, minOutput: call.minOutput, inputPrice: price.input, outputPrice: price.output }
+    return { promptTokens: call.promptTokens, maxOutput: call.maxOutput, minOutput: call.minOutput, inputPrice: this.prices.inputPriceOf(price, call.promptTokens, call.audioTokens), outputPrice: price.output }
   }
 
   // A call drawn whole from the lease; while another call is getting one, wait for it rather than ask too.
@@ -378,8 +381,16 @@ export function billedTokens (usage: UsageMetadata): BilledTokens {
   const output = usage.candidatesTokenCount ?? 0
   // A meter that reports an absent count as 0 must not hide thinking tokens that the total shows.
   const thinking = usage.thoughtsTokenCount || Math.max(0, (usage.totalTokenCount ?? 0) - prompt - output - (usage.toolUsePromptTokenCount ?? 0))
-  return { prompt: prompt + (usage.toolUsePromptTokenCount ?? 0), cached: usage.cachedContentTokenCount ?? 0, output, thinking }
+  return {
+    prompt: prompt + (usage.toolUsePromptTokenCount ?? 0),
+    cached: usage.cachedContentTokenCount ?? 0,
+    output,
+    thinking,
+    audio: audioTokens(usage.promptTokensDetails) + audioTokens(usage.toolUsePromptTokensDetails),
+    cachedAudio: audioTokens(usage.cacheTokensDetails),
+  }
 }
+
 
 /** What is left of each limit in `known`, per-minute buckets refilled since it was learnt. */
 function refilled (known: Known, now: number): number[] {

@@ -1,4 +1,5 @@
 import type { Identity } from '../auth/identity.js'
+import { audioTokens, type ModalityTokenCount } from '../proxy/usage-tap.js'
 import { googleCount, jsonObject } from './request-body.js'
 import { withoutAnswer, type Unanswered, type UpstreamAnswer } from './upstream-call.js'
 
@@ -19,12 +20,17 @@ const UNCOUNTED: Unanswered = {
 export class MediaPrompts {
   constructor (private readonly ask: (identity: Identity, path: string, json: unknown, requestId: string) => Promise<UpstreamAnswer>) {}
 
-  /** The tokens Google counts in `request` for `model`; throws Google's 400, 403 or 404, or 503 when it gives no count. */
-  async tokens (identity: Identity, model: string, request: Record<string, unknown>, requestId: string): Promise<number> {
+  /**
+   * The tokens Google counts in `request` for `model`, and how many of them are audio (billed at
+   * its own price); throws Google's 400, 403 or 404, or 503 when it gives no count.
+   */
+  async tokens (identity: Identity, model: string, request: Record<string, unknown>, requestId: string): Promise<{ tokens: number, audio: number }> {
     const { cachedContent: _camel, cached_content: _proto, ...uncached } = request
     const answer = await this.ask(identity, `/v1beta/models/${encodeURIComponent(model)}:countTokens`, { generateContentRequest: { ...uncached, model: `models/${model}` } }, requestId)
-    const tokens = answer.statusCode === 200 ? googleCount(jsonObject(Buffer.from(answer.text))?.totalTokens) : undefined
-    if (tokens !== undefined) return tokens
-    throw withoutAnswer(answer, UNCOUNTED)
+    const counted = answer.statusCode === 200 ? jsonObject(Buffer.from(answer.text)) : undefined
+    const tokens = googleCount(counted?.totalTokens)
+    if (tokens === undefined) throw withoutAnswer(answer, UNCOUNTED)
+    const details = counted?.promptTokensDetails
+    return { tokens, audio: Array.isArray(details) ? audioTokens(details as ModalityTokenCount[]) : 0 }
   }
 }

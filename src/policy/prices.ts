@@ -2,7 +2,8 @@ import { LONG_CONTEXT_TOKENS, type PriceRow } from '../config/policy.js'
 
 /**
  * Gemini's paid-tier prices as shipped, USD per 1M tokens (thinking tokens are billed as output;
- * `above_200k`: the Pro models' price for prompts over 200K tokens). Best-known values on
+ * `above_200k`: the Pro models' price for prompts over 200K tokens; `audio_input`: a prompt's
+ * audio, where Google bills it above text, images and video). Best-known values on
  * 2026-12-01, from Google's pricing page as quoted by public price lists: check
  * https://ai.google.dev/gemini-api/docs/pricing and override them in `prices:` when they differ.
  * A change or a retirement is a new dated row, never an edit.
@@ -10,12 +11,13 @@ import { LONG_CONTEXT_TOKENS, type PriceRow } from '../config/policy.js'
 export const SHIPPED_PRICES: Readonly<Record<string, readonly PriceRow[]>> = {
   'gemini-3-pro-preview': [{ from: '2025-11-18', input: 2, output: 12, cached_input: 0.2, above_200k: { input: 4, output: 18, cached_input: 0.4 } }],
   'gemini-3.1-pro-preview': [{ from: '2026-02-19', input: 2, output: 12, cached_input: 0.2, above_200k: { input: 4, output: 18, cached_input: 0.4 } }],
-  'gemini-3-flash-preview': [{ from: '2025-12-17', input: 0.5, output: 3, cached_input: 0.05 }],
-  'gemini-3.1-flash-lite-preview': [{ from: '2026-03-03', input: 0.25, output: 1.5, cached_input: 0.025 }],
-  // Launched at half price until the end of 2026.
+  'gemini-3-flash-preview': [{ from: '2025-12-17', input: 0.5, output: 3, cached_input: 0.05, audio_input: 1, cached_audio_input: 0.1 }],
+  'gemini-3.1-flash-lite-preview': [{ from: '2026-03-03', input: 0.25, output: 1.5, cached_input: 0.025, audio_input: 0.5, cached_audio_input: 0.05 }],
+  // Launched at half price until the end of 2026. Its audio price was not found published: the
+  // Flash line's (twice the text price), so that audio is never undercharged; check it.
   'gemini-3.8-flash': [
-    { from: '2026-10-01', input: 0.75, output: 3.75, cached_input: 0.075 },
-    { from: '2027-01-01', input: 1.5, output: 7.5, cached_input: 0.15 },
+    { from: '2026-10-01', input: 0.75, output: 3.75, cached_input: 0.075, audio_input: 1.5, cached_audio_input: 0.15 },
+    { from: '2027-01-01', input: 1.5, output: 7.5, cached_input: 0.15, audio_input: 3, cached_audio_input: 0.3 },
   ],
   // Embeddings: input only. Google's embedContent answers report no usage: a call is charged its estimate.
   'gemini-embedding-001': [{ from: '2025-07-14', input: 0.15, output: 0 }],
@@ -24,8 +26,8 @@ export const SHIPPED_PRICES: Readonly<Record<string, readonly PriceRow[]>> = {
     { from: '2025-06-17', input: 1.25, output: 10, cached_input: 0.125, above_200k: { input: 2.5, output: 15, cached_input: 0.25 } },
     { from: '2026-12-01', retired: true },
   ],
-  'gemini-2.5-flash': [{ from: '2025-06-17', input: 0.3, output: 2.5, cached_input: 0.03 }, { from: '2026-12-01', retired: true }],
-  'gemini-2.5-flash-lite': [{ from: '2025-07-22', input: 0.1, output: 0.4, cached_input: 0.01 }, { from: '2026-12-01', retired: true }],
+  'gemini-2.5-flash': [{ from: '2025-06-17', input: 0.3, output: 2.5, cached_input: 0.03, audio_input: 1, cached_audio_input: 0.1 }, { from: '2026-12-01', retired: true }],
+  'gemini-2.5-flash-lite': [{ from: '2025-07-22', input: 0.1, output: 0.4, cached_input: 0.01, audio_input: 0.3, cached_audio_input: 0.03 }, { from: '2026-12-01', retired: true }],
   // Image and speech models, named like text models at many times their output price. Their
   // output is priced at the image's (or audio's) rate, whatever it holds: text output costs less
   // (Nano Banana's $2.50, Nano Banana Pro's $12), never more.
@@ -48,6 +50,9 @@ export interface TokenPrice {
   input: number
   output: number
   cachedInput: number
+  /** A prompt's audio tokens, fresh and read from a context cache. */
+  audioInput: number
+  cachedAudioInput: number
 }
 
 const NANO_PER_MILLION = 1000
@@ -62,12 +67,26 @@ export function isLongContext (promptTokens: number): boolean {
 /** A row's price for a prompt of that size: its `above_200k` price past the threshold, when it has one. */
 function nano (row: PriceRow, long: boolean): TokenPrice {
   const price = long && row.above_200k !== undefined ? row.above_200k : row
-  const input = (price.input ?? 0) * NANO_PER_MILLION
-  return { input, output: (price.output ?? 0) * NANO_PER_MILLION, cachedInput: (price.cached_input ?? price.input ?? 0) * NANO_PER_MILLION }
+  const input = price.input ?? 0
+  const cachedInput = price.cached_input ?? input
+  // Without its own price, audio costs what text does (the Pro models bill all input alike).
+  const audioInput = price.audio_input ?? input
+  return {
+    input: input * NANO_PER_MILLION,
+    output: (price.output ?? 0) * NANO_PER_MILLION,
+    cachedInput: cachedInput * NANO_PER_MILLION,
+    audioInput: audioInput * NANO_PER_MILLION,
+    cachedAudioInput: (price.cached_audio_input ?? (price.audio_input === undefined ? cachedInput : audioInput)) * NANO_PER_MILLION,
+  }
 }
 
+/** Each of the dearest listed prices: what a model without a row is charged. */
 function dearest (prices: TokenPrice[]): TokenPrice {
-  return prices.reduce((most, price) => price.output > most.output ? price : most, { input: 0, output: 0, cachedInput: 0 })
+  const most: TokenPrice = { input: 0, output: 0, cachedInput: 0, audioInput: 0, cachedAudioInput: 0 }
+  for (const price of prices) {
+    for (const kind of Object.keys(most) as Array<keyof TokenPrice>) most[kind] = Math.max(most[kind], price[kind])
+  }
+  return most
 }
 
 /** The token counts a call was billed for, as `usageMetadata` reports them. */
@@ -76,6 +95,9 @@ export interface BilledTokens {
   cached: number
   output: number
   thinking: number
+  /** Of the prompt, the tokens of audio (`promptTokensDetails`), and of those read from a context cache (`cacheTokensDetails`). */
+  audio: number
+  cachedAudio: number
 }
 
 /** The shipped table with the config's rows on top (a model named in the config replaces its shipped rows). */
@@ -135,10 +157,26 @@ export class PriceTable {
     return row === undefined ? this.#fallback : { short: nano(row, false), long: nano(row, true) }
   }
 
-  /** What a call cost in nano-USD: at the price for its real prompt size, cached prompt tokens at the cached price, thinking billed as output. */
+  /**
+   * What a call cost in nano-USD: at the price for its real prompt size, cached prompt tokens at
+   * the cached price, audio at the audio price, thinking billed as output.
+   */
   costOf (model: string | undefined, tokens: BilledTokens, at: Date | number = Date.now()): number {
     const price = this.priceOf(model, at, tokens.prompt)
     const fresh = Math.max(0, tokens.prompt - tokens.cached)
-    return Math.ceil(fresh * price.input + tokens.cached * price.cachedInput + (tokens.output + tokens.thinking) * price.output)
+    const cachedAudio = Math.min(tokens.cached, tokens.cachedAudio)
+    const freshAudio = Math.min(fresh, Math.max(0, tokens.audio - cachedAudio))
+    return Math.ceil((fresh - freshAudio) * price.input + freshAudio * price.audioInput +
+      (tokens.cached - cachedAudio) * price.cachedInput + cachedAudio * price.cachedAudioInput + (tokens.output + tokens.thinking) * price.output)
+  }
+
+  /**
+   * The price per prompt token, in whole nano-USD, of a prompt of `promptTokens` of which
+   * `audioTokens` are audio: a reservation's single input price, rounded up.
+   */
+  inputPriceOf (price: TokenPrice, promptTokens: number, audioTokens = 0): number {
+    const audio = Math.min(audioTokens, promptTokens)
+    if (audio === 0 || price.audioInput <= price.input) return price.input
+    return Math.ceil(((promptTokens - audio) * price.input + audio * price.audioInput) / promptTokens)
   }
 }

@@ -43,6 +43,8 @@ export interface PromptEstimate {
   cachedContent?: unknown
   /** The body holds a part that is not text (an image, audio, video, a file): its tokens cannot be told from its bytes. */
   media?: true
+  /** Of the prompt, the tokens Google counted as audio (billed at its own price). */
+  audioTokens?: number
   /** The tools the body names that run at Google (URL context, search, code execution…): the input they bring in is billed as prompt. */
   serverTools?: string[]
 }

@@ -1,6 +1,7 @@
 import type { Store } from '../store/store.js'
 import { personBase } from './checks.js'
 import type { Calendar } from './periods.js'
+import type { ModalityTokenCount } from '../proxy/usage-tap.js'
 import type { BilledTokens } from './prices.js'
 
 /** Google's `usageMetadata`, the fields the policy reads. */
@@ -11,6 +12,10 @@ export interface UsageMetadata {
   cachedContentTokenCount?: number
   thoughtsTokenCount?: number
   toolUsePromptTokenCount?: number
+  /** The prompt's tokens per modality (audio is billed at its own price), of the cached part, of what tools brought in. */
+  promptTokensDetails?: readonly ModalityTokenCount[]
+  cacheTokensDetails?: readonly ModalityTokenCount[]
+  toolUsePromptTokensDetails?: readonly ModalityTokenCount[]
 }
 
 /** Usage per person, model and day is kept at least this long (a year of monthly budgets and reports, and a margin). */

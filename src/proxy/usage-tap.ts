@@ -13,6 +13,33 @@ export interface TokenUsage {
   /** Prompt tokens of tool results (billed as input). */
   toolUsePromptTokenCount: number
   totalTokenCount: number
+  /** Google's per-modality lists, as reported (audio is billed at its own price). */
+  promptTokensDetails?: readonly ModalityTokenCount[]
+  cacheTokensDetails?: readonly ModalityTokenCount[]
+  toolUsePromptTokensDetails?: readonly ModalityTokenCount[]
+}
+
+/** One entry of Google's `…TokensDetails`: `{ modality: 'AUDIO', tokenCount: 320 }`. */
+export interface ModalityTokenCount { modality?: unknown, tokenCount?: unknown }
+
+/** The audio tokens in one of Google's `…TokensDetails` lists (0 when it names none). */
+export function audioTokens (details: readonly ModalityTokenCount[] | undefined): number {
+  let tokens = 0
+  if (details === undefined) return tokens
+  for (const detail of details) {
+    if (detail?.modality === 'AUDIO' && typeof detail.tokenCount === 'number' && Number.isFinite(detail.tokenCount)) tokens += Math.max(0, detail.tokenCount)
+  }
+  return tokens
+}
+
+const DETAILS = ['promptTokensDetails', 'cacheTokensDetails', 'toolUsePromptTokensDetails'] as const
+
+/** Copies Google's per-modality token lists from a parsed `usageMetadata` into `usage`. */
+export function copyDetails (metadata: Record<string, unknown>, usage: TokenUsage): void {
+  for (const name of DETAILS) {
+    const details = metadata[name]
+    if (Array.isArray(details)) usage[name] = details as ModalityTokenCount[]
+  }
 }
 
 /** What a finished response reported, for which model version, and the resource it names (a context cache made). */
@@ -42,6 +69,7 @@ function observe (members: KeptMembers): ObservedUsage | undefined {
     const count = (metadata as Record<string, unknown>)[name]
     usage[name] = typeof count === 'number' && Number.isFinite(count) ? count : 0
   }
+  copyDetails(metadata as Record<string, unknown>, usage)
   const modelVersion = members.modelVersion === undefined ? undefined : parse(members.modelVersion)
   const name = members.name === undefined ? undefined : parse(members.name)
   return { usage, modelVersion: typeof modelVersion === 'string' ? modelVersion : undefined, ...(typeof name === 'string' ? { name } : {}) }

@@ -6,7 +6,7 @@ import { MODEL_IN_PATH } from '../proxy/usage.js'
 import type { LimitCheck } from './checks.js'
 import { denialReason } from './metrics.js'
 import { Enforcer, MIN_ANSWER_TOKENS, StoreDownError, type Admitted, type CallEstimate, type Reservation } from './enforcer.js'
-import { DEFAULT_MAX_OUTPUT_TOKENS, FEE_TOOLS, GEMINI_BODY, MAX_DECOMPRESSED_BYTES, bareModelName, bodyAsRead, decompressed, jsonObject, serverTools, type BodyShape, type PromptEstimate } from './request-body.js'
+import { DEFAULT_MAX_OUTPUT_TOKENS, FEE_TOOLS, GEMINI_BODY, MAX_DECOMPRESSED_BYTES, bareModelName, bodyAsRead, decompressed, jsonObject, longPrompt, serverTools, type BodyShape, type PromptEstimate } from './request-body.js'
 import { modelAllowed } from './rules.js'
 import { describeLimit, limitHeadersOf, quotaExceeded, rateLimitHeaders } from './answers.js'
 import { CACHE_MAKING, DYNAMIC_ROUTE, EMBEDDING, FREE, FREE_WRITE, GENERATING, MODEL_IN_BODY, MODEL_LIST, UNPRICED_RESOURCE, decoded, isWrite, modelCall } from './routes.js'
@@ -291,14 +291,17 @@ function reserveCall (enforcer: Enforcer, request: FastifyRequest, reply: Fastif
 function reserveEstimated (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity,
   call: { model: string, generating: boolean, ruleName: string }, body: RequestBody, checks: LimitCheck[], shape: BodyShape): Admission | Promise<Admission> {
   const countsTokens = spendLimited(checks)
-  const estimate: PromptEstimate = countsTokens ? shape.estimate(body.kind === 'kept' ? body.bytes : undefined, Number(request.headers['content-length'] ?? 0)) : { promptTokens: 0 }
+  const estimated: PromptEstimate = countsTokens ? shape.estimate(body.kind === 'kept' ? body.bytes : undefined, Number(request.headers['content-length'] ?? 0)) : { promptTokens: 0 }
+  // A long prompt is counted by Google too: text can be denser than its estimate (see longPrompt).
+  const long = countsTokens && call.generating && body.kind === 'kept' ? longPrompt(estimated, body.bytes) : undefined
+  const estimate = long ?? estimated
   // Tools that run at Google bring input of their own (pages, search results, code's output),
   // billed as prompt: the call is reserved for all the model can read in one call.
   const tools = call.generating ? estimate.serverTools : undefined
   if (tools !== undefined) refuseFeeTools(enforcer, call, tools, checks)
   // Media's tokens cannot be told from its bytes: Google counts them (a generation's; an
   // embedding's parts stay estimated). The estimate stands when it is higher.
-  const countable = estimate.media === true && call.generating && estimate.json !== undefined ? shape.countable?.(estimate.json) : undefined
+  const countable = (estimate.media === true || long !== undefined) && call.generating && estimate.json !== undefined ? shape.countable?.(estimate.json) : undefined
   if (countable !== undefined || tools !== undefined) refuseSpentRequests(enforcer, identity, call)
   const counted = countable === undefined ? undefined : enforcer.mediaPrompts?.tokens(identity, call.model, countable, request.id)
   // Google counts a context cache's tokens in the prompt of every call that names it.

@@ -315,10 +315,15 @@ function reserveEstimated (enforcer: Enforcer, request: FastifyRequest, reply: F
       refuseFeeTools(enforcer, call, held, checks)
       return await enforcer.inputLimits?.tokens(identity, call.model, request.id)
     })
-  if (counted === undefined && cached === undefined && whole === undefined) return reserveFor(enforcer, request, reply, identity, call, body, countsTokens, shape, estimate)
+  // A generation's text that Google does not count is reserved for the most it can be: a token per
+  // byte (digits and characters the tokenizer does not know), so no prompt runs past its reservation.
+  const own = counted === undefined && call.generating ? estimate.maxPromptTokens ?? estimate.promptTokens : estimate.promptTokens
+  if (counted === undefined && cached === undefined && whole === undefined) {
+    return reserveFor(enforcer, request, reply, identity, call, body, countsTokens, shape, own === estimate.promptTokens ? estimate : { ...estimate, promptTokens: own })
+  }
   return Promise.all([counted, cached, whole]).then(([media, cache, limit]) => reserveFor(enforcer, request, reply, identity, call, body, countsTokens, shape,
     // All of a call's input, the cache and what its tools bring included, is at most what the model reads.
-    { ...estimate, promptTokens: Math.max(Math.max(estimate.promptTokens, media?.tokens ?? 0) + (cache ?? 0), limit ?? 0), audioTokens: media?.audio }))
+    { ...estimate, promptTokens: Math.max(Math.max(own, media?.tokens ?? 0) + (cache ?? 0), limit ?? 0), audioTokens: media?.audio }))
 }
 
 /** Refuses (403) a call to `model` with these `tools` (a Gemini `tools` list) whose fees `identity`'s dollar limits cannot price: a Live setup's. */

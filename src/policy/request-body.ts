@@ -27,18 +27,20 @@ export const NON_TEXT_PART_TOKENS = 258
 /** Bytes of text per token, rounded down so the estimate errs high for prose. */
 const BYTES_PER_TOKEN = 3
 /**
- * A body longer than this is counted by Google's countTokens (free) before its call is reserved.
- * Three bytes a token holds for prose, not for text made to defeat it: Gemini's tokenizer takes
- * digits one by one and characters it does not know byte by byte, down to a token per byte, three
- * times the estimate. Below this size a call's prompt can be under its estimate by at most two
- * thirds of it (about 22,000 tokens); above it the round trip is small beside the generation.
+ * A generation's body longer than this is counted by Google's countTokens (free) before its call
+ * is reserved. Three bytes a token holds for prose, not for text made to defeat it: Gemini's
+ * tokenizer takes digits one by one and characters it does not know byte by byte, down to a token
+ * per byte. A shorter body is reserved for that most (at most this many tokens, settled with
+ * Google's usage after); above it, the round trip is small beside the generation.
  */
 export const COUNTED_PROMPT_BYTES = 32 * 1024
 
 /** What the policy needs from a generation request's body. */
 export interface PromptEstimate {
-  /** An estimate of the prompt's tokens, erring high; settled with Google's count afterwards. */
+  /** An estimate of the prompt's tokens, erring high for prose; settled with Google's count afterwards. */
   promptTokens: number
+  /** The most the prompt's tokens can be: a token per byte of its text (Gemini's tokenizer never makes more), its other parts as estimated. */
+  maxPromptTokens?: number
   /** `generationConfig.maxOutputTokens`, when the body names it. */
   maxOutputTokens?: number
   /** How many answers the body asks for (each up to the output cap), when it names it. */
@@ -195,12 +197,12 @@ function textBytes (value: unknown, counts: { text: number, parts: number }, non
  * its size.
  */
 export function estimatePrompt (bytes: Buffer | undefined, declaredLength: number, fields: PromptFields = GEMINI_PROMPT): PromptEstimate {
-  if (bytes === undefined) return { promptTokens: Math.ceil(declaredLength / BYTES_PER_TOKEN) }
+  if (bytes === undefined) return { promptTokens: Math.ceil(declaredLength / BYTES_PER_TOKEN), maxPromptTokens: declaredLength }
   // Most bodies name no image, file or output cap: their size is above their text (JSON's escapes
   // only shrink when read, and a `\u` one makes the body read), so they are not parsed at all.
-  if (!fields.mustRead.test(bytes.toString('latin1'))) return { promptTokens: Math.ceil(bytes.length / BYTES_PER_TOKEN), unread: true }
+  if (!fields.mustRead.test(bytes.toString('latin1'))) return { promptTokens: Math.ceil(bytes.length / BYTES_PER_TOKEN), maxPromptTokens: bytes.length, unread: true }
   const body = jsonObject(bytes)
-  if (body === undefined) return { promptTokens: Math.ceil(bytes.length / BYTES_PER_TOKEN) }
+  if (body === undefined) return { promptTokens: Math.ceil(bytes.length / BYTES_PER_TOKEN), maxPromptTokens: bytes.length }
   const counts = { text: 0, parts: 0 }
   textBytes(fields.prompt(body), counts, fields.nonText)
   const max = fields.maxOutput(body)
@@ -209,6 +211,7 @@ export function estimatePrompt (bytes: Buffer | undefined, declaredLength: numbe
   const tools = fields.serverTools?.(body)
   return {
     promptTokens: Math.ceil(counts.text / BYTES_PER_TOKEN) + counts.parts * NON_TEXT_PART_TOKENS,
+    maxPromptTokens: counts.text + counts.parts * NON_TEXT_PART_TOKENS,
     ...(positiveInteger(max) ? { maxOutputTokens: max } : {}),
     ...(positiveInteger(candidates) ? { candidates } : {}),
     ...(cached === undefined || cached === null ? {} : { cachedContent: cached }),

@@ -391,7 +391,6 @@ export function billedTokens (usage: UsageMetadata): BilledTokens {
   }
 }
 
-
 /** What is left of each limit in `known`, per-minute buckets refilled since it was learnt. */
 function refilled (known: Known, now: number): number[] {
   return known.remaining.map((left, index) => {

@@ -1,21 +1,17 @@
 import type { Store } from '../store/store.js'
 import { personBase } from './checks.js'
 import type { Calendar } from './periods.js'
-import type { ModalityTokenCount } from '../proxy/usage-tap.js'
+import type { TokenUsage } from '../proxy/usage-tap.js'
 import type { BilledTokens } from './prices.js'
 
-/** Google's `usageMetadata`, the fields the policy reads. */
-export interface UsageMetadata {
+/** Google's `usageMetadata`, the fields the policy reads (the per-modality lists as the usage tap keeps them). */
+export interface UsageMetadata extends Pick<TokenUsage, 'promptTokensDetails' | 'cacheTokensDetails' | 'toolUsePromptTokensDetails'> {
   promptTokenCount?: number
   candidatesTokenCount?: number
   totalTokenCount?: number
   cachedContentTokenCount?: number
   thoughtsTokenCount?: number
   toolUsePromptTokenCount?: number
-  /** The prompt's tokens per modality (audio is billed at its own price), of the cached part, of what tools brought in. */
-  promptTokensDetails?: readonly ModalityTokenCount[]
-  cacheTokensDetails?: readonly ModalityTokenCount[]
-  toolUsePromptTokensDetails?: readonly ModalityTokenCount[]
 }
 
 /** Usage per person, model and day is kept at least this long (a year of monthly budgets and reports, and a margin). */

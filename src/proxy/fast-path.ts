@@ -99,9 +99,12 @@ export interface FastPathDeps {
   proxy: (request: FastifyRequest, reply: FastifyReply) => Promise<void>
   /** Writes the access line and counts the request, once its answer has been sent. */
   answered: (request: { id: string, method: string, url: string, identity: Identity | null }, route: string, status: number, durationMs: number) => void
-  /** Keeps what the fast path learned for the route handler (its caller, the headers set for its answer), which then fails with `error`. */
-  handOver: (request: IncomingMessage, handed: { identity: Identity | null, headers: OutgoingHttpHeaders, error: unknown }) => void
+  /** Keeps what the fast path learned for the route handler, which then fails with its error. */
+  handOver: (request: IncomingMessage, handed: HandedOver) => void
 }
+
+/** What the fast path learned of a request it hands to Fastify: its caller, the headers set for its answer, and the error to answer with. */
+export interface HandedOver { identity: Identity | null, headers: OutgoingHttpHeaders, error: unknown }
 
 /**
  * Serves a model call with the proxy's own handler but without Fastify's request and reply

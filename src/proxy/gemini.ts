@@ -11,7 +11,7 @@ import { bodyForUpstream, readRequestBody } from './body.js'
 import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
 import { API_PREFIXES, upstreamTarget, type UpstreamTarget } from './target.js'
 import { ClientWatch, writeToClient } from './client.js'
-import { fastRoute, serveFast, type FastPathDeps } from './fast-path.js'
+import { fastRoute, serveFast, type FastPathDeps, type HandedOver } from './fast-path.js'
 import { type BodySink, type UpstreamExchange, type UpstreamHead } from './exchange.js'
 import { createUpstreamPool, dispatchUpstream, upstreamFailure } from './upstream.js'
 import { loadUsage, modelInPath, type PersonUsage } from './usage.js'
@@ -186,7 +186,7 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
 
   // What the fast path learned about a request it handed over with an error: its caller, the
   // headers it set for the answer (x-ratelimit-*: every answer carries them), and the error.
-  const handedOver = new WeakMap<IncomingMessage, { identity: Identity | null, headers: OutgoingHttpHeaders, error: unknown }>()
+  const handedOver = new WeakMap<IncomingMessage, HandedOver>()
   async function proxyRoute (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const handed = handedOver.get(request.raw)
     if (handed === undefined) return await proxy(request, reply)

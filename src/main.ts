@@ -2,7 +2,7 @@ import closeWithGrace from 'close-with-grace'
 import { buildApp } from './app.js'
 import { CHECK_CONFIG_FLAG, ConfigError, loadConfig } from './config/load.js'
 import type { Config } from './config/schema.js'
-import { loggerOptions } from './ops/logger.js'
+import { flushLogsSync, loggerOptions } from './ops/logger.js'
 
 /** sysexits.h EX_CONFIG: the configuration is wrong, restarting will not help. */
 const EX_CONFIG = 78
@@ -35,6 +35,8 @@ async function main (): Promise<void> {
     return
   }
 
+  // Log lines go out in batches: what is held when the process ends is written before it goes.
+  process.on('exit', flushLogsSync)
   const app = await buildApp(config, { logger: loggerOptions(config, process.stdout.isTTY === true) })
   const grace = closeWithGrace({ delay: config.shutdownDrainSeconds * 1000, logger: app.log }, async ({ signal, err }) => {
     if (err !== undefined) app.log.error({ err }, 'shutting down after an error')

@@ -1,6 +1,7 @@
 import type { FastifyServerOptions } from 'fastify'
-import { destination, stdSerializers } from 'pino'
+import { stdSerializers } from 'pino'
 import type { Config } from '../config/schema.js'
+import { LogOutput } from './log-output.js'
 import { redactUrl } from './redact.js'
 
 /** Every place a secret can sit in a log line; pino replaces them with "[redacted]". */
@@ -21,22 +22,20 @@ export const REDACT_PATHS = [
 
 export { redactUrl } from './redact.js'
 
-let stdout: ReturnType<typeof destination> | undefined
-
-/** Lines are gathered up to this many bytes (about 25 access lines) before a write. */
-const LOG_BATCH_BYTES = 8 * 1024
-/** …or for at most this long: a quiet gateway's lines still show at once to a person watching. */
-const LOG_FLUSH_MS = 100
+let stdout: LogOutput | undefined
 
 /**
- * Standard output, written asynchronously and in batches: pino's default writes each line with
- * a blocking write(2) on the event loop, one system call per request, and a slow reader of a pipe
- * (a log shipper) would stall every request. Each write is handed to libuv's thread pool, which
- * costs the event loop more than the line itself, so lines are gathered first (LOG_BATCH_BYTES,
- * LOG_FLUSH_MS); pino writes what is left synchronously when the process exits.
+ * Standard output, written asynchronously and in batches (see LogOutput): pino's default writes
+ * each line with a blocking write(2) on the event loop, one system call per request, and a slow
+ * reader of a pipe (a log shipper) would stall every request.
  */
-function asyncStdout (): ReturnType<typeof destination> {
-  return (stdout ??= destination({ dest: 1, sync: false, minLength: LOG_BATCH_BYTES, periodicFlush: LOG_FLUSH_MS }))
+function batchedStdout (): LogOutput {
+  return (stdout ??= new LogOutput(1))
+}
+
+/** Writes the log lines still held, synchronously: for the process's exit (main.ts). */
+export function flushLogsSync (): void {
+  stdout?.flushSync()
 }
 
 /** pino options for the gateway: JSON, or pretty when a person watches a terminal. */
@@ -52,6 +51,6 @@ export function loggerOptions (config: Pick<Config, 'logLevel'>, pretty: boolean
         return { ...serialized, message: redactUrl(serialized.message), stack: redactUrl(serialized.stack) }
       },
     },
-    ...(pretty ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } } : { stream: asyncStdout() }),
+    ...(pretty ? { transport: { target: 'pino-pretty', options: { translateTime: 'HH:MM:ss.l', ignore: 'pid,hostname' } } } : { stream: batchedStdout() }),
   }
 }

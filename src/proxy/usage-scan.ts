@@ -4,6 +4,10 @@ const WANTED = new Set(['usageMetadata', 'modelVersion', 'name'])
 export const MAX_KEPT_VALUE_BYTES = 64 * 1024
 /** A member name longer than any wanted one is not read further. */
 const MAX_NAME_BYTES = 32
+/** The wanted names as bytes, by length: a name read whole from one chunk is compared in place, no string made. */
+const WANTED_BYTES = new Map([...WANTED].map((name) => [name.length, { name, bytes: Buffer.from(name, 'latin1') }]))
+/** Strings up to this long are searched for their end byte by byte: cheaper than a native call for the short ones JSON is full of. */
+const SHORT_STRING = 24
 
 const QUOTE = 0x22
 const BACKSLASH = 0x5c
@@ -13,6 +17,12 @@ const OPEN_ARRAY = 0x5b
 const CLOSE_ARRAY = 0x5d
 const COMMA = 0x2c
 const COLON = 0x3a
+
+/** Whether `chunk` holds `bytes` at `from` (a short name: a loop is cheaper than a native call). */
+function sameBytes (chunk: Buffer, from: number, bytes: Buffer): boolean {
+  for (let index = 0; index < bytes.length; index++) if (chunk[from + index] !== bytes[index]) return false
+  return true
+}
 
 /** The wanted members of one top-level object, raw JSON text each. */
 export type KeptMembers = Partial<Record<'usageMetadata' | 'modelVersion' | 'name', string>>
@@ -89,8 +99,7 @@ export class UsageScanner {
         continue
       }
       if (this.#depth === this.#memberDepth && this.#keeping !== undefined && (byte === COMMA || byte === CLOSE_OBJECT || byte === CLOSE_ARRAY)) {
-        this.#keep(chunk, keptFrom, index)
-        this.#finishValue()
+        this.#finishValue(chunk, keptFrom, index)
         keptFrom = -1
       }
       switch (byte) {
@@ -152,11 +161,19 @@ export class UsageScanner {
       if (this.#readingName) this.#nameTooLong = true
       index++
     }
-    // Most strings hold no escaped quote: one native search finds their end.
-    const quote = chunk.indexOf(QUOTE, index)
-    if (quote !== -1 && quote < to && chunk[quote - 1] !== BACKSLASH) return this.#endString(chunk, index, quote)
-    // Otherwise byte by byte, each backslash skipping the character it escapes.
     let at = index
+    const near = Math.min(to, index + SHORT_STRING)
+    for (; at < near; at++) {
+      const byte = chunk[at]!
+      if (byte === QUOTE) return this.#endString(chunk, index, at)
+      if (byte === BACKSLASH) break
+    }
+    if (at === near && at < to) {
+      // A longer string, no escape so far: most hold no escaped quote, and one native search finds their end.
+      const quote = chunk.indexOf(QUOTE, at)
+      if (quote !== -1 && quote < to && chunk[quote - 1] !== BACKSLASH) return this.#endString(chunk, index, quote)
+    }
+    // Otherwise byte by byte, each backslash skipping the character it escapes.
     while (at < to) {
       const byte = chunk[at]!
       if (byte === QUOTE) return this.#endString(chunk, index, at)
@@ -179,6 +196,18 @@ export class UsageScanner {
     if (this.#name.length + (to - from) > MAX_NAME_BYTES) {
       this.#nameTooLong = true
       return
+    }
+    if (this.#name === '') {
+      const wanted = WANTED_BYTES.get(to - from)
+      if (wanted !== undefined && sameBytes(chunk, from, wanted.bytes)) {
+        this.#name = wanted.name
+        return
+      }
+      // Not a wanted name, unless it goes on in the next chunk: only then is it kept as text.
+      if (chunk[to] === QUOTE) {
+        this.#nameTooLong = true
+        return
+      }
     }
     this.#name += chunk.toString('latin1', from, to)
   }
@@ -213,9 +242,16 @@ export class UsageScanner {
     else this.#kept.push(Buffer.from(chunk.subarray(from, to)))
   }
 
-  #finishValue (): void {
-    const name = this.#keeping
-    if (name !== undefined) this.#members[name] = Buffer.concat(this.#kept).toString('utf8')
+  /** The kept value ends at `chunk[to]`: made text straight from the chunk when it lies whole in it, else from the copies kept. */
+  #finishValue (chunk: Buffer, from: number, to: number): void {
+    const name = this.#keeping!
+    if (this.#keptBytes === 0 && to - from <= MAX_KEPT_VALUE_BYTES) {
+      this.#members[name] = chunk.toString('utf8', from, to)
+    } else {
+      this.#keep(chunk, from, to)
+      // A value past MAX_KEPT_VALUE_BYTES stopped being kept: it is not Gemini's usage.
+      if (this.#keeping !== undefined) this.#members[name] = Buffer.concat(this.#kept).toString('utf8')
+    }
     this.#stopKeeping()
   }
 

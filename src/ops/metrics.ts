@@ -1,6 +1,7 @@
 import fp from 'fastify-plugin'
-import { Histogram, Registry, collectDefaultMetrics } from 'prom-client'
+import { Registry, collectDefaultMetrics } from 'prom-client'
 import { SummedCounter, type CounterSeries } from './summed-counter.js'
+import { SummedHistogram, type HistogramSeries } from './summed-histogram.js'
 import { elapsedMs } from './early-start.js'
 
 declare module 'fastify' {
@@ -25,7 +26,7 @@ export default fp(async function metricsPlugin (app) {
     labelNames: ['method', 'route', 'status'] as const,
     registers: [registry],
   })
-  const duration = new Histogram({
+  const duration = new SummedHistogram({
     name: 'gemgate_http_request_duration_seconds',
     help: 'Time to answer an HTTP request (streams: until the last byte), by method, route and status.',
     labelNames: ['method', 'route', 'status'] as const,
@@ -34,13 +35,13 @@ export default fp(async function metricsPlugin (app) {
   })
 
   // Series by method, route and status: prom-client would otherwise hash the labels on every request.
-  const series = new Map<string, { requests: CounterSeries, duration: ReturnType<typeof duration.labels> }>()
+  const series = new Map<string, { requests: CounterSeries, duration: HistogramSeries }>()
   const countRequest = (method: string, route: string, status: number, seconds: number): void => {
     const key = `${method} ${route} ${status}`
     let children = series.get(key)
     if (children === undefined) {
       const labels = { method, route, status: String(status) }
-      series.set(key, children = { requests: requests.series(labels), duration: duration.labels(labels) })
+      series.set(key, children = { requests: requests.series(labels), duration: duration.series(labels) })
     }
     children.requests.value++
     children.duration.observe(seconds)

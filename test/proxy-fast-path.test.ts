@@ -28,6 +28,7 @@ t.test('a model call with a key: the same headers, access line and metrics as on
     t.equal(response.status, 200)
     t.equal(response.headers.get('x-request-id'), `fast-${attempt}`)
     t.match(response.headers.get('vary'), /^Origin\b/, 'Vary: Origin, as the CORS hook sets')
+    t.equal(response.headers.get('vary'), 'Origin, X-Origin, Referer', 'the upstream\'s Vary fields after it, Origin named once')
     await response.json()
   }
   const lines = accessLines(logLines).filter((line) => line.requestId.startsWith('fast-'))

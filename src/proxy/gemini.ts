@@ -8,7 +8,7 @@ import { html } from '../auth/pages.js'
 import { trackStreamedAnswer } from '../connections/streams.js'
 import { UnauthenticatedError } from '../errors.js'
 import { bodyForUpstream, readRequestBody } from './body.js'
-import { clientResponseHeaders, upstreamRequestHeaders } from './headers.js'
+import { clientResponseHeaders, mergeVary, upstreamRequestHeaders } from './headers.js'
 import { API_PREFIXES, upstreamTarget, type UpstreamTarget } from './target.js'
 import { ClientWatch, writeToClient } from './client.js'
 import { fastRoute, serveFast, type FastPathDeps, type HandedOver } from './fast-path.js'
@@ -92,7 +92,7 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
       const value = own[name]
       if (value === undefined) continue
       const upstreamValue = headers[name]
-      headers[name] = name === 'vary' && upstreamValue !== undefined ? `${String(value)}, ${String(upstreamValue)}` : typeof value === 'number' ? String(value) : value
+      headers[name] = name === 'vary' && upstreamValue !== undefined && typeof upstreamValue !== 'number' ? mergeVary(String(value), upstreamValue) : typeof value === 'number' ? String(value) : value
     }
     return headers
   }

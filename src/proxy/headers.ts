@@ -92,6 +92,19 @@ export function gatewayUploadUrl (value: string, publicUrl: string): string | nu
   return isApiPath(url.pathname) ? `${publicUrl}${url.pathname}${url.search}` : null
 }
 
+/** One Vary value from the gateway's and the upstream's, each field named once (`Origin` from both: once). */
+export function mergeVary (own: string, upstream: string | string[]): string {
+  const fields = own.split(',').map((field) => field.trim()).filter((field) => field !== '')
+  const named = new Set(fields.map((field) => field.toLowerCase()))
+  for (const field of (Array.isArray(upstream) ? upstream.join(',') : upstream).split(',')) {
+    const trimmed = field.trim()
+    if (trimmed === '' || named.has(trimmed.toLowerCase())) continue
+    named.add(trimmed.toLowerCase())
+    fields.push(trimmed)
+  }
+  return fields.join(', ')
+}
+
 /** The upstream's response headers as the client gets them. */
 export function clientResponseHeaders (upstream: Headers, publicUrl: string): Record<string, string | string[]> {
   const named = connectionNamed(upstream)

@@ -24,6 +24,7 @@ t.test('no credential from the URL in any log line or error body', async (t) => 
     ['a key in the path', `/${key}`, [key]],
     ['a key in an API path', `/v1beta/models/${key}`, [key]],
     ['a malformed escape beside a key in the path', `/${key}/%ZZ`, [key]],
+    ['a key in the path, its prefix in capitals and percent-encoded', `/v1beta/models/${key.replace('gk_', 'GK%5F')}:generateContent`, [key]],
   ]
   for (const [name, target, secrets] of cases) {
     const response = await rawRequest(stack.url, 'GET', target)

@@ -12,6 +12,8 @@ const GATEWAY_KEY = /gk(?:_|%5f)[\w%-]*/gi
 /** `name=value` after `?` or `&`; the value stops at the next parameter, fragment, quote or space (so text around a URL survives). */
 const PARAMETER = /([?&])([^=&#'"\s]*)=([^&#'"\s]*)/g
 const REDACTED = '[redacted]'
+/** What either pattern above needs to match at all: most API paths (no query, no key) are returned as they are without a replace. */
+const MAY_HOLD_SECRET = /[?&]|gk/i
 
 function decodedName (name: string): string {
   try {
@@ -28,6 +30,7 @@ function decodedName (name: string): string {
  * it in an error. The one redaction for URLs: log lines and error bodies all go through it.
  */
 export function redactUrl (url: string): string {
+  if (!MAY_HOLD_SECRET.test(url)) return url
   // Names are compared decoded, as the query parser reads them: `?%6Bey=` is `key` too.
   return url.replace(PARAMETER, (parameter, separator: string, name: string) =>
     SECRET_QUERY_PARAMS.has(decodedName(name)) ? `${separator}${name}=${REDACTED}` : parameter)

@@ -1,0 +1,147 @@
+// npm run bench:compare -- <git ref> : the gateway built from a git ref against the working
+// tree's, both loaded at once. On a shared or virtual machine the core's speed comes and goes by
+// more than most changes move the figures (the same build's CPU per request moved from 180 to
+// 280 µs between rounds a minute apart), so the two builds are not measured one after the other:
+// each round loads both at the same time, on the same core, with the same load, and compares
+// their CPU time per request and requests per second in that round. Prints per-round ratios
+// (new / old) and their medians. BENCH_COMPARE_POLICY=1 runs both under the bench's policy
+// (bench/policy.ts: every limit applies to the caller, none is reached).
+// npm run bench:compare -- --policy-cost : the working tree without a policy ("old") and with the
+// bench's policy ("new"), measured the same way: what an active policy costs a call.
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
+import { randomBytes } from 'node:crypto'
+import { once } from 'node:events'
+import { readFileSync } from 'node:fs'
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { availableParallelism, tmpdir } from 'node:os'
+import { join } from 'node:path'
+import { setTimeout as sleep } from 'node:timers/promises'
+import { fileURLToPath } from 'node:url'
+import { promisify } from 'node:util'
+import { wrk, type Call } from './load.js'
+import { BENCH_POLICY } from './policy.js'
+
+const ROOT = fileURLToPath(new URL('..', import.meta.url))
+const RESULTS = join(ROOT, 'bench', 'results')
+const REF = process.argv[2]
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8)
+const SECONDS = 5
+const TOKEN = `ya29.bench-${randomBytes(24).toString('base64url')}`
+const CALL = { path: '/v1beta/models/gemini-3.8-flash:generateContent', body: JSON.stringify({ contents: [{ role: 'user', parts: [{ text: 'Why is the sky blue?' }] }] }) }
+const run = promisify(execFile)
+const children: ChildProcess[] = []
+
+const POLICY_COST = REF === '--policy-cost'
+if (REF === undefined) {
+  process.stderr.write('usage: npm run bench:compare -- <git ref>   (the working tree against that ref)\n       npm run bench:compare -- --policy-cost   (the working tree without and with a policy)\n')
+  process.exit(64)
+}
+
+/** Builds `src` as of `ref` (or the working tree) into bench/results: inside the checkout, so its imports find node_modules. */
+async function build (ref: string | null, name: string): Promise<string> {
+  const out = join(RESULTS, name)
+  await rm(out, { recursive: true, force: true })
+  let project = join(ROOT, 'tsconfig.build.json')
+  if (ref !== null) {
+    const tree = join(RESULTS, `${name}-src`)
+    await rm(tree, { recursive: true, force: true })
+    await mkdir(tree, { recursive: true })
+    await run('sh', ['-c', `git archive ${JSON.stringify(ref)} src tsconfig.json tsconfig.build.json | tar -x -C ${JSON.stringify(tree)}`], { cwd: ROOT })
+    project = join(tree, 'tsconfig.build.json')
+  }
+  await run('npx', ['tsc', '-p', project, '--outDir', out], { cwd: ROOT }).catch((error: { stdout?: string }) => {
+    throw new Error(`building ${ref ?? 'the working tree'} failed:\n${error.stdout ?? ''}`)
+  })
+  return out
+}
+
+async function freePort (): Promise<number> {
+  const server = createServer().listen(0, '127.0.0.1')
+  await once(server, 'listening')
+  const { port } = server.address() as { port: number }
+  server.close()
+  return port
+}
+
+function start (pin: string[], args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+  const [file, ...rest] = [...pin, ...args]
+  const child = spawn(file!, rest, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  children.push(child)
+  return child
+}
+
+async function message<T> (child: ChildProcess): Promise<T> {
+  return ((await once(child, 'message')) as [T])[0]
+}
+
+/** CPU seconds a process has used so far, all threads (Linux's /proc). */
+function cpuSeconds (pid: number | undefined): number {
+  const fields = readFileSync(`/proc/${String(pid)}/stat`, 'utf8').split(') ')[1]!.split(' ')
+  return (Number(fields[11]) + Number(fields[12])) / 100
+}
+
+const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
+
+async function main (): Promise<void> {
+  const cpus = availableParallelism()
+  const proxyCore = cpus >= 2 ? ['taskset', '-c', String(cpus - 1)] : []
+  const helperCore = cpus >= 2 ? ['taskset', '-c', '0'] : []
+  process.stdout.write(POLICY_COST ? 'building the working tree …\n' : `building ${REF!} and the working tree …\n`)
+  const newBuild = await build(null, 'compare-new')
+  const oldBuild = POLICY_COST ? newBuild : await build(REF!, 'compare-old')
+  const dir = await mkdtemp(join(tmpdir(), 'gemgate-compare-'))
+  const policyFile = join(dir, 'bench-policy.yaml')
+  await writeFile(policyFile, BENCH_POLICY)
+  // Which of the two (old, new) runs under the bench's policy.
+  const underPolicy = POLICY_COST ? [false, true] : [process.env.BENCH_COMPARE_POLICY === '1', process.env.BENCH_COMPARE_POLICY === '1']
+  const redisPort = await freePort()
+  children.push(spawn(helperCore[0] ?? 'redis-server', [...helperCore.slice(1), ...(helperCore.length > 0 ? ['redis-server'] : []), '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' }))
+  const upstream = start(helperCore, [process.execPath, join(ROOT, 'bench', 'upstream.mjs')], { BENCH_TOKEN: TOKEN })
+  const upstreamUrl = `http://127.0.0.1:${(await message<{ port: number }>(upstream)).port}`
+  await sleep(200)
+  const gateways = await Promise.all([oldBuild, newBuild].map(async (buildDir, index) => {
+    const port = await freePort()
+    const child = start(proxyCore, [process.execPath, '--max-semi-space-size=32', join(ROOT, 'bench', 'gateway.mjs')], {
+      BENCH_BUILD: buildDir,
+      BENCH_TOKEN: TOKEN,
+      PORT: String(port),
+      HOST: '127.0.0.1',
+      PUBLIC_URL: `http://127.0.0.1:${port}`,
+      OIDC_ISSUER: upstreamUrl,
+      OIDC_CLIENT_ID: 'bench',
+      OIDC_CLIENT_SECRET: 'bench-secret',
+      COOKIE_SECRETS: randomBytes(32).toString('base64url'),
+      TOKEN_ENCRYPTION_KEYS: randomBytes(32).toString('base64'),
+      ALLOWED_EMAIL_DOMAINS: 'example.com',
+      // One Redis, a database each.
+      REDIS_URL: `redis://127.0.0.1:${redisPort}/${index}`,
+      UPSTREAM_URL: upstreamUrl,
+      LOG_LEVEL: 'info',
+      OTEL_EXPORTER_OTLP_ENDPOINT: '',
+      ...(underPolicy[index]! ? { POLICY_FILE: policyFile } : {}),
+    })
+    const seeded = await message<{ port: number, key: string }>(child)
+    const call: Call = { origin: `http://127.0.0.1:${seeded.port}`, path: CALL.path, method: 'POST', headers: { 'content-type': 'application/json', 'x-goog-api-key': seeded.key }, body: CALL.body }
+    return { child, call }
+  }))
+  const cpuRatios: number[] = []
+  const rateRatios: number[] = []
+  for (let round = 0; round < ROUNDS; round++) {
+    const [before, after] = await Promise.all(gateways.map(async ({ child, call }) =>
+      await wrk(call, { connections: 25, seconds: SECONDS, warmupSeconds: 1, dir, pin: helperCore, cpuSeconds: () => cpuSeconds(child.pid) })))
+    if (before!.failures + after!.failures > 0) throw new Error(`round ${round}: failed requests (old ${before!.failures}, new ${after!.failures})`)
+    cpuRatios.push(after!.cpuUsPerRequest / before!.cpuUsPerRequest)
+    rateRatios.push(after!.requestsPerSecond / before!.requestsPerSecond)
+    process.stdout.write(`round ${round + 1}: old ${before!.requestsPerSecond} req/s, ${before!.cpuUsPerRequest} µs CPU/req; new ${after!.requestsPerSecond} req/s, ${after!.cpuUsPerRequest} µs CPU/req; new/old req/s ${rateRatios.at(-1)!.toFixed(3)}, CPU/req ${cpuRatios.at(-1)!.toFixed(3)}\n`)
+  }
+  process.stdout.write(`\n${POLICY_COST ? 'policy on / policy off' : `new / old (${REF!}${underPolicy[0]! ? ', policy on' : ''})`}, medians of ${ROUNDS} rounds: requests/s ${median(rateRatios).toFixed(3)}, CPU per request ${median(cpuRatios).toFixed(3)} (range ${Math.min(...cpuRatios).toFixed(3)}-${Math.max(...cpuRatios).toFixed(3)})\n`)
+  await rm(dir, { recursive: true, force: true })
+}
+
+try {
+  await main()
+} finally {
+  for (const child of children) child.kill('SIGTERM')
+  await sleep(500)
+}

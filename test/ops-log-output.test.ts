@@ -65,6 +65,24 @@ t.test('lines reach a file whole and in order, in batches, and a short batch aft
   await until(() => readFileSync(path, 'utf8').endsWith(line(2000)), 'the last, short batch')
 })
 
+t.test('flushSync while a batch is being written: every line still arrives whole, none skipped', async (t) => {
+  const path = join(scratch(), 'log')
+  // O_APPEND: the asynchronous write and the synchronous one each land whole at the end.
+  const fd = openSync(path, 'a')
+  t.teardown(() => { closeSync(fd) })
+  const output = new LogOutput(fd, { batchChars: 4096, flushMs: 5 })
+  for (let index = 0; index < 100; index++) output.write(line(index))
+  // A batch is in flight now; the exit-time flush writes it again from where it was known to be.
+  output.flushSync()
+  // The next batch starts before the first write's callback comes back.
+  for (let index = 100; index < 200; index++) output.write(line(index))
+  await until(() => readFileSync(path, 'utf8').endsWith(line(199)), 'the lines after the flush')
+  await sleep(50)
+  const indexes = readFileSync(path, 'utf8').trim().split('\n').map((text) => (JSON.parse(text) as { index: number }).index)
+  t.same([...new Set(indexes)].sort((a, b) => a - b), Array.from({ length: 200 }, (_, index) => index), 'every line, each whole')
+  t.same(indexes.filter((index) => index >= 100), Array.from({ length: 100 }, (_, index) => 100 + index), 'the later lines once each, in order')
+})
+
 t.test('a full pipe (EAGAIN) and partial writes: nothing lost, reordered or repeated while the reader is slow', async (t) => {
   const pipe = fifo(t)
   const output = new LogOutput(pipe.writer, { batchChars: 8192, flushMs: 5 })

@@ -98,14 +98,15 @@ export class LogOutput {
 
   #writeRest (): void {
     const buffer = this.#writing!
-    write(this.#fd, buffer, this.#written, buffer.length - this.#written, null, this.#afterWrite)
+    write(this.#fd, buffer, this.#written, buffer.length - this.#written, null, (error, written) => { this.#afterWrite(buffer, error, written) })
   }
 
-  readonly #afterWrite = (error: NodeJS.ErrnoException | null, written: number): void => {
-    if (this.#closed || this.#writing === undefined) return
+  #afterWrite (buffer: Buffer, error: NodeJS.ErrnoException | null, written: number): void {
+    // A write of a batch flushSync took over (and maybe a later batch started since) is not this batch's progress.
+    if (this.#closed || buffer !== this.#writing) return
     if (error !== null) {
       if (error.code === 'EAGAIN') {
-        setTimeout(() => { if (!this.#closed) this.#writeRest() }, RETRY_MS).unref()
+        setTimeout(() => { if (!this.#closed && buffer === this.#writing) this.#writeRest() }, RETRY_MS).unref()
         return
       }
       // The reader is gone (EPIPE) or the descriptor broke: nothing more can be written.

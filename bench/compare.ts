@@ -10,19 +10,15 @@
 // bench's policy ("new"), measured the same way: what an active policy costs a call.
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { once } from 'node:events'
-import { readFileSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { createServer } from 'node:net'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
+import { benchGatewayEnv, cpuSeconds, freePort, GATEWAY_FLAGS, message, ROOT } from './launch.js'
 import { wrk, type Call } from './load.js'
 import { BENCH_POLICY } from './policy.js'
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const RESULTS = join(ROOT, 'bench', 'results')
 const REF = process.argv[2]
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 8)
@@ -47,7 +43,11 @@ async function build (ref: string | null, name: string): Promise<string> {
     const tree = join(RESULTS, `${name}-src`)
     await rm(tree, { recursive: true, force: true })
     await mkdir(tree, { recursive: true })
-    await run('sh', ['-c', `git archive ${JSON.stringify(ref)} src tsconfig.json tsconfig.build.json | tar -x -C ${JSON.stringify(tree)}`], { cwd: ROOT })
+    // No shell: the ref is passed to git as one argument, whatever it holds.
+    const archive = join(RESULTS, `${name}.tar`)
+    await run('git', ['archive', `--output=${archive}`, ref, 'src', 'tsconfig.json', 'tsconfig.build.json'], { cwd: ROOT })
+    await run('tar', ['-x', '-f', archive, '-C', tree])
+    await rm(archive)
     project = join(tree, 'tsconfig.build.json')
   }
   await run('npx', ['tsc', '-p', project, '--outDir', out], { cwd: ROOT }).catch((error: { stdout?: string }) => {
@@ -56,29 +56,11 @@ async function build (ref: string | null, name: string): Promise<string> {
   return out
 }
 
-async function freePort (): Promise<number> {
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  return port
-}
-
-function start (pin: string[], args: string[], env: NodeJS.ProcessEnv): ChildProcess {
+function start (pin: string[], args: string[], env: NodeJS.ProcessEnv, ipc = true): ChildProcess {
   const [file, ...rest] = [...pin, ...args]
-  const child = spawn(file!, rest, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit', 'ipc'] })
+  const child = spawn(file!, rest, { cwd: ROOT, env: { ...process.env, ...env }, stdio: ['ignore', 'ignore', 'inherit', ...(ipc ? ['ipc' as const] : [])] })
   children.push(child)
   return child
-}
-
-async function message<T> (child: ChildProcess): Promise<T> {
-  return ((await once(child, 'message')) as [T])[0]
-}
-
-/** CPU seconds a process has used so far, all threads (Linux's /proc). */
-function cpuSeconds (pid: number | undefined): number {
-  const fields = readFileSync(`/proc/${String(pid)}/stat`, 'utf8').split(') ')[1]!.split(' ')
-  return (Number(fields[11]) + Number(fields[12])) / 100
 }
 
 const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
@@ -96,32 +78,19 @@ async function main (): Promise<void> {
   // Which of the two (old, new) runs under the bench's policy.
   const underPolicy = POLICY_COST ? [false, true] : [process.env.BENCH_COMPARE_POLICY === '1', process.env.BENCH_COMPARE_POLICY === '1']
   const redisPort = await freePort()
-  children.push(spawn(helperCore[0] ?? 'redis-server', [...helperCore.slice(1), ...(helperCore.length > 0 ? ['redis-server'] : []), '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], { stdio: 'ignore' }))
+  start(helperCore, ['redis-server', '--port', String(redisPort), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'], {}, false)
   const upstream = start(helperCore, [process.execPath, join(ROOT, 'bench', 'upstream.mjs')], { BENCH_TOKEN: TOKEN })
-  const upstreamUrl = `http://127.0.0.1:${(await message<{ port: number }>(upstream)).port}`
+  const upstreamUrl = `http://127.0.0.1:${(await message<{ port: number }>(upstream, 'the fake upstream')).port}`
   await sleep(200)
   const gateways = await Promise.all([oldBuild, newBuild].map(async (buildDir, index) => {
     const port = await freePort()
-    const child = start(proxyCore, [process.execPath, '--max-semi-space-size=32', join(ROOT, 'bench', 'gateway.mjs')], {
-      BENCH_BUILD: buildDir,
-      BENCH_TOKEN: TOKEN,
-      PORT: String(port),
-      HOST: '127.0.0.1',
-      PUBLIC_URL: `http://127.0.0.1:${port}`,
-      OIDC_ISSUER: upstreamUrl,
-      OIDC_CLIENT_ID: 'bench',
-      OIDC_CLIENT_SECRET: 'bench-secret',
-      COOKIE_SECRETS: randomBytes(32).toString('base64url'),
-      TOKEN_ENCRYPTION_KEYS: randomBytes(32).toString('base64'),
-      ALLOWED_EMAIL_DOMAINS: 'example.com',
-      // One Redis, a database each.
-      REDIS_URL: `redis://127.0.0.1:${redisPort}/${index}`,
-      UPSTREAM_URL: upstreamUrl,
-      LOG_LEVEL: 'info',
-      OTEL_EXPORTER_OTLP_ENDPOINT: '',
+    // One Redis, a database each.
+    const env = benchGatewayEnv({ build: buildDir, token: TOKEN, port, upstreamUrl, redisUrl: `redis://127.0.0.1:${redisPort}/${index}` })
+    const child = start(proxyCore, [process.execPath, ...GATEWAY_FLAGS, join(ROOT, 'bench', 'gateway.mjs')], {
+      ...env,
       ...(underPolicy[index]! ? { POLICY_FILE: policyFile } : {}),
     })
-    const seeded = await message<{ port: number, key: string }>(child)
+    const seeded = await message<{ port: number, key: string }>(child, 'a gateway')
     const call: Call = { origin: `http://127.0.0.1:${seeded.port}`, path: CALL.path, method: 'POST', headers: { 'content-type': 'application/json', 'x-goog-api-key': seeded.key }, body: CALL.body }
     return { child, call }
   }))

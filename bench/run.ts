@@ -5,22 +5,21 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { once } from 'node:events'
-import { existsSync, readFileSync } from 'node:fs'
+import { existsSync } from 'node:fs'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { connect } from 'node:net'
 import { availableParallelism, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
-import { fileURLToPath } from 'node:url'
 import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
 import { heldLines, heldPhase, type HeldLaunch, type HeldProtocol, type HeldRun } from './held.js'
+import { benchGatewayEnv, cpuSeconds, freePort, GATEWAY_FLAGS, message, ROOT } from './launch.js'
 import { fixedRate, sse, wrk, type Call, type FixedRateResult, type StreamResult, type ThroughputResult } from './load.js'
 import { nginxConfig } from './nginx.js'
 import { POLICY_FREE_TARGET, POLICY_TARGET, startPolicyGateway } from './policy.js'
 import { PORTKEY_TARGET, portkeyCall, portkeyEntry, startPortkey } from './portkey.js'
 
-const ROOT = fileURLToPath(new URL('..', import.meta.url))
 const RESULTS = join(ROOT, 'bench', 'results')
 const BUILD = join(RESULTS, 'dist')
 /** The whole run stops itself after this, whatever it is doing. */
@@ -58,15 +57,6 @@ function onPath (command: string): boolean {
   return (process.env.PATH ?? '').split(':').some((dir) => existsSync(join(dir, command))) || existsSync(join('/usr/sbin', command))
 }
 
-async function freePort (): Promise<number> {
-  const { createServer } = await import('node:net')
-  const server = createServer().listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  const { port } = server.address() as { port: number }
-  server.close()
-  return port
-}
-
 async function waitForPort (port: number, timeoutMs = 10_000): Promise<void> {
   const deadline = Date.now() + timeoutMs
   for (;;) {
@@ -89,41 +79,8 @@ function start (pin: string[], command: string, args: string[], options: { env?:
   return child
 }
 
-/** CPU seconds a process has used so far, all threads (Linux's /proc; NaN elsewhere). */
-function cpuSeconds (pid: number | undefined): number {
-  try {
-    const fields = readFileSync(`/proc/${String(pid)}/stat`, 'utf8').split(') ')[1]!.split(' ')
-    // utime and stime, in clock ticks (100 a second on Linux).
-    return (Number(fields[11]) + Number(fields[12])) / 100
-  } catch {
-    return Number.NaN
-  }
-}
-
-async function message<T> (child: ChildProcess, what: string): Promise<T> {
-  const [first] = await Promise.race([
-    once(child, 'message') as Promise<[T]>,
-    once(child, 'exit').then(([code]) => { throw new Error(`${what} exited (${String(code)}) before it was ready`) }),
-  ])
-  return first
-}
-
 function nodeScript (pin: string[], script: string, env: NodeJS.ProcessEnv, flags: string[] = []): ChildProcess {
   return start(pin, process.execPath, [...flags, join(ROOT, 'bench', script)], { env, ipc: true })
-}
-
-/**
- * The Node flags the gateway runs with in production: those of `npm start` (the image's CMD has
- * the same, test/production-install.test.ts), so every gateway here is measured as it is run.
- * BENCH_GATEWAY_NODE_FLAGS replaces them (an empty value: Node's defaults), to compare.
- */
-const GATEWAY_FLAGS = (process.env.BENCH_GATEWAY_NODE_FLAGS ?? startFlags()).split(' ').filter((flag) => flag !== '')
-
-function startFlags (): string {
-  const { scripts } = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }
-  const flags = /^node ((?:--\S+ )*)dist\/main\.js$/.exec(scripts.start ?? '')
-  if (flags === null) throw new Error(`package.json's start script is not "node [--flag …] dist/main.js": ${scripts.start ?? '(none)'}`)
-  return flags[1]!.trim()
 }
 
 /** A gateway (bench/gateway.mjs) with the production flags and any of the bench's own. */
@@ -203,24 +160,7 @@ async function main (): Promise<void> {
   const upstreamUrl = `http://127.0.0.1:${upstreamPort}`
 
   const gatewayPort = await freePort()
-  const gatewayEnv = {
-    BENCH_BUILD: BUILD,
-    BENCH_TOKEN: TOKEN,
-    PORT: String(gatewayPort),
-    HOST: '127.0.0.1',
-    PUBLIC_URL: `http://127.0.0.1:${gatewayPort}`,
-    OIDC_ISSUER: upstreamUrl,
-    OIDC_CLIENT_ID: 'bench',
-    OIDC_CLIENT_SECRET: 'bench-secret',
-    COOKIE_SECRETS: randomBytes(32).toString('base64url'),
-    TOKEN_ENCRYPTION_KEYS: randomBytes(32).toString('base64'),
-    ALLOWED_EMAIL_DOMAINS: 'example.com',
-    REDIS_URL: `redis://127.0.0.1:${redisPort}`,
-    UPSTREAM_URL: upstreamUrl,
-    LOG_LEVEL: 'info',
-    // Unset (the default) measures the gateway as shipped, tracing off; set it to a collector to see tracing's cost.
-    OTEL_EXPORTER_OTLP_ENDPOINT: process.env.BENCH_OTEL_ENDPOINT ?? '',
-  }
+  const gatewayEnv = benchGatewayEnv({ build: BUILD, token: TOKEN, port: gatewayPort, upstreamUrl, redisUrl: `redis://127.0.0.1:${redisPort}` })
   const gateway = gatewayScript(proxyCore, gatewayEnv, PROFILE ? ['--cpu-prof', `--cpu-prof-dir=${join(RESULTS, 'profiles')}`] : [])
   const seeded = await message<{ port: number, key: string, cookie: string }>(gateway, 'the gateway')
   const gatewayUrl = `http://127.0.0.1:${seeded.port}`

@@ -8,6 +8,8 @@
 // (bench/policy.ts: every limit applies to the caller, none is reached).
 // npm run bench:compare -- --policy-cost : the working tree without a policy ("old") and with the
 // bench's policy ("new"), measured the same way: what an active policy costs a call.
+// BENCH_CPU_PROF=1 also writes both gateways' CPU profiles, taken under the same load at the same
+// time, to bench/results/profiles/compare-old and compare-new.
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises'
@@ -86,7 +88,8 @@ async function main (): Promise<void> {
     const port = await freePort()
     // One Redis, a database each.
     const env = benchGatewayEnv({ build: buildDir, token: TOKEN, port, upstreamUrl, redisUrl: `redis://127.0.0.1:${redisPort}/${index}` })
-    const child = start(proxyCore, [process.execPath, ...GATEWAY_FLAGS, join(ROOT, 'bench', 'gateway.mjs')], {
+    const profile = process.env.BENCH_CPU_PROF === '1' ? ['--cpu-prof', `--cpu-prof-dir=${join(RESULTS, 'profiles', index === 0 ? 'compare-old' : 'compare-new')}`] : []
+    const child = start(proxyCore, [process.execPath, ...GATEWAY_FLAGS, ...profile, join(ROOT, 'bench', 'gateway.mjs')], {
       ...env,
       ...(underPolicy[index]! ? { POLICY_FILE: policyFile } : {}),
     })
@@ -111,6 +114,8 @@ async function main (): Promise<void> {
 try {
   await main()
 } finally {
+  // Each gateway closes and exits (writing its profile, when asked for one), for at most 5 s.
+  const exited = children.map(async (child) => { if (child.exitCode === null && child.signalCode === null) await new Promise((resolve) => child.once('exit', resolve)) })
   for (const child of children) child.kill('SIGTERM')
-  await sleep(500)
+  await Promise.race([Promise.all(exited), sleep(5_000, undefined, { ref: false })])
 }

@@ -18,7 +18,7 @@ import { join } from 'node:path'
 import { setTimeout as sleep } from 'node:timers/promises'
 import { promisify } from 'node:util'
 import { benchGatewayEnv, cpuSeconds, freePort, GATEWAY_FLAGS, message, ROOT } from './launch.js'
-import { wrk, type Call } from './load.js'
+import { loadedAtOnce, median, type Call, type PairedTarget } from './load.js'
 import { BENCH_POLICY } from './policy.js'
 
 const RESULTS = join(ROOT, 'bench', 'results')
@@ -65,8 +65,6 @@ function start (pin: string[], args: string[], env: NodeJS.ProcessEnv, ipc = tru
   return child
 }
 
-const median = (values: number[]): number => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)]!
-
 async function main (): Promise<void> {
   const cpus = availableParallelism()
   const proxyCore = cpus >= 2 ? ['taskset', '-c', String(cpus - 1)] : []
@@ -97,16 +95,13 @@ async function main (): Promise<void> {
     const call: Call = { origin: `http://127.0.0.1:${seeded.port}`, path: CALL.path, method: 'POST', headers: { 'content-type': 'application/json', 'x-goog-api-key': seeded.key }, body: CALL.body }
     return { child, call }
   }))
-  const cpuRatios: number[] = []
-  const rateRatios: number[] = []
-  for (let round = 0; round < ROUNDS; round++) {
-    const [before, after] = await Promise.all(gateways.map(async ({ child, call }) =>
-      await wrk(call, { connections: 25, seconds: SECONDS, warmupSeconds: 1, dir, pin: helperCore, cpuSeconds: () => cpuSeconds(child.pid) })))
-    if (before!.failures + after!.failures > 0) throw new Error(`round ${round}: failed requests (old ${before!.failures}, new ${after!.failures})`)
-    cpuRatios.push(after!.cpuUsPerRequest / before!.cpuUsPerRequest)
-    rateRatios.push(after!.requestsPerSecond / before!.requestsPerSecond)
-    process.stdout.write(`round ${round + 1}: old ${before!.requestsPerSecond} req/s, ${before!.cpuUsPerRequest} µs CPU/req; new ${after!.requestsPerSecond} req/s, ${after!.cpuUsPerRequest} µs CPU/req; new/old req/s ${rateRatios.at(-1)!.toFixed(3)}, CPU/req ${cpuRatios.at(-1)!.toFixed(3)}\n`)
-  }
+  const rounds = await loadedAtOnce(gateways.map(({ child, call }) => ({ call, cpuSeconds: () => cpuSeconds(child.pid) })) as [PairedTarget, PairedTarget],
+    { rounds: ROUNDS, connections: 25, seconds: SECONDS, warmupSeconds: 1, dir, pin: helperCore },
+    ({ first: before, second: after, rateRatio, cpuRatio }, index) => {
+      process.stdout.write(`round ${index + 1}: old ${before.requestsPerSecond} req/s, ${before.cpuUsPerRequest} µs CPU/req; new ${after.requestsPerSecond} req/s, ${after.cpuUsPerRequest} µs CPU/req; new/old req/s ${rateRatio.toFixed(3)}, CPU/req ${cpuRatio.toFixed(3)}\n`)
+    })
+  const cpuRatios = rounds.map((round) => round.cpuRatio)
+  const rateRatios = rounds.map((round) => round.rateRatio)
   process.stdout.write(`\n${POLICY_COST ? 'policy on / policy off' : `new / old (${REF!}${underPolicy[0]! ? ', policy on' : ''})`}, medians of ${ROUNDS} rounds: requests/s ${median(rateRatios).toFixed(3)}, CPU per request ${median(cpuRatios).toFixed(3)} (range ${Math.min(...cpuRatios).toFixed(3)}-${Math.max(...cpuRatios).toFixed(3)})\n`)
   await rm(dir, { recursive: true, force: true })
 }

@@ -69,6 +69,39 @@ export async function wrk (call: Call, options: { connections: number, seconds: 
   }
 }
 
+/** The middle value (the upper one of an even count). */
+export function median (values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b)
+  return sorted[Math.floor(sorted.length / 2)]!
+}
+
+/** One of two proxies loaded at once: the call to repeat, and its process (for its CPU time). */
+export interface PairedTarget { call: Call, cpuSeconds: () => number }
+
+/** One round of two proxies loaded at once: each one's figures, and the second's over the first's. */
+export interface PairedRound { first: ThroughputResult, second: ThroughputResult, rateRatio: number, cpuRatio: number }
+
+/**
+ * Two proxies on one core, each saturated by its own wrk at the same time, `rounds` times. On a
+ * virtual machine the core's speed comes and goes by more than most differences between two
+ * builds (or a policy's cost): measured one after the other, either can come out ahead; loaded
+ * at once, whatever the core does, it does to both. A round with failed requests throws.
+ */
+export async function loadedAtOnce (targets: readonly [PairedTarget, PairedTarget],
+  options: { rounds: number, connections: number, seconds: number, warmupSeconds: number, dir: string, pin: string[] },
+  onRound: (round: PairedRound, index: number) => void = () => {}): Promise<PairedRound[]> {
+  const rounds: PairedRound[] = []
+  for (let index = 0; index < options.rounds; index++) {
+    const [first, second] = await Promise.all(targets.map(async ({ call, cpuSeconds }) =>
+      await wrk(call, { connections: options.connections, seconds: options.seconds, warmupSeconds: options.warmupSeconds, dir: options.dir, pin: options.pin, cpuSeconds })))
+    if (first!.failures + second!.failures > 0) throw new Error(`round ${index + 1} of two loaded at once: failed requests (${first!.failures}, ${second!.failures})`)
+    const round = { first: first!, second: second!, rateRatio: second!.requestsPerSecond / first!.requestsPerSecond, cpuRatio: second!.cpuUsPerRequest / first!.cpuUsPerRequest }
+    rounds.push(round)
+    onRound(round, index)
+  }
+  return rounds
+}
+
 /** Latency percentiles of a fixed-rate run. */
 export interface FixedRateResult {
   rate: number

@@ -15,7 +15,7 @@ import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
 import { heldLines, heldPhase, type HeldLaunch, type HeldProtocol, type HeldRun } from './held.js'
 import { benchGatewayEnv, cpuSeconds, freePort, GATEWAY_FLAGS, message, ROOT } from './launch.js'
-import { fixedRate, sse, wrk, type Call, type FixedRateResult, type StreamResult, type ThroughputResult } from './load.js'
+import { fixedRate, loadedAtOnce, median, sse, wrk, type Call, type FixedRateResult, type StreamResult, type ThroughputResult } from './load.js'
 import { nginxConfig } from './nginx.js'
 import { POLICY_FREE_TARGET, POLICY_TARGET, startPolicyGateway } from './policy.js'
 import { PORTKEY_TARGET, portkeyCall, portkeyEntry, startPortkey } from './portkey.js'
@@ -27,6 +27,8 @@ const RUN_LIMIT_MS = 12 * 60_000
 // Rounds alternate the targets, so a slow spell of the machine spreads over all of them; medians are reported.
 const THROUGHPUT = { connections: 50, seconds: 5, warmupSeconds: 1, rounds: Number(process.env.BENCH_ROUNDS ?? 3) }
 const FIXED_RATE = { rate: 500, seconds: 5, rounds: 5 }
+/** Rounds of the policy-on and policy-off gateways loaded at once (the policy's cost, free of drift). */
+const PAIRED_ROUNDS = Number(process.env.BENCH_POLICY_PAIRED_ROUNDS ?? 5)
 const SSE = { streams: 20, chunks: 10, intervalMs: 20 }
 const HELD = {
   streams: Number(process.env.BENCH_HELD_STREAMS ?? 1000),
@@ -43,6 +45,7 @@ const PROMPT = JSON.stringify({ contents: [{ role: 'user', parts: [{ text: QUEST
 
 /**
  * BENCH_PHASES=throughput,latency,sse,held runs only those; BENCH_ROUNDS sets the throughput rounds (default 3); BENCH_CPU_PROF=1 profiles the gateway (bench/results/profiles);
+ * BENCH_POLICY_PAIRED_ROUNDS sets the throughput phase's rounds of the policy-on and policy-off gateways loaded at once (default 5; 0 skips them);
  * burst (with held, BENCH_HELD_PROTOCOLS=main): the bench gateway's throughput right before and after the held streams;
  * BENCH_HELD_STREAMS sets how many streams are held (default 1,000), BENCH_HELD_PROTOCOLS through what (default h2,h1,node-h2:
  * fresh gateways, HTTP/2 or HTTP/1.1 to a TLS upstream, and Node's minimal proxy over HTTP/2 as the baseline; main: the bench's
@@ -123,11 +126,6 @@ interface Results {
   /** The same for Node's minimal proxy, in the phases it is measured in (throughput, latency): the baseline. */
   nodeProxyEventLoop: Record<string, { maxMs: number, p99Ms: number }>
   ratios: Record<string, number>
-}
-
-function median (values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b)
-  return sorted[Math.floor(sorted.length / 2)]!
 }
 
 const ratio = (a: number, b: number): number => Math.round((a / b) * 100) / 100
@@ -234,9 +232,14 @@ async function main (): Promise<void> {
   // garbage and shrinks its heap in the background, which would land in another's figures.
   const proxies: Record<string, ChildProcess> = { gateway, bare, node: nodeProxy, policy: policy.child, ...(portkeyChild === undefined ? {} : { portkey: portkeyChild }) }
   const owner = (name: string): string | undefined => name.startsWith('gateway') ? 'gateway' : name.startsWith('bare') ? 'bare' : name.startsWith('node') ? 'node' : name === POLICY_TARGET || name === POLICY_FREE_TARGET ? 'policy' : name === PORTKEY_TARGET ? 'portkey' : undefined
-  async function alone<T> (name: string, measure: () => Promise<T>): Promise<T> {
-    const paused = Object.entries(proxies).filter(([key]) => key !== owner(name)).map(([, child]) => child)
+  /** Pauses every proxy but `kept` (their owners' names); the paused ones, to resume. */
+  const pauseAllBut = (kept: ReadonlyArray<string | undefined>): ChildProcess[] => {
+    const paused = Object.entries(proxies).filter(([key]) => !kept.includes(key)).map(([, child]) => child)
     for (const child of paused) child.kill('SIGSTOP')
+    return paused
+  }
+  async function alone<T> (name: string, measure: () => Promise<T>): Promise<T> {
+    const paused = pauseAllBut([owner(name)])
     const sampled = ({ gateway: { child: gateway, loops: eventLoop }, node: { child: nodeProxy, loops: nodeProxyEventLoop } } as const)[owner(name) as 'gateway' | 'node']
     try {
       // Starts the event-loop figures afresh, past the delay the process's own pause left.
@@ -328,6 +331,24 @@ async function main (): Promise<void> {
     redisPerRequest[name] = Math.round(median(commands[name]!) * 1000) / 1000
   }
 
+  // The policy's cost as bench:compare -- --policy-cost measures it: the gateway without a policy
+  // and the one with it loaded at once on the proxy core, so the machine's drift between rounds
+  // (which the alternating rounds above cannot tell from a cost) lands on both.
+  const paired = PHASES.has('throughput') && PAIRED_ROUNDS > 0
+    ? await (async () => {
+      const paused = pauseAllBut(['gateway', 'policy'])
+      try {
+        return await loadedAtOnce([
+          { call: keyCall, cpuSeconds: () => cpuSeconds(gateway.pid) },
+          { call: post(policy.url, { 'x-goog-api-key': policy.key }), cpuSeconds: () => cpuSeconds(policy.child.pid) },
+        ], { rounds: PAIRED_ROUNDS, connections: THROUGHPUT.connections / 2, seconds: THROUGHPUT.seconds, warmupSeconds: THROUGHPUT.warmupSeconds, dir, pin: helperCore },
+        ({ rateRatio, cpuRatio }, index) => { process.stdout.write(`policy on and off loaded at once, round ${index + 1}/${PAIRED_ROUNDS}: on/off req/s ${rateRatio.toFixed(3)}, CPU per request ${cpuRatio.toFixed(3)}\n`) })
+      } finally {
+        for (const child of paused) child.kill('SIGCONT')
+      }
+    })()
+    : []
+
   // Like throughput: rounds alternate the targets, and each figure is the median over the rounds.
   phase = 'latency'
   const latency: Record<string, FixedRateResult> = {}
@@ -389,6 +410,8 @@ async function main (): Promise<void> {
       policyOnVsOff: ratio(rps(POLICY_TARGET), rps('gateway, key')),
       policyOnVsOffPerRound: perRound(POLICY_TARGET, 'gateway, key', (result) => result.requestsPerSecond),
       policyCpuPerRequestVsOff: perRound(POLICY_TARGET, 'gateway, key', (result) => result.cpuUsPerRequest),
+      policyOnVsOffLoadedAtOnce: paired.length === 0 ? Number.NaN : Math.round(median(paired.map((round) => round.rateRatio)) * 100) / 100,
+      policyCpuPerRequestVsOffLoadedAtOnce: paired.length === 0 ? Number.NaN : Math.round(median(paired.map((round) => round.cpuRatio)) * 100) / 100,
       policyOnVsNoLimitsSameGatewayPerRound: perRound(POLICY_TARGET, POLICY_FREE_TARGET, (result) => result.requestsPerSecond),
       policyCpuPerRequestVsNoLimitsSameGateway: perRound(POLICY_TARGET, POLICY_FREE_TARGET, (result) => result.cpuUsPerRequest),
       keyVsNodeProxyPerRound: perRound('gateway, key', 'node minimal proxy', (result) => result.requestsPerSecond),
@@ -436,6 +459,7 @@ function print (results: Results): void {
     `gateway event loop, per phase: ${loopFigures(results.eventLoop)}`,
     `node minimal proxy event loop (the baseline), per phase: ${loopFigures(results.nodeProxyEventLoop)}`,
     '',
+    ...(Number.isNaN(results.ratios.policyOnVsOffLoadedAtOnce) ? [] : [`policy on / policy off, both loaded at once (medians of ${PAIRED_ROUNDS} rounds): requests/s ${results.ratios.policyOnVsOffLoadedAtOnce}, CPU per request ${results.ratios.policyCpuPerRequestVsOffLoadedAtOnce}`, '']),
     `ratios: ${JSON.stringify(results.ratios)}`,
     `written to ${join(RESULTS, 'latest.json')}`,
     '',

@@ -1,4 +1,4 @@
-import type { IncomingMessage, OutgoingHttpHeaders, ServerResponse } from 'node:http'
+import type { IncomingMessage, ServerResponse } from 'node:http'
 import { Counter } from 'prom-client'
 import type { Dispatcher } from 'undici'
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify'
@@ -8,7 +8,7 @@ import { html } from '../auth/pages.js'
 import { trackStreamedAnswer } from '../connections/streams.js'
 import { UnauthenticatedError } from '../errors.js'
 import { bodyForUpstream, readRequestBody } from './body.js'
-import { clientResponseHeaders, mergeVary, upstreamRequestHeaders } from './headers.js'
+import { answerHeaders, upstreamRequestHeaders } from './headers.js'
 import { API_PREFIXES, upstreamTarget, type UpstreamTarget } from './target.js'
 import { ClientWatch, writeToClient } from './client.js'
 import { fastRoute, serveFast, type FastPathDeps, type HandedOver } from './fast-path.js'
@@ -82,19 +82,6 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
     // A call read to its end (admission.ended) goes on when its client leaves: Google bills it whole.
     if (admission.ended === undefined) client.follow(exchange)
     return exchange
-  }
-
-  /** The client's response headers: the upstream's, under the gateway's own (request id, CORS, late headers). */
-  function responseHeaders (reply: FastifyReply, head: UpstreamHead): OutgoingHttpHeaders {
-    const headers: OutgoingHttpHeaders = clientResponseHeaders(head.headers, publicUrl)
-    const own = reply.getHeaders()
-    for (const name in own) {
-      const value = own[name]
-      if (value === undefined) continue
-      const upstreamValue = headers[name]
-      headers[name] = name === 'vary' && upstreamValue !== undefined && typeof upstreamValue !== 'number' ? mergeVary(String(value), upstreamValue) : typeof value === 'number' ? String(value) : value
-    }
-    return headers
   }
 
   /**
@@ -172,7 +159,7 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
     const present = !response.destroyed
     if (present) {
       app.finishHeaders(request, reply)
-      response.writeHead(head.statusCode, responseHeaders(reply, head))
+      response.writeHead(head.statusCode, answerHeaders(head.headers, reply.getHeaders(), publicUrl))
     }
     if (request.method === 'HEAD' || NO_BODY_STATUSES.has(head.statusCode)) {
       exchange.discard()

@@ -105,19 +105,48 @@ export function mergeVary (own: string, upstream: string | string[]): string {
   return fields.join(', ')
 }
 
+/** An upstream response header as the client gets it (a resumable upload's URL pointed at the gateway), or undefined when it is not forwarded. */
+function forwarded (name: string, value: HeaderValue, named: ReadonlySet<string>, publicUrl: string): string | string[] | undefined {
+  if (value === undefined || HOP_BY_HOP.has(name) || UPSTREAM_ONLY.has(name) || named.has(name) || name.startsWith('access-control-')) return undefined
+  if (!UPLOAD_URL_HEADERS.has(name)) return value
+  return gatewayUploadUrl(first(value) ?? '', publicUrl) ?? undefined
+}
+
 /** The upstream's response headers as the client gets them. */
 export function clientResponseHeaders (upstream: Headers, publicUrl: string): Record<string, string | string[]> {
   const named = connectionNamed(upstream)
   const headers: Record<string, string | string[]> = {}
   for (const name in upstream) {
-    const value = upstream[name]
-    if (value === undefined || HOP_BY_HOP.has(name) || UPSTREAM_ONLY.has(name) || named.has(name) || name.startsWith('access-control-')) continue
-    if (UPLOAD_URL_HEADERS.has(name)) {
-      const rewritten = gatewayUploadUrl(first(value) ?? '', publicUrl)
-      if (rewritten !== null) headers[name] = rewritten
-      continue
-    }
-    headers[name] = value
+    const value = forwarded(name, upstream[name], named, publicUrl)
+    if (value !== undefined) headers[name] = value
   }
   return headers
+}
+
+/**
+ * The client's response headers for `writeHead`, as a flat list of names and values: the
+ * upstream's as the client gets them, under the gateway's own (`own`, a reply's: its request id,
+ * CORS, x-ratelimit-*, late headers), one Vary naming each field once. A list rather than an
+ * object: every answer carries a dozen or more, and pushing them costs less than adding each
+ * as a property (Node writes either the same way).
+ */
+export function answerHeaders (upstream: Headers, own: Record<string, string | number | string[] | undefined>, publicUrl: string): Array<string | string[]> {
+  const named = connectionNamed(upstream)
+  const list: Array<string | string[]> = []
+  let vary: string | string[] | undefined
+  for (const name in upstream) {
+    if (own[name] !== undefined) {
+      if (name === 'vary') vary = forwarded(name, upstream[name], named, publicUrl)
+      continue
+    }
+    const value = forwarded(name, upstream[name], named, publicUrl)
+    if (value !== undefined) list.push(name, value)
+  }
+  for (const name in own) {
+    const value = own[name]
+    if (value === undefined) continue
+    if (name === 'vary' && vary !== undefined) list.push(name, mergeVary(String(value), vary))
+    else list.push(name, typeof value === 'number' ? String(value) : value)
+  }
+  return list
 }

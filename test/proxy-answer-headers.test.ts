@@ -1,7 +1,7 @@
 // The headers of a proxied answer as one flat list for writeHead (proxy/headers.ts answerHeaders):
 // each name once, the gateway's own over the upstream's, one Vary, nothing the client must not get.
 import t, { type Test } from 'tap'
-import { answerHeaders, clientResponseHeaders } from '../src/proxy/headers.js'
+import { answerHeaders, clientResponseHeaders, mergeVary } from '../src/proxy/headers.js'
 
 const PUBLIC_URL = 'https://gateway.example'
 
@@ -55,4 +55,15 @@ t.test('Vary: the gateway\'s alone, the upstream\'s alone, or both merged with e
   t.same(asRecord(t, answerHeaders({ vary: ['origin', 'Accept-Encoding'] }, { vary: 'Origin' }, PUBLIC_URL)), { vary: 'Origin, Accept-Encoding' })
   // A Vary the upstream's Connection header names is hop-by-hop: the gateway's stands alone.
   t.same(asRecord(t, answerHeaders({ connection: 'vary', vary: 'Cookie' }, { vary: 'Origin' }, PUBLIC_URL)), { vary: 'Origin' })
+})
+
+t.test('Vary merged the same whether remembered or not: past the bound on remembered pairs, and for a list', async (t) => {
+  for (let index = 0; index < 200; index++) {
+    const own = index % 2 === 0 ? 'Origin' : `Origin, X-Own-${index}`
+    const upstream = `Accept-Encoding, X-Upstream-${index}, origin`
+    const expected = `${own}, Accept-Encoding, X-Upstream-${index}`
+    t.equal(mergeVary(own, upstream), expected)
+    t.equal(mergeVary(own, upstream), expected, 'asked again')
+  }
+  t.equal(mergeVary('Origin', ['Accept-Encoding', 'ORIGIN', 'Accept-Encoding']), 'Origin, Accept-Encoding')
 })

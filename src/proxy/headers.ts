@@ -92,8 +92,28 @@ export function gatewayUploadUrl (value: string, publicUrl: string): string | nu
   return isApiPath(url.pathname) ? `${publicUrl}${url.pathname}${url.search}` : null
 }
 
+// Merged Vary values per (gateway's, upstream's) pair: every answer asks, and the pairs are few
+// (bounded all the same: an upstream's value is not ours to trust).
+const mergedVary = new Map<string, Map<string, string>>()
+const MAX_MERGED_VARY = 64
+
 /** One Vary value from the gateway's and the upstream's, each field named once (`Origin` from both: once). */
 export function mergeVary (own: string, upstream: string | string[]): string {
+  if (Array.isArray(upstream)) return mergedVaryOf(own, upstream)
+  let merged = mergedVary.get(own)
+  if (merged === undefined) {
+    if (mergedVary.size >= MAX_MERGED_VARY) return mergedVaryOf(own, upstream)
+    mergedVary.set(own, merged = new Map())
+  }
+  let value = merged.get(upstream)
+  if (value === undefined) {
+    value = mergedVaryOf(own, upstream)
+    if (merged.size < MAX_MERGED_VARY) merged.set(upstream, value)
+  }
+  return value
+}
+
+function mergedVaryOf (own: string, upstream: string | string[]): string {
   const fields = own.split(',').map((field) => field.trim()).filter((field) => field !== '')
   const named = new Set(fields.map((field) => field.toLowerCase()))
   for (const field of (Array.isArray(upstream) ? upstream.join(',') : upstream).split(',')) {

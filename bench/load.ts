@@ -90,10 +90,10 @@ export interface PairedRound { first: ThroughputResult, second: ThroughputResult
 export async function loadedAtOnce (targets: readonly [PairedTarget, PairedTarget],
   options: { rounds: number, connections: number, seconds: number, warmupSeconds: number, dir: string, pin: string[] },
   onRound: (round: PairedRound, index: number) => void = () => {}): Promise<PairedRound[]> {
+  const { rounds: count, ...load } = options
   const rounds: PairedRound[] = []
-  for (let index = 0; index < options.rounds; index++) {
-    const [first, second] = await Promise.all(targets.map(async ({ call, cpuSeconds }) =>
-      await wrk(call, { connections: options.connections, seconds: options.seconds, warmupSeconds: options.warmupSeconds, dir: options.dir, pin: options.pin, cpuSeconds })))
+  for (let index = 0; index < count; index++) {
+    const [first, second] = await Promise.all(targets.map(async ({ call, cpuSeconds }) => await wrk(call, { ...load, cpuSeconds })))
     if (first!.failures + second!.failures > 0) throw new Error(`round ${index + 1} of two loaded at once: failed requests (${first!.failures}, ${second!.failures})`)
     const round = { first: first!, second: second!, rateRatio: second!.requestsPerSecond / first!.requestsPerSecond, cpuRatio: second!.cpuUsPerRequest / first!.cpuUsPerRequest }
     rounds.push(round)

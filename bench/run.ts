@@ -15,7 +15,7 @@ import { promisify } from 'node:util'
 import { Redis } from 'ioredis'
 import { heldLines, heldPhase, type HeldLaunch, type HeldProtocol, type HeldRun } from './held.js'
 import { benchGatewayEnv, cpuSeconds, freePort, GATEWAY_FLAGS, message, ROOT } from './launch.js'
-import { fixedRate, loadedAtOnce, median, sse, wrk, type Call, type FixedRateResult, type StreamResult, type ThroughputResult } from './load.js'
+import { fixedRate, loadedAtOnce, median, sse, wrk, type Call, type FixedRateResult, type PairedRound, type StreamResult, type ThroughputResult } from './load.js'
 import { nginxConfig } from './nginx.js'
 import { POLICY_FREE_TARGET, POLICY_TARGET, startPolicyGateway } from './policy.js'
 import { PORTKEY_TARGET, portkeyCall, portkeyEntry, startPortkey } from './portkey.js'
@@ -334,20 +334,19 @@ async function main (): Promise<void> {
   // The policy's cost as bench:compare -- --policy-cost measures it: the gateway without a policy
   // and the one with it loaded at once on the proxy core, so the machine's drift between rounds
   // (which the alternating rounds above cannot tell from a cost) lands on both.
-  const paired = PHASES.has('throughput') && PAIRED_ROUNDS > 0
-    ? await (async () => {
-      const paused = pauseAllBut(['gateway', 'policy'])
-      try {
-        return await loadedAtOnce([
-          { call: keyCall, cpuSeconds: () => cpuSeconds(gateway.pid) },
-          { call: post(policy.url, { 'x-goog-api-key': policy.key }), cpuSeconds: () => cpuSeconds(policy.child.pid) },
-        ], { rounds: PAIRED_ROUNDS, connections: THROUGHPUT.connections / 2, seconds: THROUGHPUT.seconds, warmupSeconds: THROUGHPUT.warmupSeconds, dir, pin: helperCore },
-        ({ rateRatio, cpuRatio }, index) => { process.stdout.write(`policy on and off loaded at once, round ${index + 1}/${PAIRED_ROUNDS}: on/off req/s ${rateRatio.toFixed(3)}, CPU per request ${cpuRatio.toFixed(3)}\n`) })
-      } finally {
-        for (const child of paused) child.kill('SIGCONT')
-      }
-    })()
-    : []
+  async function policyLoadedAtOnce (): Promise<PairedRound[]> {
+    const paused = pauseAllBut(['gateway', 'policy'])
+    try {
+      return await loadedAtOnce([
+        { call: keyCall, cpuSeconds: () => cpuSeconds(gateway.pid) },
+        { call: post(policy.url, { 'x-goog-api-key': policy.key }), cpuSeconds: () => cpuSeconds(policy.child.pid) },
+      ], { rounds: PAIRED_ROUNDS, connections: THROUGHPUT.connections / 2, seconds: THROUGHPUT.seconds, warmupSeconds: THROUGHPUT.warmupSeconds, dir, pin: helperCore },
+      ({ rateRatio, cpuRatio }, index) => { process.stdout.write(`policy on and off loaded at once, round ${index + 1}/${PAIRED_ROUNDS}: on/off req/s ${rateRatio.toFixed(3)}, CPU per request ${cpuRatio.toFixed(3)}\n`) })
+    } finally {
+      for (const child of paused) child.kill('SIGCONT')
+    }
+  }
+  const paired = PHASES.has('throughput') && PAIRED_ROUNDS > 0 ? await policyLoadedAtOnce() : []
 
   // Like throughput: rounds alternate the targets, and each figure is the median over the rounds.
   phase = 'latency'

@@ -2,6 +2,7 @@ import fp from 'fastify-plugin'
 import type { FastifyReply, FastifyRequest } from 'fastify'
 import { CLIENT_CLOSED_STATUS } from '../errors.js'
 import { elapsedMs } from './early-start.js'
+import { pinoLineWriter } from './pino-line.js'
 import { redactUrl } from './redact.js'
 
 /** The fields of one access line; `url` as received (it is redacted here). */
@@ -26,29 +27,31 @@ declare module 'fastify' {
   }
 }
 
+/** The access line's fields, in the order they are written. */
+const ACCESS_FIELDS = ['requestId', 'method', 'url', 'route', 'status', 'durationMs', 'person', 'keyId', 'error'] as const
+
 /** One log line per request (method, route, status, duration, request id, person, key id); echoes x-request-id. */
 export default fp(async function requestLogPlugin (app) {
   const errorCodes = new WeakMap<FastifyRequest, string>()
   // Requests logged by onResponse although their answer did not finish (a response 'error').
   const answered = new WeakSet<FastifyRequest>()
   // The access line is built below from fixed fields, none of which can hold a secret (the URL
-  // is redacted by redactUrl), so it skips pino's path redaction: half the cost of the line.
+  // is redacted by redactUrl), so it skips pino's path redaction, and where pino would do nothing
+  // else to it (the gateway's own logger), its generic serializer too.
   const accessLog = app.log.child({}, { redact: [] })
+  const writeLine = { info: pinoLineWriter(accessLog, 'info', 'request', ACCESS_FIELDS), warn: pinoLineWriter(accessLog, 'warn', 'request', ACCESS_FIELDS) }
 
   const logRequest = (entry: AccessEntry): void => {
     if (entry.quiet && entry.status < 400) return
-    accessLog[entry.quiet ? 'warn' : 'info']({
-      requestId: entry.requestId,
-      method: entry.method,
-      url: redactUrl(entry.url),
-      route: entry.route,
-      status: entry.status,
-      durationMs: Math.round(entry.durationMs * 10) / 10,
-      person: entry.person,
-      // Which of the person's gateway keys made the call (its id, never the secret).
-      keyId: entry.keyId,
-      error: entry.error,
-    }, 'request')
+    const values = [
+      entry.requestId, entry.method, redactUrl(entry.url), entry.route, entry.status, Math.round(entry.durationMs * 10) / 10,
+      // keyId: which of the person's gateway keys made the call (its id, never the secret).
+      entry.person, entry.keyId, entry.error,
+    ]
+    const level = entry.quiet ? 'warn' : 'info'
+    const write = writeLine[level]
+    if (write === null) accessLog[level](Object.fromEntries(ACCESS_FIELDS.map((name, index) => [name, values[index]])), 'request')
+    else write(values)
   }
   app.decorate('logRequest', logRequest)
 

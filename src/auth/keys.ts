@@ -8,6 +8,7 @@ import type { Identity } from './identity.js'
 import { FORM_TOKEN_FIELD, KeyGuard } from './key-guard.js'
 import { KEY_PATTERN, KEY_PREFIX, keyHash, KeyStore, type GatewayKey } from './key-store.js'
 import { html, layout, sendPage, type Html } from './pages.js'
+import { presentedCredential } from './presented.js'
 
 export { KeyStore, revokeAllKeys, type GatewayKey } from './key-store.js'
 
@@ -65,13 +66,10 @@ function keyLimits (app: FastifyInstance, identity: Identity, body: unknown): Li
 
 /** The first `gk_` value among x-goog-api-key, `Authorization: Bearer` and `?key=`; null when none is a gateway key. */
 export function presentedKey (request: FastifyRequest): string | null {
-  const header = request.headers['x-goog-api-key']
-  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')?.[1]
-  const url = request.raw.url ?? ''
-  const query = url.includes('?') ? new URLSearchParams(url.slice(url.indexOf('?') + 1)).getAll('key') : []
-  const candidates = [...(Array.isArray(header) ? header : [header]), bearer, ...query]
-  return candidates.map((value) => value?.trim()).find((value) => value?.startsWith(KEY_PREFIX) === true) ?? null
+  return presentedCredential(request, isKeyShaped, true)
 }
+
+const isKeyShaped = (value: string): boolean => value.startsWith(KEY_PREFIX)
 
 async function requireSession (app: FastifyInstance, request: FastifyRequest): Promise<Identity> {
   const identity = await app.identify(request)

@@ -7,6 +7,7 @@ import { TokenCipher } from '../tokens/crypto.js'
 import type { Identity } from '../auth/identity.js'
 import { jwksRoute, SigningKeyRing } from './jwks.js'
 import { personIdFor, type Profile } from '../auth/person.js'
+import { presentedCredential } from '../auth/presented.js'
 
 /** How long an `X-Gemgate-Assertion` is valid. */
 export const ASSERTION_TTL_SECONDS = 300
@@ -81,11 +82,10 @@ export class Assertions {
 
 /** The JWT-shaped value in x-goog-api-key or `Authorization: Bearer`, if any (gateway keys are not). */
 export function presentedAssertion (request: FastifyRequest): string | null {
-  const header = request.headers['x-goog-api-key']
-  const bearer = /^Bearer\s+(\S+)\s*$/i.exec(request.headers.authorization ?? '')?.[1]
-  const candidates = [...(Array.isArray(header) ? header : [header]), bearer]
-  return candidates.map((value) => value?.trim()).find((value) => value !== undefined && JWS_COMPACT.test(value)) ?? null
+  return presentedCredential(request, isCompactJws, false)
 }
+
+const isCompactJws = (value: string): boolean => JWS_COMPACT.test(value)
 
 declare module 'fastify' {
   interface FastifyInstance {

@@ -312,13 +312,6 @@ export class Enforcer {
   settle (identity: Identity, model: string, usage: UsageMetadata, reservation?: Reservation): void {
     const billed = billedTokens(usage)
     const nanoUsd = this.prices.costOf(model, billed)
-    // What the call used, less what it reserved (nothing, without a reservation).
-    const reserved = reservation?.amounts
-    const deltas: Record<QuotaResource, number> = {
-      requests: 1 - (reserved?.requests ?? 0),
-      tokens: billed.prompt + billed.output + billed.thinking - (reserved?.tokens ?? 0),
-      nanoUsd: nanoUsd - (reserved?.nanoUsd ?? 0),
-    }
     const rule = this.ruleFor(identity)?.name ?? 'none'
     this.metrics.usage(rule, this.prices.labelOf(model), billed, nanoUsd)
     const call = this.usage.call(model, billed, nanoUsd)
@@ -327,6 +320,13 @@ export class Enforcer {
       // No limit to correct: the day's usage is batched with others' (one write per person per second).
       this.usage.add(identity.personId, call)
       return
+    }
+    // What the call used, less what it reserved (nothing, without a reservation).
+    const reserved = reservation?.amounts
+    const deltas: Record<QuotaResource, number> = {
+      requests: 1 - (reserved?.requests ?? 0),
+      tokens: billed.prompt + billed.output + billed.thinking - (reserved?.tokens ?? 0),
+      nanoUsd: nanoUsd - (reserved?.nanoUsd ?? 0),
     }
     if (reservation?.local === true) {
       this.#local.settle({ charges: checks.map((entry) => ({ check: entry.check, amount: deltas[entry.check.resource] })) })

@@ -6,7 +6,7 @@ import { limitsSchema, type Limits } from '../config/policy.js'
 import { BadRequestError, googleError, NotFoundError, SignInAgainError, UnauthenticatedError } from '../errors.js'
 import type { Identity } from './identity.js'
 import { FORM_TOKEN_FIELD, KeyGuard } from './key-guard.js'
-import { KEY_PATTERN, KEY_PREFIX, keyHash, KeyStore, type GatewayKey } from './key-store.js'
+import { KEY_PATTERN, KEY_PREFIX, KeyStore, type GatewayKey } from './key-store.js'
 import { html, layout, sendPage, type Html } from './pages.js'
 import { presentedCredential } from './presented.js'
 
@@ -182,7 +182,8 @@ export default fp(async function keysPlugin (app) {
   app.credentialResolvers.push((request) => {
     const secret = presentedKey(request)
     if (secret === null) return null
-    const cacheKey = KEY_PATTERN.test(secret) ? `key:${keyHash(secret)}` : null
+    // Cached by the key itself, as sessions are by their signed cookie: a hit skips the hash too.
+    const cacheKey = KEY_PATTERN.test(secret) ? `key:${secret}` : null
     return (cacheKey === null ? undefined : app.identityCache.get(cacheKey)) ?? resolveKey(secret, cacheKey)
   })
   app.signOutHooks.push(async (personId) => { await keys.revokeAll(personId) })

@@ -45,8 +45,12 @@ export function isApiPath (path: string): boolean {
 
 const HEX = /^[0-9a-fA-F]{2}$/
 
+/** Printable ASCII without a backslash, a fragment or a percent-escape: most paths, checked in one regex pass. */
+const PLAIN_PATH = /^[\x21\x22\x24\x26-\x5b\x5d-\x7e]*$/
+
 /** One pass over the path's characters: printable ASCII only, and every escape well formed and harmless once decoded. */
 function checkCharacters (path: string): void {
+  if (PLAIN_PATH.test(path)) return
   for (let index = 0; index < path.length; index++) {
     const code = path.charCodeAt(index)
     // Printable ASCII only: no spaces or control characters; no backslashes or fragments.
@@ -60,15 +64,15 @@ function checkCharacters (path: string): void {
   }
 }
 
+/** A segment that is `.` or `..` (a path starting with `/`; checked after its characters). */
+const DOT_SEGMENT = /\/\.\.?(?:\/|$)/
+
 function checkPath (path: string): void {
   if (!path.startsWith('/')) refuse('only origin-form request targets (starting with /) are accepted')
   checkCharacters(path)
-  const segments = path.split('/')
-  for (let index = 1; index < segments.length; index++) {
-    const segment = segments[index]
-    if (segment === '.' || segment === '..') refuse('it contains a dot segment')
-    if (segment === '' && index < segments.length - 1) refuse('it contains an empty segment')
-  }
+  if (DOT_SEGMENT.test(path)) refuse('it contains a dot segment')
+  // An empty segment anywhere but last (a trailing slash) is two slashes in a row.
+  if (path.includes('//')) refuse('it contains an empty segment')
   if (!isApiPath(path)) refuse(`it is not under ${API_PREFIXES.join(', ')}`)
   if (GOOGLE_EPHEMERAL_TOKENS.test(path)) {
     throw new BadRequestError('Ephemeral tokens are the gateway\'s own: mint one with POST /v1alpha/auth_tokens (a token from Google would bypass the gateway).')
@@ -96,7 +100,8 @@ export function upstreamTarget (rawUrl: string): UpstreamTarget {
   const queryAt = rawUrl.indexOf('?')
   const path = queryAt === -1 ? rawUrl : rawUrl.slice(0, queryAt)
   checkPath(path)
-  const query = queryAt === -1 ? '' : rawUrl.slice(queryAt + 1)
+  if (queryAt === -1) return { path, search: '' }
+  const query = rawUrl.slice(queryAt + 1)
   const kept = query.split('&').filter((pair) => pair !== '' && !isDroppedParam(pair))
   return { path, search: kept.length === 0 ? '' : `?${kept.join('&')}` }
 }

@@ -43,10 +43,12 @@ declare module 'fastify' {
     credentialResolvers: CredentialResolver[]
     /** Identifies the caller with the first resolver that recognises a credential (after every resolver had its say), and remembers it on the request. */
     identify: (request: FastifyRequest) => Promise<Identity | null>
+    /** `identify`, answering synchronously when every resolver did (the steady state of an API call: no promise). */
+    identifyNow: (request: FastifyRequest) => Identity | null | Promise<Identity | null>
     /** Announces changes to a person's sessions, keys and tokens to every replica's caches. */
     personChanges: PersonChanges
     /**
-     * Credentials recently proven (`cookie:<signed session cookie>`, `key:<hash>`, `assertion:<jwt>`) and whom they identify, so the
+     * Credentials recently proven (`cookie:<signed session cookie>`, `key:<gateway key>`, `assertion:<jwt>`) and whom they identify, so the
      * steady state costs no store round trip; dropped per person on any announced change.
      */
     identityCache: PersonCache<Identity>
@@ -67,15 +69,30 @@ export default fp(async function identityPlugin (app) {
   })
   // Every resolver runs, not just until one answers: a bad credential of any kind (a revoked key
   // beside a good session cookie) refuses the request rather than being outvoted by another.
-  app.decorate('identify', async (request: FastifyRequest) => {
+  const identifyNow = (request: FastifyRequest): Identity | null | Promise<Identity | null> => {
     if (request.identity !== null) return request.identity
     let identity: Identity | null = null
-    for (const resolve of app.credentialResolvers) {
-      const found = resolve(request)
+    for (let index = 0; index < app.credentialResolvers.length; index++) {
+      const found = app.credentialResolvers[index]!(request)
+      // A resolver that has to read the store: the rest of the round goes on asynchronously.
+      if (found instanceof Promise) return resolveRest(request, identity, found, index + 1)
+      identity ??= found
+    }
+    request.identity = identity
+    return identity
+  }
+  async function resolveRest (request: FastifyRequest, identity: Identity | null, pending: Promise<Identity | null>, next: number): Promise<Identity | null> {
+    // Awaited whatever was found before it: a bad credential refuses the request (never `??= await`).
+    const first = await pending
+    identity ??= first
+    for (let index = next; index < app.credentialResolvers.length; index++) {
+      const found = app.credentialResolvers[index]!(request)
       const resolved = found instanceof Promise ? await found : found
       identity ??= resolved
     }
     request.identity = identity
     return identity
-  })
+  }
+  app.decorate('identifyNow', identifyNow)
+  app.decorate('identify', async (request: FastifyRequest) => await identifyNow(request))
 }, { name: 'gemgate-identity' })

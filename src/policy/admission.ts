@@ -101,49 +101,53 @@ export async function knownLimitHeaders (enforcer: Enforcer, reply: FastifyReply
 
 const PASS_SETTLE = (): void => {}
 
+/** A call that reserves nothing (settles nothing), answered with what this replica knows of the caller's limits. */
+async function withKnownLimitHeaders (enforcer: Enforcer, reply: FastifyReply, identity: Identity, body: RequestBody): Promise<Admission> {
+  await knownLimitHeaders(enforcer, reply, identity)
+  return { body, settle: PASS_SETTLE }
+}
+
 /**
  * Admits one API call, or throws: 403 for a model the policy does not allow, 429 over a limit,
  * 503 when the store is down and POLICY_ON_STORE_FAILURE=closed. An admitted call holds a
  * reservation until it is settled; an error gives it back, a stream the client abandoned without
  * usage is charged its prompt, and a whole answer without readable usage is charged as reserved.
+ * Answers synchronously when it can (a model call with no limit, or one admitted from a lease
+ * held in process): the steady state costs no promise per call. Throws rather than rejects when
+ * it refuses without asking the store.
  */
-export async function admit (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity, path: string, body: RequestBody): Promise<Admission> {
+export function admit (enforcer: Enforcer, request: FastifyRequest, reply: FastifyReply, identity: Identity, path: string, body: RequestBody): Admission | Promise<Admission> {
   const call = modelCall(path)
   const unpriced = call === null && request.method === 'POST' ? UNPRICED_RESOURCE.exec(path) : null
   if (unpriced !== null) {
     // A file search store names no model; an interaction names one (or an agent), or is checked as naming none.
     const read = unpriced[1] !== undefined ? { model: undefined, body, json: undefined } : readModel(request, body)
     const model = unpriced[1] !== undefined ? undefined : read.model ?? '(none)'
-    const admission = await admitUnpriced(enforcer, reply, identity, { model, what: path.slice(path.lastIndexOf('/') + 1).replace(/^[^:]+(?=:)/, '') }, read.body)
-    return CACHE_MAKING.test(path) ? rememberCacheTools(enforcer, admission, read.json) : admission
+    const admitted = admitUnpriced(enforcer, reply, identity, { model, what: path.slice(path.lastIndexOf('/') + 1).replace(/^[^:]+(?=:)/, '') }, read.body)
+    return CACHE_MAKING.test(path) ? admitted.then((admission) => rememberCacheTools(enforcer, admission, read.json)) : admitted
   }
   const named = call === null ? MODEL_IN_PATH.exec(path) : null
   if (named !== null) {
     const model = decoded(named[1]!)
-    if (request.method === 'POST') return await admitUnpriced(enforcer, reply, identity, { model, what: `models/${model}${path.slice(named.index + named[0].length)}` }, body)
+    if (request.method === 'POST') return admitUnpriced(enforcer, reply, identity, { model, what: `models/${model}${path.slice(named.index + named[0].length)}` }, body)
     checkModel(enforcer, identity, model)
   }
   if (call === null && isWrite(request.method) && !FREE_WRITE.test(path)) {
     const read = readModel(request, body)
     const model = DYNAMIC_ROUTE.exec(path)?.[1] ?? (read.model === null ? '(a body too large to check)' : read.model)
-    return await admitUnpriced(enforcer, reply, identity, { model, what: path.replace(/^\/(?:upload\/)?[^/]+\//, '') }, read.body)
+    return admitUnpriced(enforcer, reply, identity, { model, what: path.replace(/^\/(?:upload\/)?[^/]+\//, '') }, read.body)
   }
   if (call === null) {
     if (MODEL_LIST.test(path) && (enforcer.ruleFor(identity)?.limits.models !== undefined || identity.keyLimits?.models !== undefined)) {
       throw new BadRequestError(`List models at ${path.slice(0, path.indexOf('/', 1))}/models: only that list shows the models the gateway's policy allows you.`)
     }
-    const forwarded = checkBodyModel(enforcer, request, identity, path, body)
-    await knownLimitHeaders(enforcer, reply, identity)
-    return { body: forwarded, settle: PASS_SETTLE }
+    return withKnownLimitHeaders(enforcer, reply, identity, checkBodyModel(enforcer, request, identity, path, body))
   }
   const rule = enforcer.ruleFor(identity)
   checkModel(enforcer, identity, call.model)
   const generating = GENERATING.has(call.method ?? '')
-  if (call.method === undefined || FREE.has(call.method)) {
-    await knownLimitHeaders(enforcer, reply, identity)
-    return { body, settle: PASS_SETTLE }
-  }
-  if (!generating && !EMBEDDING.has(call.method)) return await admitUnpriced(enforcer, reply, identity, { model: call.model, what: `:${call.method}` }, body)
+  if (call.method === undefined || FREE.has(call.method)) return withKnownLimitHeaders(enforcer, reply, identity, body)
+  if (!generating && !EMBEDDING.has(call.method)) return admitUnpriced(enforcer, reply, identity, { model: call.model, what: `:${call.method}` }, body)
   const checks = enforcer.checksOf(identity, Date.now())
   if (checks.length === 0) return unlimited(enforcer, identity, call.model, body)
   return reserveCall(enforcer, request, reply, identity, { model: call.model, generating, ruleName: rule?.name ?? 'key' }, body, checks, GEMINI_BODY)

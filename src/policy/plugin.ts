@@ -31,9 +31,9 @@ export interface Policy {
   /**
    * The one call before forwarding: checks the model allow-list, rates and budgets, reserves,
    * may lower maxOutputTokens in the body and sets the x-ratelimit-* headers on `reply`. Throws
-   * 403, 429 or 503 in Google's shape.
+   * 403, 429 or 503 in Google's shape. Synchronous when it can be (see admission.ts).
    */
-  admit: (request: FastifyRequest, reply: FastifyReply, identity: Identity, path: string, body: RequestBody) => Promise<Admission>
+  admit: (request: FastifyRequest, reply: FastifyReply, identity: Identity, path: string, body: RequestBody) => Admission | Promise<Admission>
   /**
    * The same for a metered call whose model the caller read and whose body `shape` reads (the
    * OpenAI-compatible surface): reserved ahead, its output cap lowered, settled once.
@@ -105,7 +105,7 @@ export default fp(async function policyPlugin (app) {
   const enforcer = new Enforcer(app.config, app.store, new PolicyMetrics(app.metrics), app.log.child({ component: 'policy' }))
   app.decorate('policy', {
     enforcer,
-    // admit and admitModelCall are async already: their promise is passed on, not awaited again.
+    // Their answers (admit's: an admission when it has one at once, else a promise) are passed on as they are.
     admit: (request, reply, identity, path, body) => admit(enforcer, request, reply, identity, path, body),
     admitCall: (request, reply, identity, call, body, shape) => admitModelCall(enforcer, request, reply, identity, call, body, shape),
     admitUnpriced: (reply, identity, call, body) => admitUnpriced(enforcer, reply, identity, call, body),

@@ -65,13 +65,21 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
   app.addContentTypeParser('*', (_request, _payload, done) => { done(null) })
 
   /**
-   * One call upstream with the person's token (refreshed first when `force`). The client is
-   * checked again once the token is there: a refresh can take seconds, and a client that left
-   * meanwhile must not cost an upstream call.
+   * One call upstream with the person's token (refreshed first when `force`). Synchronous when the
+   * token is cached in process (the steady state); otherwise the client is checked again once the
+   * token is there: a refresh can take seconds, and a client that left meanwhile must not cost an
+   * upstream call.
    */
-  async function attempt (request: FastifyRequest, client: ClientWatch, identity: Identity, target: UpstreamTarget, admission: Admission, force: boolean): Promise<UpstreamExchange> {
-    const accessToken = await app.vault.accessToken(identity.personId, { force })
-    client.check()
+  function attempt (request: FastifyRequest, client: ClientWatch, identity: Identity, target: UpstreamTarget, admission: Admission, force: boolean): UpstreamExchange | Promise<UpstreamExchange> {
+    const cached = force ? undefined : app.vault.cachedAccessToken(identity.personId)
+    if (cached !== undefined) return dispatch(request, client, target, admission, cached)
+    return app.vault.accessToken(identity.personId, { force }).then((accessToken) => {
+      client.check()
+      return dispatch(request, client, target, admission, accessToken)
+    })
+  }
+
+  function dispatch (request: FastifyRequest, client: ClientWatch, target: UpstreamTarget, admission: Admission, accessToken: string): UpstreamExchange {
     const exchange = dispatchUpstream(pool, {
       method: request.method as Dispatcher.HttpMethod,
       path: target.path + target.search,
@@ -125,16 +133,20 @@ export default async function geminiProxyPlugin (app: FastifyInstance): Promise<
   async function proxy (request: FastifyRequest, reply: FastifyReply): Promise<void> {
     const target = upstreamTarget(request.raw.url ?? '')
     const client = new ClientWatch(reply.raw)
-    const identity = await app.identify(request)
+    // Identity, admission and the token answer at once in the steady state: awaited only when they had to wait.
+    const identified = app.identifyNow(request)
+    const identity = identified instanceof Promise ? await identified : identified
     if (identity === null) {
       throw new UnauthenticatedError(`Not signed in: sign in at ${publicUrl}/auth/login, or send a gateway key in x-goog-api-key.`)
     }
     client.check()
-    const admission = await app.policy.admit(request, reply, identity, target.path, await readRequestBody(request.raw, upstream.retryBodyLimitBytes))
+    const admitted = app.policy.admit(request, reply, identity, target.path, await readRequestBody(request.raw, upstream.retryBodyLimitBytes))
+    const admission = admitted instanceof Promise ? await admitted : admitted
     try {
       client.check()
       // Before forwarding: the caller is known and admitted, the body is read (or streaming) and nothing has gone upstream yet.
-      let exchange = await attempt(request, client, identity, target, admission, false)
+      const first = attempt(request, client, identity, target, admission, false)
+      let exchange = first instanceof Promise ? await first : first
       let head = await headOf(exchange, request, client)
       // A token the vault thought valid was refused (revoked, rotated elsewhere): refresh once and retry, if the body can be sent again.
       if (head.statusCode === 401 && admission.body.kind !== 'streamed') {

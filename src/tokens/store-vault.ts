@@ -103,11 +103,16 @@ export class StoreTokenVault implements TokenVault {
     await this.#records.remove(personId)
   }
 
+  cachedAccessToken (personId: string): string | undefined {
+    const kept = this.#refresher.unsaved(personId) ?? this.#tokens?.get(personId)
+    return kept !== undefined && this.#servable(kept, Date.now()) ? kept.accessToken : undefined
+  }
+
   async accessToken (personId: string, options: { force?: boolean } = {}): Promise<string> {
     assertPersonId(personId)
     const force = options.force === true
-    const kept = this.#refresher.unsaved(personId) ?? (force ? undefined : this.#tokens?.get(personId))
-    if (kept !== undefined && !force && this.#servable(kept, Date.now())) return kept.accessToken
+    const cached = force ? undefined : this.cachedAccessToken(personId)
+    if (cached !== undefined) return cached
     const ticket = this.#tokens?.ticket() ?? 0
     const read = await this.#records.read(personId)
     if (read === null) throw new SignInAgainError(this.options.publicUrl)

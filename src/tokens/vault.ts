@@ -32,6 +32,11 @@ export interface TokenVault {
    */
   accessToken (personId: string, options?: { force?: boolean }): Promise<string>
   /**
+   * The access token when this process holds it and it may be served as is; undefined otherwise
+   * (then `accessToken` reads, or refreshes, it). Synchronous: no promise per proxied call.
+   */
+  cachedAccessToken (personId: string): string | undefined
+  /**
    * Calls `listener` with the person id whenever any replica signs a person out because the
    * provider refused their refresh token (invalid_grant), so sessions and keys can be dropped;
    * `at` is when the record was deleted: what a new sign-in started after it must stay.

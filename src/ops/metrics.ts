@@ -34,14 +34,18 @@ export default fp(async function metricsPlugin (app) {
     registers: [registry],
   })
 
-  // Series by method, route and status: prom-client would otherwise hash the labels on every request.
-  const series = new Map<string, { requests: CounterSeries, duration: HistogramSeries }>()
+  // Series by method, route and status: prom-client would otherwise hash the labels on every
+  // request. Maps within maps: a key joined from the three would be a new string to hash each time.
+  const series = new Map<string, Map<string, Map<number, { requests: CounterSeries, duration: HistogramSeries }>>>()
   const countRequest = (method: string, route: string, status: number, seconds: number): void => {
-    const key = `${method} ${route} ${status}`
-    let children = series.get(key)
+    let routes = series.get(method)
+    if (routes === undefined) series.set(method, routes = new Map())
+    let statuses = routes.get(route)
+    if (statuses === undefined) routes.set(route, statuses = new Map())
+    let children = statuses.get(status)
     if (children === undefined) {
       const labels = { method, route, status: String(status) }
-      series.set(key, children = { requests: requests.series(labels), duration: duration.series(labels) })
+      statuses.set(status, children = { requests: requests.series(labels), duration: duration.series(labels) })
     }
     children.requests.value++
     children.duration.observe(seconds)

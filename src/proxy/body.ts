@@ -40,7 +40,8 @@ async function readSmall (request: Readable, keepLimit: number): Promise<{ chunk
     const cleanup = (): void => {
       request.off('data', onData).off('end', onEnd).off('error', onError).off('close', onClose)
     }
-    request.on('data', onData).once('end', onEnd).once('error', onError).once('close', onClose)
+    // `on`, not `once`: cleanup removes all four at the first of them (`once` would wrap each).
+    request.on('data', onData).on('end', onEnd).on('error', onError).on('close', onClose)
   })
 }
 

@@ -16,7 +16,8 @@ export class ClientWatch {
 
   constructor (private readonly response: ServerResponse) {
     this.#gone = response.destroyed || response.socket?.destroyed === true
-    if (!this.#gone) response.once('close', this.#onClose)
+    // A response closes once: `on` (not `once`, which wraps the listener each call).
+    if (!this.#gone) response.on('close', this.#onClose)
   }
 
   readonly #onClose = (): void => {

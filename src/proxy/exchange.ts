@@ -34,7 +34,8 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   #abandoned: Error | undefined
   #headed = false
   #sink: BodySink | undefined
-  #early: Buffer[] = []
+  /** Chunks that came before `pipe` (made only when one does). */
+  #early: Buffer[] | undefined
   #ended = false
   #failed: Error | undefined
   readonly #resume = (): void => { this.#controller?.resume() }
@@ -58,7 +59,7 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   }
 
   onResponseData (controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.#sink === undefined) this.#early.push(chunk)
+    if (this.#sink === undefined) (this.#early ??= []).push(chunk)
     else if (!this.#sink.data(chunk, this.#resume)) controller.pause()
   }
 
@@ -88,9 +89,11 @@ export class UpstreamExchange implements Dispatcher.DispatchHandler {
   pipe (sink: BodySink): void {
     this.#sink = sink
     const early = this.#early
-    this.#early = []
-    for (const chunk of early) {
-      if (!sink.data(chunk, this.#resume)) this.#controller?.pause()
+    this.#early = undefined
+    if (early !== undefined) {
+      for (const chunk of early) {
+        if (!sink.data(chunk, this.#resume)) this.#controller?.pause()
+      }
     }
     if (this.#failed !== undefined) sink.error(this.#failed)
     else if (this.#ended) sink.end()

@@ -118,7 +118,8 @@ export function serveFast (deps: FastPathDeps, raw: IncomingMessage, response: S
   const request = new FastRequest(raw, id, deps.log)
   const reply = new FastReply(response, id, () => {
     // 'close' comes after 'finish', or alone when the client hung up: that answer is logged and counted as 499.
-    response.once('close', () => { deps.answered(request, route, response.writableFinished ? response.statusCode : CLIENT_CLOSED_STATUS, performance.now() - startedAt) })
+    // A response closes once: `on` (not `once`, which wraps the listener each call).
+    response.on('close', () => { deps.answered(request, route, response.writableFinished ? response.statusCode : CLIENT_CLOSED_STATUS, performance.now() - startedAt) })
   })
   deps.proxy(request as unknown as FastifyRequest, reply as unknown as FastifyReply).catch((error: unknown) => {
     if (response.headersSent) {

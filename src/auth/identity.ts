@@ -69,30 +69,23 @@ export default fp(async function identityPlugin (app) {
   })
   // Every resolver runs, not just until one answers: a bad credential of any kind (a revoked key
   // beside a good session cookie) refuses the request rather than being outvoted by another.
-  const identifyNow = (request: FastifyRequest): Identity | null | Promise<Identity | null> => {
-    if (request.identity !== null) return request.identity
-    let identity: Identity | null = null
-    for (let index = 0; index < app.credentialResolvers.length; index++) {
+  // Resolvers from `index` on, `identity` being what the earlier ones found. One that has to read
+  // the store is awaited (whatever was found before it: a bad credential still refuses) and the
+  // round goes on from the next; while each answers at once, so does the round.
+  const identifyFrom = (request: FastifyRequest, identity: Identity | null, index: number): Identity | null | Promise<Identity | null> => {
+    for (; index < app.credentialResolvers.length; index++) {
       const found = app.credentialResolvers[index]!(request)
-      // A resolver that has to read the store: the rest of the round goes on asynchronously.
-      if (found instanceof Promise) return resolveRest(request, identity, found, index + 1)
+      if (found instanceof Promise) {
+        const next = index + 1
+        return found.then((resolved) => identifyFrom(request, identity ?? resolved, next))
+      }
       identity ??= found
     }
     request.identity = identity
     return identity
   }
-  async function resolveRest (request: FastifyRequest, identity: Identity | null, pending: Promise<Identity | null>, next: number): Promise<Identity | null> {
-    // Awaited whatever was found before it: a bad credential refuses the request (never `??= await`).
-    const first = await pending
-    identity ??= first
-    for (let index = next; index < app.credentialResolvers.length; index++) {
-      const found = app.credentialResolvers[index]!(request)
-      const resolved = found instanceof Promise ? await found : found
-      identity ??= resolved
-    }
-    request.identity = identity
-    return identity
-  }
+  const identifyNow = (request: FastifyRequest): Identity | null | Promise<Identity | null> =>
+    request.identity !== null ? request.identity : identifyFrom(request, null, 0)
   app.decorate('identifyNow', identifyNow)
   app.decorate('identify', async (request: FastifyRequest) => await identifyNow(request))
 }, { name: 'gemgate-identity' })
